@@ -1,0 +1,296 @@
+//! Key newtypes: secrets that zeroize on drop, compare in constant time and never print,
+//! and public keys as separate, freely copyable types.
+
+use core::fmt;
+
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::{CryptoError, KEY_LEN, NONCE_LEN};
+
+fn array_from<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N], CryptoError> {
+    bytes.try_into().map_err(|_| CryptoError::InvalidLength {
+        what,
+        expected: N,
+        got: bytes.len(),
+    })
+}
+
+/// A 256-bit symmetric key: Database Key, Local File Key, Attachment Key, Case Key,
+/// backup key. Boxed so that moves do not leave copies on the stack; zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SymmetricKey(Box<[u8; KEY_LEN]>);
+
+impl SymmetricKey {
+    /// A fresh key from the OS CSPRNG (`secure_random_bytes(32)` in the whitepaper).
+    pub fn generate() -> Self {
+        Self(Box::new(crate::random_bytes()))
+    }
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(Box::new(bytes))
+    }
+    /// Wraps a slice, checking its length.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self::from_bytes(array_from(bytes, "symmetric key")?))
+    }
+    /// The raw key. Named so that every use of a secret stands out in review.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl PartialEq for SymmetricKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&*other.0).into()
+    }
+}
+impl Eq for SymmetricKey {}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SymmetricKey(<redacted>)")
+    }
+}
+
+/// A 24-byte XSalsa20 nonce.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Nonce(pub [u8; NONCE_LEN]);
+
+impl Nonce {
+    /// A random nonce; 192 bits make collisions negligible.
+    pub fn random() -> Self {
+        Self(crate::random_bytes())
+    }
+    /// Parses a nonce, checking its length.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self(array_from(bytes, "nonce")?))
+    }
+    /// The nonce bytes.
+    pub fn as_bytes(&self) -> &[u8; NONCE_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Nonce({})", hex_short(&self.0))
+    }
+}
+
+fn hex_short(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+}
+
+/// The public half of a Box Key (X25519).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BoxPublicKey(pub [u8; KEY_LEN]);
+
+impl BoxPublicKey {
+    /// Parses a public key, checking its length.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self(array_from(bytes, "box public key")?))
+    }
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BoxPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BoxPublicKey({})", hex_short(&self.0))
+    }
+}
+
+/// The secret half of a Box Key. Zeroized on drop, never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct BoxSecretKey(Box<[u8; KEY_LEN]>);
+
+impl BoxSecretKey {
+    /// Wraps raw secret key bytes (libsodium's 32-byte `crypto_box` secret key).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(Box::new(bytes))
+    }
+    /// Wraps a slice, checking its length.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self::from_bytes(array_from(bytes, "box secret key")?))
+    }
+    /// The raw secret key.
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+    /// The matching public key (X25519 base-point multiplication).
+    pub fn public_key(&self) -> BoxPublicKey {
+        let sk = crypto_box::SecretKey::from(*self.0);
+        BoxPublicKey(*sk.public_key().as_bytes())
+    }
+}
+
+impl PartialEq for BoxSecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&*other.0).into()
+    }
+}
+impl Eq for BoxSecretKey {}
+
+impl fmt::Debug for BoxSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoxSecretKey(<redacted>)")
+    }
+}
+
+/// A Box Key pair (`crypto_box_keypair`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BoxKeyPair {
+    /// The public key, published through the server.
+    pub public: BoxPublicKey,
+    /// The secret key, which never leaves the installation (or the virtual device).
+    pub secret: BoxSecretKey,
+}
+
+impl BoxKeyPair {
+    /// A fresh key pair from the OS CSPRNG.
+    pub fn generate() -> Self {
+        Self::from_secret(BoxSecretKey::from_bytes(crate::random_bytes()))
+    }
+    /// Rebuilds the pair from its secret half.
+    pub fn from_secret(secret: BoxSecretKey) -> Self {
+        Self {
+            public: secret.public_key(),
+            secret,
+        }
+    }
+}
+
+impl fmt::Debug for BoxKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public half of a Sign Key (Ed25519).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SignPublicKey(pub [u8; KEY_LEN]);
+
+impl SignPublicKey {
+    /// Parses a public key, checking its length (not yet its validity: see [`Self::verifying_key`]).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self(array_from(bytes, "sign public key")?))
+    }
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+    /// Decodes the point and rejects keys of small order, which could make a signature
+    /// verify for many messages.
+    pub(crate) fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::InvalidPublicKey("not a valid Ed25519 point"))?;
+        if key.is_weak() {
+            return Err(CryptoError::InvalidPublicKey("Ed25519 key of small order"));
+        }
+        Ok(key)
+    }
+}
+
+impl fmt::Debug for SignPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignPublicKey({})", hex_short(&self.0))
+    }
+}
+
+/// A Sign Key pair (Ed25519). Holds the 32-byte seed; zeroized on drop, never printed.
+#[derive(Clone)]
+pub struct SignKeyPair {
+    signing: Box<ed25519_dalek::SigningKey>,
+}
+
+impl SignKeyPair {
+    /// A fresh key pair from the OS CSPRNG (`crypto_sign_keypair`).
+    pub fn generate() -> Self {
+        Self::from_seed(crate::random_bytes())
+    }
+    /// Rebuilds the pair from its 32-byte seed (libsodium's `crypto_sign_seed_keypair`).
+    pub fn from_seed(seed: [u8; KEY_LEN]) -> Self {
+        Self {
+            signing: Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)),
+        }
+    }
+    /// Parses a seed, checking its length.
+    pub fn from_seed_slice(seed: &[u8]) -> Result<Self, CryptoError> {
+        Ok(Self::from_seed(array_from(seed, "sign key seed")?))
+    }
+    /// The 32-byte seed, the whole secret.
+    pub fn expose_seed(&self) -> [u8; KEY_LEN] {
+        self.signing.to_bytes()
+    }
+    /// libsodium's 64-byte secret key layout: seed followed by public key.
+    pub fn expose_libsodium_secret(&self) -> [u8; 64] {
+        self.signing.to_keypair_bytes()
+    }
+    /// The public key.
+    pub fn public(&self) -> SignPublicKey {
+        SignPublicKey(self.signing.verifying_key().to_bytes())
+    }
+    pub(crate) fn signing_key(&self) -> &ed25519_dalek::SigningKey {
+        &self.signing
+    }
+}
+
+impl PartialEq for SignKeyPair {
+    fn eq(&self, other: &Self) -> bool {
+        self.signing.to_bytes().ct_eq(&other.signing.to_bytes()).into()
+    }
+}
+impl Eq for SignKeyPair {}
+
+impl fmt::Debug for SignKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignKeyPair")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let sym = SymmetricKey::from_bytes([0xAB; 32]);
+        let boxes = BoxKeyPair::from_secret(BoxSecretKey::from_bytes([0xCD; 32]));
+        let sign = SignKeyPair::from_seed([0xEF; 32]);
+        let printed = format!("{sym:?} {boxes:?} {:?} {sign:?}", boxes.secret);
+        for needle in ["abab", "cdcd", "efef", "171, 171", "205, 205", "239, 239"] {
+            assert!(!printed.contains(needle), "{needle} leaked in {printed}");
+        }
+        assert!(printed.contains("redacted"));
+    }
+
+    #[test]
+    fn lengths_are_checked() {
+        assert_eq!(
+            SymmetricKey::from_slice(&[0; 31]),
+            Err(CryptoError::InvalidLength {
+                what: "symmetric key",
+                expected: 32,
+                got: 31
+            })
+        );
+        assert!(Nonce::from_slice(&[0; 32]).is_err());
+        assert!(BoxPublicKey::from_slice(&[0; 33]).is_err());
+    }
+
+    #[test]
+    fn small_order_sign_keys_are_rejected() {
+        // The identity point encodes as 0x01 followed by zeros.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(SignPublicKey(identity).verifying_key().is_err());
+        assert!(SignKeyPair::generate().public().verifying_key().is_ok());
+    }
+}
