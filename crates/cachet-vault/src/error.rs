@@ -1,0 +1,35 @@
+//! The one error type of this crate.
+
+/// What can go wrong with shares, keys and sealed rows.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// A share token is not in the `cachet-share-v1:` format.
+    #[error("not a cachet key share: {0}")]
+    MalformedShare(&'static str),
+    /// A share does not match the digest recorded for its index: mistyped, corrupted or
+    /// from another vault.
+    #[error("share {index} is corrupted or belongs to another vault")]
+    CorruptShare {
+        /// Index of the share (1-based, as printed on it).
+        index: u8,
+    },
+    /// The same share was entered twice.
+    #[error("share {index} was already entered")]
+    DuplicateShare {
+        /// Index of the share.
+        index: u8,
+    },
+    /// The shares combined to something that is not the master key.
+    #[error("the shares do not combine to this vault's master key")]
+    WrongMasterKey,
+    /// Invalid threshold or share count.
+    #[error("invalid sharing: {0}")]
+    InvalidSharing(&'static str),
+    /// A sealed row or wrapped key did not open (wrong key, wrong row, tampered).
+    #[error("sealed data did not open: wrong key, moved or tampered")]
+    Open,
+    /// No KEK exists for this purpose.
+    #[error("no key-encryption key for purpose {0:?}")]
+    UnknownPurpose(String),
+}
