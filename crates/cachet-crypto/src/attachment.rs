@@ -32,11 +32,12 @@ pub const CHUNK_SIZE: usize = 2 * 1024 * 1024;
 pub const SEALED_CHUNK_SIZE: usize = CHUNK_SIZE + MAC_LEN;
 
 /// Attachment format versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FormatVersion {
     /// The whitepaper's format; truncation at a chunk boundary is not detected.
     V1,
     /// Authenticates the final chunk and so the total length. Default for new attachments.
+    #[default]
     V2,
 }
 
@@ -55,12 +56,6 @@ impl FormatVersion {
             2 => Ok(Self::V2),
             other => Err(CryptoError::UnsupportedVersion(other)),
         }
-    }
-}
-
-impl Default for FormatVersion {
-    fn default() -> Self {
-        Self::V2
     }
 }
 
@@ -120,7 +115,11 @@ impl ChunkSealer {
 
     /// As [`Self::seal_chunk`], over `buffer = [0; 16] || plaintext`, which becomes the
     /// sealed chunk. Saves an allocation per chunk on the bulk path.
-    pub fn seal_chunk_in_place(&mut self, buffer: &mut [u8], is_final: bool) -> Result<(), CryptoError> {
+    pub fn seal_chunk_in_place(
+        &mut self,
+        buffer: &mut [u8],
+        is_final: bool,
+    ) -> Result<(), CryptoError> {
         let len = buffer
             .len()
             .checked_sub(MAC_LEN)
@@ -129,7 +128,9 @@ impl ChunkSealer {
             return Err(CryptoError::Stream("chunk sealed after the final one"));
         }
         if len > CHUNK_SIZE || (!is_final && len != CHUNK_SIZE) {
-            return Err(CryptoError::Stream("only the final chunk may be shorter than 2 MiB"));
+            return Err(CryptoError::Stream(
+                "only the final chunk may be shorter than 2 MiB",
+            ));
         }
         if len == 0 && (self.next_index != 1 || self.version == FormatVersion::V1) {
             return Err(CryptoError::Stream("empty chunk"));
@@ -176,7 +177,11 @@ impl ChunkOpener {
     }
 
     /// As [`Self::open_chunk`], in place: on success the plaintext is `buffer[16..]`.
-    pub fn open_chunk_in_place(&mut self, buffer: &mut [u8], is_last: bool) -> Result<(), CryptoError> {
+    pub fn open_chunk_in_place(
+        &mut self,
+        buffer: &mut [u8],
+        is_last: bool,
+    ) -> Result<(), CryptoError> {
         if self.finished {
             return Err(CryptoError::Stream("data after the final chunk"));
         }
@@ -184,9 +189,9 @@ impl ChunkOpener {
             return Err(CryptoError::Stream("chunk of the wrong size"));
         }
         let nonce = chunk_nonce(self.version, self.next_index, is_last);
-        self.cipher
-            .open_in_place(buffer, &nonce)
-            .map_err(|_| CryptoError::Stream("chunk failed to authenticate: corrupted, reordered or truncated"))?;
+        self.cipher.open_in_place(buffer, &nonce).map_err(|_| {
+            CryptoError::Stream("chunk failed to authenticate: corrupted, reordered or truncated")
+        })?;
         self.next_index += 1;
         self.finished = is_last;
         Ok(())
@@ -198,7 +203,9 @@ impl ChunkOpener {
         match (self.version, self.finished, self.next_index) {
             (_, true, _) => Ok(()),
             (FormatVersion::V1, false, 1) => Ok(()), // v1 empty file: no chunks at all
-            _ => Err(CryptoError::Stream("attachment ended before its final chunk")),
+            _ => Err(CryptoError::Stream(
+                "attachment ended before its final chunk",
+            )),
         }
     }
 }
@@ -220,7 +227,11 @@ pub fn seal_all(plaintext: &[u8], key: &SymmetricKey, version: FormatVersion) ->
 }
 
 /// Opens a whole in-memory attachment.
-pub fn open_all(sealed: &[u8], key: &SymmetricKey, version: FormatVersion) -> Result<Vec<u8>, CryptoError> {
+pub fn open_all(
+    sealed: &[u8],
+    key: &SymmetricKey,
+    version: FormatVersion,
+) -> Result<Vec<u8>, CryptoError> {
     let mut opener = ChunkOpener::new(key, version);
     let mut out = Vec::with_capacity(sealed.len());
     let mut rest = sealed;
@@ -246,11 +257,26 @@ mod tests {
     fn round_trips_at_the_edges() {
         let key = SymmetricKey::generate();
         for version in [FormatVersion::V1, FormatVersion::V2] {
-            for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE] {
+            for len in [
+                0,
+                1,
+                CHUNK_SIZE - 1,
+                CHUNK_SIZE,
+                CHUNK_SIZE + 1,
+                2 * CHUNK_SIZE,
+            ] {
                 let plain = data(len);
                 let sealed = seal_all(&plain, &key, version);
-                assert_eq!(sealed.len() as u64, sealed_len(version, len as u64), "{version:?} {len}");
-                assert_eq!(open_all(&sealed, &key, version).unwrap(), plain, "{version:?} {len}");
+                assert_eq!(
+                    sealed.len() as u64,
+                    sealed_len(version, len as u64),
+                    "{version:?} {len}"
+                );
+                assert_eq!(
+                    open_all(&sealed, &key, version).unwrap(),
+                    plain,
+                    "{version:?} {len}"
+                );
             }
         }
     }
@@ -262,11 +288,17 @@ mod tests {
         let v1 = seal_all(&plain, &key, FormatVersion::V1);
         let truncated = &v1[..2 * SEALED_CHUNK_SIZE];
         // The weakness that motivates version 2: a shorter file opens without complaint.
-        assert_eq!(open_all(truncated, &key, FormatVersion::V1).unwrap(), plain[..2 * CHUNK_SIZE]);
+        assert_eq!(
+            open_all(truncated, &key, FormatVersion::V1).unwrap(),
+            plain[..2 * CHUNK_SIZE]
+        );
 
         let v2 = seal_all(&plain, &key, FormatVersion::V2);
         for cut in [SEALED_CHUNK_SIZE, 2 * SEALED_CHUNK_SIZE, 0] {
-            assert!(open_all(&v2[..cut], &key, FormatVersion::V2).is_err(), "cut at {cut}");
+            assert!(
+                open_all(&v2[..cut], &key, FormatVersion::V2).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -294,7 +326,10 @@ mod tests {
         assert!(sealer.seal_chunk(&[0; 10], false).is_err());
         assert!(sealer.seal_chunk(&[0; 10], true).is_ok());
         assert!(sealer.seal_chunk(&[0; 10], true).is_err());
-        assert_eq!(FormatVersion::from_number(3), Err(CryptoError::UnsupportedVersion(3)));
+        assert_eq!(
+            FormatVersion::from_number(3),
+            Err(CryptoError::UnsupportedVersion(3))
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub struct Identity<'a> {
 
 /// One party's 32-byte fingerprint.
 pub fn fingerprint(identity: &Identity<'_>) -> [u8; 32] {
-    let keys = [identity.box_key.as_bytes().as_slice(), identity.sign_key.as_bytes()].concat();
+    let keys = [
+        identity.box_key.as_bytes().as_slice(),
+        identity.sign_key.as_bytes(),
+    ]
+    .concat();
     let mut hash = Sha512::new()
         .chain_update(DOMAIN)
         .chain_update((identity.user_id.len() as u32).to_be_bytes())
@@ -37,7 +41,10 @@ pub fn fingerprint(identity: &Identity<'_>) -> [u8; 32] {
         .chain_update(&keys)
         .finalize();
     for _ in 0..ITERATIONS {
-        hash = Sha512::new().chain_update(hash).chain_update(&keys).finalize();
+        hash = Sha512::new()
+            .chain_update(hash)
+            .chain_update(&keys)
+            .finalize();
     }
     let mut out = [0u8; 32];
     out.copy_from_slice(&hash[..32]);
@@ -59,7 +66,11 @@ pub fn digits(fingerprint: &[u8; 32]) -> String {
 /// The 60-digit safety number of two parties, the same whichever side computes it.
 pub fn safety_number(ours: &Identity<'_>, theirs: &Identity<'_>) -> String {
     let (first, second) = ordered(ours, theirs);
-    format!("{} {}", digits(&fingerprint(first)), digits(&fingerprint(second)))
+    format!(
+        "{} {}",
+        digits(&fingerprint(first)),
+        digits(&fingerprint(second))
+    )
 }
 
 /// The bytes to put in a QR code: version byte, then both fingerprints in user-id order.
@@ -93,7 +104,10 @@ pub fn verify_qr_payload(
     }
 }
 
-fn ordered<'a, 'b>(a: &'a Identity<'b>, b: &'a Identity<'b>) -> (&'a Identity<'b>, &'a Identity<'b>) {
+fn ordered<'a, 'b>(
+    a: &'a Identity<'b>,
+    b: &'a Identity<'b>,
+) -> (&'a Identity<'b>, &'a Identity<'b>) {
     if (a.user_id, a.box_key, a.sign_key) <= (b.user_id, b.box_key, b.sign_key) {
         (a, b)
     } else {
@@ -111,15 +125,27 @@ mod tests {
         let (ab, asg) = (BoxKeyPair::generate(), SignKeyPair::generate());
         let (bb, bsg) = (BoxKeyPair::generate(), SignKeyPair::generate());
         let (asp, bsp) = (asg.public(), bsg.public());
-        let alice = Identity { user_id: "alice", box_key: &ab.public, sign_key: &asp };
-        let bob = Identity { user_id: "bob", box_key: &bb.public, sign_key: &bsp };
+        let alice = Identity {
+            user_id: "alice",
+            box_key: &ab.public,
+            sign_key: &asp,
+        };
+        let bob = Identity {
+            user_id: "bob",
+            box_key: &bb.public,
+            sign_key: &bsp,
+        };
         let n1 = safety_number(&alice, &bob);
         assert_eq!(n1, safety_number(&bob, &alice));
         assert_eq!(n1.replace(' ', "").len(), 60);
         assert!(verify_qr_payload(&qr_payload(&bob, &alice), &alice, &bob).is_ok());
 
         let mallory_box = BoxKeyPair::generate();
-        let fake_bob = Identity { user_id: "bob", box_key: &mallory_box.public, sign_key: &bsp };
+        let fake_bob = Identity {
+            user_id: "bob",
+            box_key: &mallory_box.public,
+            sign_key: &bsp,
+        };
         assert_ne!(safety_number(&alice, &fake_bob), n1);
         assert!(verify_qr_payload(&qr_payload(&alice, &fake_bob), &alice, &bob).is_err());
         assert!(verify_qr_payload(&[1, 2, 3], &alice, &bob).is_err());

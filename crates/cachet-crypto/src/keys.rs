@@ -79,7 +79,12 @@ impl fmt::Debug for Nonce {
 }
 
 fn hex_short(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>() + "…"
+    bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }
 
 /// The public half of a Box Key (X25519).
@@ -122,8 +127,8 @@ impl BoxSecretKey {
     }
     /// The matching public key (X25519 base-point multiplication).
     pub fn public_key(&self) -> BoxPublicKey {
-        let sk = crypto_box::SecretKey::from(*self.0);
-        BoxPublicKey(*sk.public_key().as_bytes())
+        let secret = x25519_dalek::StaticSecret::from(*self.0);
+        BoxPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
     }
 }
 
@@ -242,7 +247,10 @@ impl SignKeyPair {
 
 impl PartialEq for SignKeyPair {
     fn eq(&self, other: &Self) -> bool {
-        self.signing.to_bytes().ct_eq(&other.signing.to_bytes()).into()
+        self.signing
+            .to_bytes()
+            .ct_eq(&other.signing.to_bytes())
+            .into()
     }
 }
 impl Eq for SignKeyPair {}

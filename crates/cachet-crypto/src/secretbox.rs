@@ -67,7 +67,10 @@ impl SecretBox {
 /// Encrypts under a fresh random nonce; returns the nonce and `tag || ciphertext`.
 pub fn seal(plaintext: &[u8], key: &SymmetricKey) -> (Nonce, Vec<u8>) {
     let nonce = Nonce::random();
-    (nonce, SecretBox::new(key).seal_with_nonce(plaintext, &nonce))
+    (
+        nonce,
+        SecretBox::new(key).seal_with_nonce(plaintext, &nonce),
+    )
 }
 
 /// Decrypts `tag || ciphertext` under `nonce`.
@@ -107,7 +110,10 @@ mod tests {
             open_prefixed(&sealed, &SymmetricKey::generate()),
             Err(CryptoError::Decrypt)
         );
-        assert_eq!(open_prefixed(&sealed[..39], &key), Err(CryptoError::Decrypt));
+        assert_eq!(
+            open_prefixed(&sealed[..39], &key),
+            Err(CryptoError::Decrypt)
+        );
         let mut bad = sealed.clone();
         bad[0] ^= 1;
         assert_eq!(open_prefixed(&bad, &key), Err(CryptoError::Decrypt));

@@ -113,13 +113,25 @@ mod tests {
     fn combined_round_trip() {
         let key = SignKeyPair::generate();
         let sm = sign_combined(b"request header", &key);
-        assert_eq!(open_combined(&sm, &key.public()).unwrap(), b"request header");
+        assert_eq!(
+            open_combined(&sm, &key.public()).unwrap(),
+            b"request header"
+        );
         let mut bad = sm.clone();
         bad[70] ^= 1;
-        assert_eq!(open_combined(&bad, &key.public()), Err(CryptoError::BadSignature));
-        assert_eq!(open_combined(&sm[..63], &key.public()), Err(CryptoError::BadSignature));
+        assert_eq!(
+            open_combined(&bad, &key.public()),
+            Err(CryptoError::BadSignature)
+        );
+        assert_eq!(
+            open_combined(&sm[..63], &key.public()),
+            Err(CryptoError::BadSignature)
+        );
         let other = SignKeyPair::generate();
-        assert_eq!(open_combined(&sm, &other.public()), Err(CryptoError::BadSignature));
+        assert_eq!(
+            open_combined(&sm, &other.public()),
+            Err(CryptoError::BadSignature)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the same decoders
 //! the fuzz targets call, so every input a fuzzer once found interesting stays a test.
 //! Set `CACHET_WRITE_FUZZ_SEEDS=1` to (re)write the hand-made seed inputs.
+#![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

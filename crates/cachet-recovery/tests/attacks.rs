@@ -1,5 +1,6 @@
 //! Plays a corrupt server against the recovery design, and against the original design
 //! as ePrint 2025/1512 abstracts it, to show what the distributed OPRF buys.
+#![allow(clippy::unwrap_used)]
 
 use cachet_crypto::{secretbox, BoxKeyPair, SignKeyPair, SymmetricKey};
 use cachet_recovery::keyring::KeyGeneration;
