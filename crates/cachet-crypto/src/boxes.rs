@@ -10,10 +10,8 @@
 //! compute, so a server that substituted such a key for a contact could read every
 //! message sealed to it.
 
-use crypto_secretbox::aead::{Aead, AeadInPlace, KeyInit};
-use crypto_secretbox::XSalsa20Poly1305;
-
-use crate::{BoxPublicKey, BoxSecretKey, CryptoError, Nonce, MAC_LEN};
+use crate::secretbox::SecretBox;
+use crate::{BoxPublicKey, BoxSecretKey, CryptoError, Nonce};
 
 /// Encrypts `plaintext` from `sender` to `recipient` under a fresh random nonce.
 /// Returns the nonce and `tag || ciphertext`; fails only for a low-order `recipient` key.
@@ -43,7 +41,7 @@ pub fn open(
 /// calling [`seal`] each time; clients cache one per (own key, contact key) pair.
 /// The shared key inside is zeroized on drop.
 pub struct PrecomputedBox {
-    inner: XSalsa20Poly1305,
+    inner: SecretBox,
 }
 
 impl PrecomputedBox {
@@ -63,7 +61,7 @@ impl PrecomputedBox {
             shared.as_bytes().into(),
             &Default::default(),
         );
-        let inner = XSalsa20Poly1305::new(&key);
+        let inner = SecretBox::from_raw_key(&key.into());
         zeroize::Zeroize::zeroize(key.as_mut_slice());
         Ok(Self { inner })
     }
@@ -77,25 +75,12 @@ impl PrecomputedBox {
     /// Encrypts under a caller-chosen nonce. The caller must never reuse a nonce with the
     /// same key pair; prefer [`Self::seal`].
     pub fn seal_with_nonce(&self, plaintext: &[u8], nonce: &Nonce) -> Vec<u8> {
-        let mut buffer = Vec::with_capacity(MAC_LEN + plaintext.len());
-        buffer.extend_from_slice(&[0u8; MAC_LEN]);
-        buffer.extend_from_slice(plaintext);
-        let tag = self
-            .inner
-            .encrypt_in_place_detached(nonce.as_bytes().into(), b"", &mut buffer[MAC_LEN..])
-            .expect("XSalsa20Poly1305 accepts any message shorter than 256 GiB");
-        buffer[..MAC_LEN].copy_from_slice(&tag);
-        buffer
+        self.inner.seal_with_nonce(plaintext, nonce)
     }
 
     /// Decrypts and authenticates `tag || ciphertext`.
     pub fn open(&self, ciphertext: &[u8], nonce: &Nonce) -> Result<Vec<u8>, CryptoError> {
-        if ciphertext.len() < MAC_LEN {
-            return Err(CryptoError::Decrypt);
-        }
-        self.inner
-            .decrypt(nonce.as_bytes().into(), ciphertext)
-            .map_err(|_| CryptoError::Decrypt)
+        self.inner.open(ciphertext, nonce)
     }
 }
 
@@ -115,7 +100,7 @@ mod tests {
         let alice = BoxKeyPair::generate();
         let bob = BoxKeyPair::generate();
         let (nonce, mut ct) = seal(b"hello bob", &bob.public, &alice.secret).unwrap();
-        assert_eq!(ct.len(), 9 + MAC_LEN);
+        assert_eq!(ct.len(), 9 + crate::MAC_LEN);
         assert_eq!(
             open(&ct, &nonce, &alice.public, &bob.secret).unwrap(),
             b"hello bob"

@@ -272,6 +272,32 @@ pub fn secretbox_open_in_place(buffer: &mut [u8], nonce: &Nonce, key: &Key) -> b
     status == 0
 }
 
+/// `crypto_secretbox_open_detached` in place over `body`, with the tag apart: on success
+/// `body` holds the plaintext and `true` is returned; on failure `body` is unchanged.
+pub fn secretbox_open_detached_in_place(
+    tag: &[u8; MAC_BYTES],
+    body: &mut [u8],
+    nonce: &Nonce,
+    key: &Key,
+) -> bool {
+    init();
+    let body_ptr = body.as_mut_ptr();
+    // SAFETY: `tag` is valid for 16 reads; `body_ptr` for body.len() reads and writes.
+    // libsodium allows message and ciphertext to be the same buffer, and writes nothing
+    // when the tag does not verify.
+    let status = unsafe {
+        ffi::crypto_secretbox_open_detached(
+            body_ptr,
+            body_ptr.cast_const(),
+            tag.as_ptr(),
+            len_u64(body.len()),
+            nonce.as_ptr(),
+            key.as_ptr(),
+        )
+    };
+    status == 0
+}
+
 // ---------------------------------------------------------------------------------------
 // crypto_sign (Ed25519)
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+//! Profiles, key histories and contact discovery (whitepaper 5.3, 10.4).
+
+use axum::extract::State;
+use cachet_proto::v1::{
+    DiscoverRequest, DiscoverResponse, DiscoveredContact, KeyHistory, UserProfile,
+};
+
+use super::check_id;
+use crate::app::{ApiPath, AppState, Proto, Protobuf, UserCaller};
+use crate::error::{Error, Result};
+
+/// Most hashes one discovery request may carry.
+pub const MAX_DISCOVER: usize = 1000;
+
+pub(crate) async fn profile(state: &AppState, user_id: &str) -> Result<UserProfile> {
+    check_id(user_id, "user_id")?;
+    let user = state
+        .store
+        .get_user(user_id)
+        .await?
+        .ok_or(Error::UserNotFound)?;
+    let current_keys = state.store.current_keys(user_id).await?;
+    Ok(UserProfile {
+        user_id: user.user_id,
+        display_name: user.display_name,
+        verified: user.verified,
+        current_keys,
+    })
+}
+
+pub(crate) async fn get_user(
+    State(state): State<AppState>,
+    _caller: UserCaller,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Protobuf<UserProfile>> {
+    Ok(Protobuf(profile(&state, &user_id).await?))
+}
+
+pub(crate) async fn get_keys(
+    State(state): State<AppState>,
+    _caller: UserCaller,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Protobuf<KeyHistory>> {
+    check_id(&user_id, "user_id")?;
+    let keys = state.store.key_history(&user_id).await?;
+    if keys.is_empty() {
+        return Err(Error::UserNotFound);
+    }
+    Ok(Protobuf(KeyHistory { user_id, keys }))
+}
+
+pub(crate) async fn discover(
+    State(state): State<AppState>,
+    _caller: UserCaller,
+    Proto(req): Proto<DiscoverRequest>,
+) -> Result<Protobuf<DiscoverResponse>> {
+    if req.identifier_hashes.len() > MAX_DISCOVER {
+        return Err(Error::invalid("identifier_hashes", "too many hashes"));
+    }
+    if req.identifier_hashes.iter().any(|h| h.len() != 32) {
+        return Err(Error::invalid("identifier_hashes", "each must be 32 bytes"));
+    }
+    // Only matches come back; hashes of non-users are neither answered nor kept.
+    let found = state.store.discover(&req.identifier_hashes).await?;
+    Ok(Protobuf(DiscoverResponse {
+        contacts: found
+            .into_iter()
+            .map(|(identifier_hash, user_id)| DiscoveredContact {
+                identifier_hash,
+                user_id,
+            })
+            .collect(),
+    }))
+}

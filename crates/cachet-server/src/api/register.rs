@@ -1,0 +1,336 @@
+//! Registration with a one-time code, and new installations (whitepaper 3.1, 3.2, 5).
+
+use axum::extract::State;
+use cachet_crypto::boxes::PrecomputedBox;
+use cachet_crypto::{sign, BoxPublicKey, BoxSecretKey, SignPublicKey, KEY_LEN, SIGNATURE_LEN};
+use cachet_proto::v1::{
+    ContactUpdate, ContactUpdateReason, Envelope, KeyChange, KeyRecord, RegisterFinish,
+    RegisterFinishResponse, RegisterStart, RegisterStartResponse,
+};
+use cachet_proto::Message;
+use subtle::ConstantTimeEq;
+
+use crate::app::{now_ms, AppState, Proto, Protobuf};
+use crate::error::{Error, Result};
+use crate::store::{Challenge, NewInstallation, NewUser};
+
+/// Longest display name, in characters.
+const MAX_DISPLAY_NAME: usize = 128;
+/// Unexpired codes allowed per identifier, so nobody can flood a phone or mailbox with
+/// codes (or run up SMS costs).
+pub(crate) const MAX_LIVE_CHALLENGES: u64 = 5;
+
+/// Normalises an identifier and checks that it is an E.164 phone number or an e-mail
+/// address. Returns the normalised form.
+pub(crate) fn check_identifier(identifier: &str) -> Result<String> {
+    let n = cachet_proto::normalise_identifier(identifier);
+    if n.contains('@') {
+        let ok = n.len() <= 254
+            && n.matches('@').count() == 1
+            && n.split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            && !n.starts_with('.')
+            && n.chars().all(|c| c.is_ascii_graphic());
+        if !ok {
+            return Err(Error::InvalidIdentifier("not an e-mail address"));
+        }
+    } else {
+        let digits = n.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidIdentifier(
+                "not an E.164 phone number (+ and 8 to 15 digits) or an e-mail address",
+            ));
+        }
+    }
+    Ok(n)
+}
+
+/// A uniformly random 6-digit code.
+fn random_code() -> String {
+    loop {
+        let n = u32::from_le_bytes(cachet_crypto::random_bytes::<4>());
+        // Reject the top sliver so that `% 1_000_000` is uniform.
+        if n < 4_294_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+/// Stored instead of the code: binds it to its challenge.
+fn code_hash(challenge_id: &str, code: &str) -> [u8; 32] {
+    cachet_crypto::sha256(format!("cachet-code-v1:{challenge_id}:{code}").as_bytes())
+}
+
+/// A random id: `prefix` followed by 16 random bytes in hex.
+pub(crate) fn random_id(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        hex::encode(cachet_crypto::random_bytes::<16>())
+    )
+}
+
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    Proto(req): Proto<RegisterStart>,
+) -> Result<Protobuf<RegisterStartResponse>> {
+    let identifier = check_identifier(&req.identifier)?;
+    let now = now_ms();
+    let ttl = i64::try_from(state.settings.code_ttl.as_millis()).unwrap_or(i64::MAX);
+    let identifier_hash = cachet_proto::discovery_hash(&identifier).to_vec();
+    if state.store.live_challenges(&identifier_hash, now).await? >= MAX_LIVE_CHALLENGES {
+        return Err(Error::TooManyCodes);
+    }
+    let challenge_id = random_id("c_");
+    let code = random_code();
+    let challenge = Challenge {
+        challenge_id: challenge_id.clone(),
+        identifier_hash,
+        code_hash: code_hash(&challenge_id, &code).to_vec(),
+        attempts: 0,
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+    };
+    state.store.insert_challenge(&challenge).await?;
+    if let Err(e) = state
+        .notifier
+        .send_code(&identifier, &code, challenge.expires_at)
+        .await
+    {
+        state.store.delete_challenge(&challenge_id).await?;
+        return Err(e);
+    }
+    tracing::info!(challenge_id, "registration started");
+    Ok(Protobuf(RegisterStartResponse {
+        challenge_id,
+        expires_at: challenge.expires_at,
+    }))
+}
+
+fn check_display_name(name: &str) -> Result<()> {
+    if name.chars().count() > MAX_DISPLAY_NAME {
+        return Err(Error::invalid("display_name", "too long"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "display_name",
+            "control characters not allowed",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn finish(
+    State(state): State<AppState>,
+    Proto(req): Proto<RegisterFinish>,
+) -> Result<Protobuf<RegisterFinishResponse>> {
+    if req.challenge_id.is_empty() || req.challenge_id.len() > 128 {
+        return Err(Error::UnknownChallenge);
+    }
+    let challenge = state
+        .store
+        .get_challenge(&req.challenge_id)
+        .await?
+        .ok_or(Error::UnknownChallenge)?;
+    let now = now_ms();
+    if challenge.expires_at < now {
+        state
+            .store
+            .delete_challenge(&challenge.challenge_id)
+            .await?;
+        return Err(Error::ChallengeExpired);
+    }
+    if challenge.attempts >= state.settings.code_max_attempts {
+        return Err(Error::TooManyAttempts);
+    }
+    let candidate = code_hash(&challenge.challenge_id, req.code.trim());
+    if !bool::from(candidate.as_slice().ct_eq(&challenge.code_hash)) {
+        state
+            .store
+            .record_failed_attempt(&challenge.challenge_id)
+            .await?;
+        return Err(Error::WrongCode);
+    }
+
+    if req.box_key.len() != KEY_LEN {
+        return Err(Error::InvalidKey("box_key must be 32 bytes"));
+    }
+    // A low-order Box Key would make every box sealed to it fail (or be predictable).
+    let box_key = BoxPublicKey::from_slice(&req.box_key)
+        .map_err(|_| Error::InvalidKey("box_key must be 32 bytes"))?;
+    if PrecomputedBox::new(
+        &box_key,
+        &BoxSecretKey::from_bytes(cachet_crypto::random_bytes()),
+    )
+    .is_err()
+    {
+        return Err(Error::InvalidKey(
+            "box_key is not a usable X25519 public key",
+        ));
+    }
+    let sign_key = SignPublicKey::from_slice(&req.sign_key)
+        .map_err(|_| Error::InvalidKey("sign_key must be 32 bytes"))?;
+    check_display_name(&req.display_name)?;
+    let proof = KeyChange {
+        user_id: challenge.challenge_id.clone(),
+        key_version: 0,
+        box_key: req.box_key.clone(),
+        sign_key: req.sign_key.clone(),
+        previous_sign_key: Vec::new(),
+    };
+    if req.self_signature.len() != SIGNATURE_LEN
+        || sign::verify_detached(
+            &cachet_proto::key_change_bytes(&proof),
+            &req.self_signature,
+            &sign_key,
+        )
+        .is_err()
+    {
+        return Err(Error::BadSelfSignature);
+    }
+
+    match state
+        .store
+        .user_by_identifier_hash(&challenge.identifier_hash)
+        .await?
+    {
+        None => {
+            let user_id = random_id("u_");
+            let keys = KeyRecord {
+                key_version: 1,
+                box_key: req.box_key,
+                sign_key: req.sign_key,
+                valid_from: now,
+                valid_until: 0,
+                reason: ContactUpdateReason::Unspecified as i32,
+                previous_key_signature: Vec::new(),
+                revoked_by_operator: String::new(),
+            };
+            let user = NewUser {
+                user_id: user_id.clone(),
+                identifier_hash: challenge.identifier_hash,
+                display_name: req.display_name,
+                created_at: now,
+                keys,
+            };
+            state
+                .store
+                .create_user(&challenge.challenge_id, &user)
+                .await?;
+            tracing::info!(user_id, "user registered");
+            Ok(Protobuf(RegisterFinishResponse {
+                user_id,
+                key_version: 1,
+            }))
+        }
+        Some(user_id) => {
+            let previous = state
+                .store
+                .current_keys(&user_id)
+                .await?
+                .ok_or_else(|| Error::Internal("registered user without keys".into()))?;
+            let version = previous.key_version.saturating_add(1);
+            if !req.previous_key_signature.is_empty() {
+                let old_key = SignPublicKey::from_slice(&previous.sign_key)
+                    .map_err(|_| Error::Internal("stored sign key is malformed".into()))?;
+                let change = KeyChange {
+                    user_id: user_id.clone(),
+                    key_version: version,
+                    box_key: req.box_key.clone(),
+                    sign_key: req.sign_key.clone(),
+                    previous_sign_key: previous.sign_key.clone(),
+                };
+                if sign::verify_detached(
+                    &cachet_proto::key_change_bytes(&change),
+                    &req.previous_key_signature,
+                    &old_key,
+                )
+                .is_err()
+                {
+                    return Err(Error::BadPreviousKeySignature);
+                }
+            }
+            let reason = ContactUpdateReason::NewInstallation;
+            let update = Envelope {
+                version: cachet_proto::ENVELOPE_VERSION,
+                message_id: format!("key-{user_id}-{version}"),
+                timestamp: now,
+                server_timestamp: now,
+                contact_update: Some(ContactUpdate {
+                    user_id: user_id.clone(),
+                    box_key: req.box_key.clone(),
+                    sign_key: req.sign_key.clone(),
+                    key_version: version,
+                    reason: reason as i32,
+                    previous_key_signature: req.previous_key_signature.clone(),
+                    operator_id: String::new(),
+                    valid_from: now,
+                }),
+                ..Default::default()
+            };
+            let inst = NewInstallation {
+                user_id: user_id.clone(),
+                expected_version: previous.key_version,
+                keys: KeyRecord {
+                    key_version: version,
+                    box_key: req.box_key,
+                    sign_key: req.sign_key,
+                    valid_from: now,
+                    valid_until: 0,
+                    reason: reason as i32,
+                    previous_key_signature: req.previous_key_signature,
+                    revoked_by_operator: String::new(),
+                },
+                display_name: (!req.display_name.is_empty()).then_some(req.display_name),
+                contact_update: update.encode_to_vec(),
+            };
+            let notified = state
+                .store
+                .add_installation(&challenge.challenge_id, &inst)
+                .await?;
+            let contacts = state.store.contacts_of(&user_id).await?;
+            state.signal.notify(&contacts).await;
+            tracing::info!(user_id, key_version = version, notified, "new installation");
+            Ok(Protobuf(RegisterFinishResponse {
+                user_id,
+                key_version: version,
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        assert_eq!(
+            check_identifier(" +33 6 12 34 56 78 ").ok().as_deref(),
+            Some("+33612345678")
+        );
+        assert_eq!(
+            check_identifier("Dr.House@Example.org").ok().as_deref(),
+            Some("dr.house@example.org")
+        );
+        for bad in [
+            "",
+            "12345678",
+            "+123",
+            "a@b",
+            "@example.org",
+            "x@@y.org",
+            "+1234567890123456",
+        ] {
+            assert!(check_identifier(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn codes_are_six_digits() {
+        for _ in 0..100 {
+            let c = random_code();
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Authentication of signed requests (`x-siilo-uid`, `x-siilo-sig`; whitepaper 8.3).
+//!
+//! Checks, in order, each failure with its own reason: headers present, signature
+//! decodes, uid matches, path and query, method, body hash, timestamp window, caller's
+//! current unrevoked key, Ed25519 signature, and finally that this signature was never
+//! accepted before (kept in the database for the window, so every node sees it).
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cachet_crypto::SignPublicKey;
+use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
+use cachet_proto::v1::ClientType;
+
+use crate::app::{now_ms, read_body, AppState};
+use crate::error::{Error, Result};
+
+/// Prefix of operator ids in `x-siilo-uid` (`op:<name>`).
+pub const OPERATOR_PREFIX: &str = "op:";
+
+/// Seen signatures are kept this much longer than the window, against clock steps.
+const REPLAY_MARGIN_MS: i64 = 60_000;
+
+/// Who signed a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Principal {
+    /// A registered user with current keys.
+    User(String),
+    /// An operator, by name (without the `op:` prefix).
+    Operator(String),
+}
+
+/// Inserted into the request by the authentication layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    pub principal: Principal,
+    pub client_type: ClientType,
+}
+
+/// Is this a valid operator name: 1 to 64 of `[a-z0-9._-]`.
+pub fn valid_operator_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::MalformedSignature(format!("{name} is not visible ASCII"))),
+    }
+}
+
+async fn caller_key(state: &AppState, uid: &str) -> Result<(Principal, SignPublicKey)> {
+    if let Some(name) = uid.strip_prefix(OPERATOR_PREFIX) {
+        let key = state
+            .store
+            .operator_key(name)
+            .await?
+            .ok_or(Error::UnknownUser("no such operator"))?;
+        let key = SignPublicKey::from_slice(&key)
+            .map_err(|_| Error::Internal("stored operator key is malformed".into()))?;
+        return Ok((Principal::Operator(name.to_owned()), key));
+    }
+    let keys = state
+        .store
+        .current_keys(uid)
+        .await?
+        .ok_or(Error::UnknownUser("no such user"))?;
+    if !keys.revoked_by_operator.is_empty() || keys.valid_until != 0 {
+        return Err(Error::UnknownUser("the user's keys are revoked"));
+    }
+    let key = SignPublicKey::from_slice(&keys.sign_key)
+        .map_err(|_| Error::Internal("stored sign key is malformed".into()))?;
+    Ok((Principal::User(uid.to_owned()), key))
+}
+
+async fn verify(state: &AppState, req: Request) -> Result<Request> {
+    let (parts, body) = req.into_parts();
+    // Headers first: a request without a well-formed signature is refused before its
+    // body is read.
+    let uid = header(&parts.headers, UID_HEADER)?;
+    let sig = header(&parts.headers, SIG_HEADER)?;
+    let parsed = ParsedSignature::parse(uid, sig)?;
+    // Chunk uploads are the only PUTs; they carry one sealed chunk.
+    let limit = if parts.method == Method::PUT {
+        state.settings.chunk_body_limit()
+    } else {
+        state.settings.max_body_bytes
+    };
+    let bytes = read_body(body, limit).await?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    let target = RequestTarget {
+        method: parts.method.as_str(),
+        path,
+        body: &bytes,
+    };
+    parsed.check_target(&target, now_ms())?;
+    let (principal, key) = caller_key(state, parsed.user_id()).await?;
+    parsed.verify(&key)?;
+    let replay_id = cachet_crypto::sha256(parsed.replay_id());
+    let expires_at = parsed
+        .header
+        .timestamp
+        .saturating_add(MAX_SKEW_MS + REPLAY_MARGIN_MS);
+    if !state
+        .store
+        .remember_signature(&replay_id, expires_at)
+        .await?
+    {
+        return Err(Error::ReplayedSignature);
+    }
+    let client_type =
+        ClientType::try_from(parsed.header.client_type).unwrap_or(ClientType::Unspecified);
+    tracing::debug!(
+        caller = parsed.user_id(),
+        ?client_type,
+        build = parsed.header.build_number,
+        "authenticated"
+    );
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(Authenticated {
+        principal,
+        client_type,
+    });
+    Ok(req)
+}
+
+/// Middleware on every signed route.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match verify(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}

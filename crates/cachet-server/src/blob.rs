@@ -1,0 +1,136 @@
+//! Opaque attachment chunks behind a trait; the filesystem implementation is the default,
+//! an object store can take its place.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+/// Stores sealed attachment chunks by (attachment id, index). The bytes are ciphertext
+/// the server cannot read.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores a chunk atomically: a reader sees the old chunk, the new one or nothing,
+    /// never a torn write. Writing the same index again replaces it.
+    async fn put_chunk(&self, attachment_id: &str, index: u32, data: Bytes) -> Result<()>;
+    /// Reads a chunk.
+    async fn get_chunk(&self, attachment_id: &str, index: u32) -> Result<Option<Bytes>>;
+    /// Deletes every chunk of an attachment.
+    async fn delete_attachment(&self, attachment_id: &str) -> Result<()>;
+}
+
+/// Chunks as files: `<root>/<first two hex digits of the id's hash>/<id>/<index>`.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(FsBlobStore { root })
+    }
+
+    fn dir(&self, attachment_id: &str) -> Result<PathBuf> {
+        // Ids are server-made, but a path must never be built from anything that could
+        // climb out of the root.
+        if attachment_id.is_empty()
+            || attachment_id.len() > 128
+            || !attachment_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(Error::invalid("attachment_id", "not a valid attachment id"));
+        }
+        let fanout = hex::encode(&cachet_crypto::sha256(attachment_id.as_bytes())[..1]);
+        Ok(self.root.join(fanout).join(attachment_id))
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put_chunk(&self, attachment_id: &str, index: u32, data: Bytes) -> Result<()> {
+        let dir = self.dir(attachment_id)?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(
+                ".{index}.{}.tmp",
+                hex::encode(cachet_crypto::random_bytes::<8>())
+            ));
+            let result = (|| {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&data)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, dir.join(index.to_string()))?;
+                sync_dir(&dir)
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("blob writer task: {e}")))??;
+        Ok(())
+    }
+
+    async fn get_chunk(&self, attachment_id: &str, index: u32) -> Result<Option<Bytes>> {
+        let path = self.dir(attachment_id)?.join(index.to_string());
+        match tokio::fs::read(&path).await {
+            Ok(v) => Ok(Some(Bytes::from(v))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_attachment(&self, attachment_id: &str) -> Result<()> {
+        let dir = self.dir(attachment_id)?;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Checks the [`BlobStore`] contract; reusable by any implementation's tests.
+pub async fn conformance(blobs: &dyn BlobStore) {
+    let id = format!("a_conf_{}", hex::encode(cachet_crypto::random_bytes::<8>()));
+    assert!(blobs.get_chunk(&id, 0).await.expect("get").is_none());
+    blobs
+        .put_chunk(&id, 0, Bytes::from_static(b"first"))
+        .await
+        .expect("put");
+    blobs
+        .put_chunk(&id, 1, Bytes::from_static(b"second"))
+        .await
+        .expect("put");
+    assert_eq!(
+        blobs.get_chunk(&id, 0).await.expect("get").as_deref(),
+        Some(&b"first"[..])
+    );
+    blobs
+        .put_chunk(&id, 0, Bytes::from_static(b"replaced"))
+        .await
+        .expect("put again");
+    assert_eq!(
+        blobs.get_chunk(&id, 0).await.expect("get").as_deref(),
+        Some(&b"replaced"[..])
+    );
+    blobs.delete_attachment(&id).await.expect("delete");
+    assert!(blobs.get_chunk(&id, 1).await.expect("get").is_none());
+    blobs.delete_attachment(&id).await.expect("delete twice");
+    assert!(blobs
+        .put_chunk("../escape", 0, Bytes::from_static(b"x"))
+        .await
+        .is_err());
+}

@@ -1,0 +1,303 @@
+//! Server configuration: command-line flags, `CACHET_*` environment variables and a TOML
+//! file, in that order of precedence, over built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Size of every stored attachment chunk but the last: 2 MiB of plaintext plus the
+/// 16-byte secretbox tag (`docs/protocol.md`, section 5).
+pub const CHUNK_SIZE: u32 = cachet_crypto::attachment::SEALED_CHUNK_SIZE as u32;
+
+/// How one-time registration codes reach the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    /// Development: log the code and append `identifier<TAB>code` to
+    /// `<data-dir>/dev-codes.txt`. Never use in production.
+    #[default]
+    Dev,
+    /// Send e-mail through an SMTP relay (`smtp_url`, `smtp_from`). Phone numbers are refused.
+    Smtp,
+}
+
+/// Settings as given by the operator; every field is optional and falls back, in order,
+/// to the TOML file named by `config` and then to the defaults of [`Settings`].
+///
+/// Derives [`clap::Args`] so that a command-line tool can `#[command(flatten)]` it; each flag
+/// also reads the environment variable named in its help.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// TOML file with any of the settings below (same names, snake_case).
+    #[arg(long = "config", env = "CACHET_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7780].
+    #[arg(long, env = "CACHET_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the database and attachment blobs; created if missing [default: ./cachet-data].
+    #[arg(long, env = "CACHET_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `postgres://user:password@host:port/database` stores state in
+    /// PostgreSQL (several nodes may share it) [default: SQLite in the data directory].
+    #[arg(
+        long,
+        env = "CACHET_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// PEM certificate chain; with `tls_key`, serve TLS 1.3 only.
+    #[arg(long, env = "CACHET_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    #[arg(long, env = "CACHET_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// How long envelopes acked by a web client stay readable through
+    /// `/api/v1/messages/history` [default: 604800 = 7 days].
+    #[arg(long, env = "CACHET_WEB_RETENTION_SECONDS", value_name = "SECONDS")]
+    pub web_retention_seconds: Option<u64>,
+    /// Largest request body of API calls [default: 4194304 = 4 MiB].
+    #[arg(long, env = "CACHET_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest stored (sealed) attachment [default: 104857600 = 100 MiB].
+    #[arg(long, env = "CACHET_MAX_ATTACHMENT_BYTES", value_name = "BYTES")]
+    pub max_attachment_bytes: Option<u64>,
+    /// Attachment storage allowed per user [default: 1073741824 = 1 GiB].
+    #[arg(long, env = "CACHET_USER_QUOTA_BYTES", value_name = "BYTES")]
+    pub user_quota_bytes: Option<u64>,
+    /// Longest wait of a long-polling receive [default: 30].
+    #[arg(long, env = "CACHET_LONG_POLL_MAX_SECONDS", value_name = "SECONDS")]
+    pub long_poll_max_seconds: Option<u32>,
+    /// Most envelopes returned by one receive [default: 500].
+    #[arg(long, env = "CACHET_RECEIVE_MAX_ENVELOPES", value_name = "N")]
+    pub receive_max_envelopes: Option<u32>,
+    /// Lifetime of a one-time registration code [default: 600].
+    #[arg(long, env = "CACHET_CODE_TTL_SECONDS", value_name = "SECONDS")]
+    pub code_ttl_seconds: Option<u64>,
+    /// Wrong codes allowed per registration challenge [default: 5].
+    #[arg(long, env = "CACHET_CODE_MAX_ATTEMPTS", value_name = "N")]
+    pub code_max_attempts: Option<u32>,
+    /// How one-time codes are delivered [default: dev].
+    #[arg(long, value_enum, env = "CACHET_NOTIFIER")]
+    pub notifier: Option<NotifierKind>,
+    /// SMTP relay for the smtp notifier, e.g. `smtps://user:password@mail.example.org:465`
+    /// or `smtp://mail.example.org:587?tls=required`.
+    #[arg(
+        long,
+        env = "CACHET_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// Sender address of code e-mails, e.g. `cachet <no-reply@example.org>`.
+    #[arg(long, env = "CACHET_SMTP_FROM", value_name = "MAILBOX")]
+    pub smtp_from: Option<String>,
+}
+
+/// The effective settings after merging flags, environment, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; `None` keeps the state in SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// TLS certificate and key, when TLS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Retention of envelopes acked by web clients.
+    pub web_retention: Duration,
+    /// Body limit of API calls.
+    pub max_body_bytes: usize,
+    /// Largest stored attachment.
+    pub max_attachment_bytes: u64,
+    /// Attachment storage per user.
+    pub user_quota_bytes: u64,
+    /// Long-poll cap.
+    pub long_poll_max: Duration,
+    /// Page size cap of receive.
+    pub receive_max_envelopes: u32,
+    /// One-time code lifetime.
+    pub code_ttl: Duration,
+    /// Wrong codes allowed per challenge.
+    pub code_max_attempts: u32,
+    /// Code delivery.
+    pub notifier: NotifierKind,
+    /// SMTP relay URL (smtp notifier).
+    pub smtp_url: Option<String>,
+    /// SMTP sender (smtp notifier).
+    pub smtp_from: Option<String>,
+    /// Period of the background purge of expired rows.
+    pub janitor_interval: Duration,
+}
+
+impl Settings {
+    /// Defaults for a server on `data_dir`.
+    pub fn defaults(data_dir: PathBuf) -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7780)),
+            data_dir,
+            database_url: None,
+            tls: None,
+            web_retention: Duration::from_secs(7 * 24 * 3600),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_attachment_bytes: 100 * 1024 * 1024,
+            user_quota_bytes: 1024 * 1024 * 1024,
+            long_poll_max: Duration::from_secs(30),
+            receive_max_envelopes: 500,
+            code_ttl: Duration::from_secs(600),
+            code_max_attempts: 5,
+            notifier: NotifierKind::Dev,
+            smtp_url: None,
+            smtp_from: None,
+            janitor_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Body limit of a chunk upload: one stored chunk.
+    pub fn chunk_body_limit(&self) -> usize {
+        CHUNK_SIZE as usize
+    }
+}
+
+/// Wrapper so that [`ServerConfig::from_env`] can reuse clap's environment handling.
+#[derive(Parser)]
+struct EnvOnly {
+    #[command(flatten)]
+    config: ServerConfig,
+}
+
+impl ServerConfig {
+    /// A configuration that only names the data directory (everything else from defaults).
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: Some(data_dir.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Reads the `CACHET_*` environment variables (no command line).
+    pub fn from_env() -> Result<Self> {
+        EnvOnly::try_parse_from(["cachet-server"])
+            .map(|e| e.config)
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Parses a TOML document with the same keys as the flags (snake_case).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))
+    }
+
+    /// Reads a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// Fills every unset field from `lower`.
+    pub fn or(self, lower: ServerConfig) -> ServerConfig {
+        ServerConfig {
+            config_file: self.config_file.or(lower.config_file),
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            web_retention_seconds: self.web_retention_seconds.or(lower.web_retention_seconds),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            max_attachment_bytes: self.max_attachment_bytes.or(lower.max_attachment_bytes),
+            user_quota_bytes: self.user_quota_bytes.or(lower.user_quota_bytes),
+            long_poll_max_seconds: self.long_poll_max_seconds.or(lower.long_poll_max_seconds),
+            receive_max_envelopes: self.receive_max_envelopes.or(lower.receive_max_envelopes),
+            code_ttl_seconds: self.code_ttl_seconds.or(lower.code_ttl_seconds),
+            code_max_attempts: self.code_max_attempts.or(lower.code_max_attempts),
+            notifier: self.notifier.or(lower.notifier),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            smtp_from: self.smtp_from.or(lower.smtp_from),
+        }
+    }
+
+    /// Merges in the TOML file (if any), applies defaults and checks the result.
+    pub fn resolve(&self) -> Result<Settings> {
+        let merged = match &self.config_file {
+            Some(path) => self.clone().or(Self::from_toml_file(path)?),
+            None => self.clone(),
+        };
+        let data_dir = merged
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("cachet-data"));
+        let mut s = Settings::defaults(data_dir);
+        if let Some(v) = merged.listen {
+            s.listen = v;
+        }
+        if let Some(url) = merged.database_url.filter(|u| !u.trim().is_empty()) {
+            if !crate::store::postgres::is_postgres_url(&url) {
+                return Err(Error::Config(
+                    "database_url must start with postgres:// (SQLite needs none)".into(),
+                ));
+            }
+            s.database_url = Some(url);
+        }
+        s.tls = match (merged.tls_cert, merged.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "tls_cert and tls_key must be given together".into(),
+                ))
+            }
+        };
+        if let Some(v) = merged.web_retention_seconds {
+            s.web_retention = Duration::from_secs(v);
+        }
+        if let Some(v) = merged.max_body_bytes {
+            if v < 1024 {
+                return Err(Error::Config("max_body_bytes must be at least 1024".into()));
+            }
+            s.max_body_bytes = v;
+        }
+        if let Some(v) = merged.max_attachment_bytes {
+            s.max_attachment_bytes = v;
+        }
+        if let Some(v) = merged.user_quota_bytes {
+            s.user_quota_bytes = v;
+        }
+        if let Some(v) = merged.long_poll_max_seconds {
+            s.long_poll_max = Duration::from_secs(u64::from(v));
+        }
+        if let Some(v) = merged.receive_max_envelopes {
+            if v == 0 {
+                return Err(Error::Config(
+                    "receive_max_envelopes must be positive".into(),
+                ));
+            }
+            s.receive_max_envelopes = v;
+        }
+        if let Some(v) = merged.code_ttl_seconds {
+            s.code_ttl = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = merged.code_max_attempts {
+            s.code_max_attempts = v.max(1);
+        }
+        if let Some(v) = merged.notifier {
+            s.notifier = v;
+        }
+        s.smtp_url = merged.smtp_url;
+        s.smtp_from = merged.smtp_from;
+        if s.notifier == NotifierKind::Smtp && (s.smtp_url.is_none() || s.smtp_from.is_none()) {
+            return Err(Error::Config(
+                "the smtp notifier needs smtp_url and smtp_from".into(),
+            ));
+        }
+        Ok(s)
+    }
+}

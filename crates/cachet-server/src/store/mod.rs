@@ -1,0 +1,318 @@
+//! Storage behind a trait, so that a PostgreSQL implementation can sit beside SQLite.
+//!
+//! Every method is one atomic operation: it either happens completely or not at all, and
+//! concurrent calls behave as if run one after the other. Implementations must keep all
+//! state in the database (several server nodes may share one), and must pass the suite in
+//! [`conformance`].
+//!
+//! Envelopes are stored as opaque protobuf bytes: the store never decodes them. The server
+//! patches `delivery_id` in when it reads them back.
+
+use async_trait::async_trait;
+use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
+
+use crate::error::Result;
+
+pub mod conformance;
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A pending registration: the one-time code (hashed) sent to an identifier (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Random id handed to the client.
+    pub challenge_id: String,
+    /// `discovery_hash` of the identifier; the identifier itself is not stored.
+    pub identifier_hash: Vec<u8>,
+    /// SHA-256 binding the challenge id and the code.
+    pub code_hash: Vec<u8>,
+    /// Wrong codes tried so far.
+    pub attempts: u32,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Expiry time, ms since the epoch.
+    pub expires_at: i64,
+}
+
+/// A user as the directory knows them (keys apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Server-assigned id.
+    pub user_id: String,
+    /// Display name chosen at registration.
+    pub display_name: String,
+    /// Set by an operator.
+    pub verified: bool,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A first registration.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Server-assigned id.
+    pub user_id: String,
+    /// `discovery_hash` of the identifier.
+    pub identifier_hash: Vec<u8>,
+    /// Display name.
+    pub display_name: String,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Key generation 1.
+    pub keys: KeyRecord,
+}
+
+/// A new installation of an existing user.
+#[derive(Debug, Clone)]
+pub struct NewInstallation {
+    /// The user.
+    pub user_id: String,
+    /// The key version the caller saw as current; the store refuses if it changed.
+    pub expected_version: u32,
+    /// The new key generation (version `expected_version + 1`).
+    pub keys: KeyRecord,
+    /// New display name, if one was given.
+    pub display_name: Option<String>,
+    /// The contact-update envelope (encoded) to queue for every contact.
+    pub contact_update: Vec<u8>,
+}
+
+/// What an operator action writes to the audit log (hash and sequence are the store's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDraft {
+    /// Time of the action, ms since the epoch.
+    pub timestamp: i64,
+    /// Who acted: `op:<name>` for an operator, `console` for an action on the server host.
+    pub operator_id: String,
+    /// What was done (`revoke_keys`, `verify_profile`, `add_operator`...).
+    pub action: String,
+    /// On whom.
+    pub subject: String,
+    /// Free text given by the operator.
+    pub detail: String,
+}
+
+/// One envelope to put in one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Mailbox owner.
+    pub recipient_id: String,
+    /// Encoded envelope (without `delivery_id`).
+    pub envelope: Vec<u8>,
+}
+
+/// An accepted envelope, with everything it fans out to.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Authenticated sender.
+    pub sender_id: String,
+    /// Sender-chosen id, unique per sender.
+    pub message_id: String,
+    /// SHA-256 of the canonical envelope; a resend must match it.
+    pub digest: Vec<u8>,
+    /// Server time, ms since the epoch.
+    pub created_at: i64,
+    /// Copies for recipients' mailboxes.
+    pub deliveries: Vec<Delivery>,
+    /// For case messages: the case and the envelope to append to its history.
+    pub case_entry: Option<(String, Vec<u8>)>,
+    /// Users the sender now has exchanged envelopes with (contact graph).
+    pub contacts: Vec<String>,
+}
+
+/// Result of [`Store::store_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Stored and fanned out.
+    Stored,
+    /// The same envelope was stored before; nothing changed.
+    Duplicate,
+}
+
+/// An envelope read back from a mailbox or a case history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// Mailbox delivery id, or sequence number in a case history.
+    pub delivery_id: u64,
+    /// Encoded envelope, without `delivery_id`.
+    pub envelope: Vec<u8>,
+    /// Whether a web client acked it (kept for the retention period).
+    pub acked: bool,
+}
+
+/// A page of envelopes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvelopePage {
+    /// In increasing `delivery_id` order.
+    pub envelopes: Vec<StoredEnvelope>,
+    /// More are waiting beyond the page.
+    pub more: bool,
+}
+
+/// An attachment's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRow {
+    /// Server-assigned id.
+    pub attachment_id: String,
+    /// Uploader.
+    pub owner_id: String,
+    /// Total stored size.
+    pub sealed_size: u64,
+    /// Size of every chunk but the last.
+    pub chunk_size: u32,
+    /// Whether the upload was completed (then it never changes).
+    pub complete: bool,
+    /// SHA-256 of the whole object, once complete.
+    pub sha256: Vec<u8>,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+    /// Indexes of stored chunks, increasing.
+    pub received_chunks: Vec<u32>,
+    /// Users allowed to download besides the owner, sorted.
+    pub readers: Vec<String>,
+}
+
+/// Counts of rows removed by [`Store::purge_expired`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Expired registration challenges.
+    pub challenges: u64,
+    /// Seen signatures past the replay window.
+    pub signatures: u64,
+    /// Web-acked envelopes past retention.
+    pub acked_envelopes: u64,
+}
+
+/// The persistent state of the data server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- Registration ----
+
+    /// Saves a new challenge.
+    async fn insert_challenge(&self, challenge: &Challenge) -> Result<()>;
+    /// How many unexpired challenges exist for this identifier hash (rate limit).
+    async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64>;
+    /// Reads a challenge.
+    async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>>;
+    /// Counts one more wrong code; returns the new count (0 if the challenge is gone).
+    async fn record_failed_attempt(&self, challenge_id: &str) -> Result<u32>;
+    /// Deletes a challenge (expired or exhausted).
+    async fn delete_challenge(&self, challenge_id: &str) -> Result<()>;
+    /// Creates a user and consumes the challenge, atomically. Fails with
+    /// `UnknownChallenge` if the challenge was consumed meanwhile.
+    async fn create_user(&self, challenge_id: &str, user: &NewUser) -> Result<()>;
+    /// Replaces a user's keys (new installation), consumes the challenge and queues the
+    /// contact update to every contact, atomically. Returns how many contacts were notified.
+    async fn add_installation(&self, challenge_id: &str, inst: &NewInstallation) -> Result<u64>;
+
+    // ---- Directory ----
+
+    /// The user registered under this identifier hash.
+    async fn user_by_identifier_hash(&self, hash: &[u8]) -> Result<Option<String>>;
+    /// A user's profile row.
+    async fn get_user(&self, user_id: &str) -> Result<Option<UserRow>>;
+    /// The newest key generation of a user (revoked or not).
+    async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>>;
+    /// Every key generation of a user, oldest first.
+    async fn key_history(&self, user_id: &str) -> Result<Vec<KeyRecord>>;
+    /// Which of these identifier hashes belong to users: `(hash, user_id)` pairs.
+    async fn discover(&self, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>>;
+    /// Which of these user ids exist.
+    async fn existing_users(&self, user_ids: &[String]) -> Result<Vec<String>>;
+    /// The users to tell about a key change: those who exchanged envelopes with the user
+    /// and co-participants of the user's cases, sorted.
+    async fn contacts_of(&self, user_id: &str) -> Result<Vec<String>>;
+
+    // ---- Signed requests ----
+
+    /// Remembers an accepted signature until `expires_at`. Returns false if it was seen.
+    async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool>;
+    /// An operator's Sign Key.
+    async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Adds an operator or replaces their key, and audits it.
+    async fn put_operator(&self, name: &str, sign_key: &[u8], audit: &AuditDraft) -> Result<()>;
+
+    // ---- Operator actions (each audited in the same transaction) ----
+
+    /// Marks the current keys revoked (if still `expected_version`), queues the contact
+    /// update to every contact, audits. Fails with `AlreadyRevoked` or
+    /// `ConcurrentKeyChange`.
+    async fn revoke_keys(
+        &self,
+        user_id: &str,
+        expected_version: u32,
+        contact_update: &[u8],
+        audit: &AuditDraft,
+    ) -> Result<u64>;
+    /// Sets the verified flag and audits. False if the user does not exist.
+    async fn set_verified(&self, user_id: &str, audit: &AuditDraft) -> Result<bool>;
+    /// Appends an entry to the audit log.
+    async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry>;
+    /// Audit entries with `seq > after`, oldest first.
+    async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    // ---- Messages ----
+
+    /// Stores an envelope and its fan-out. Same (sender, message id) with the same digest:
+    /// `Duplicate`, nothing written; with another digest: `MessageIdReused`.
+    async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome>;
+    /// Acks envelopes of `user_id`'s mailbox: deletes them, or with `keep_acked_at` marks
+    /// them acked at that time. Ids of other mailboxes are ignored. Returns how many.
+    async fn ack(
+        &self,
+        user_id: &str,
+        delivery_ids: &[u64],
+        keep_acked_at: Option<i64>,
+    ) -> Result<u64>;
+    /// Unacked envelopes of a mailbox, in delivery order.
+    async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage>;
+    /// All stored envelopes of a mailbox (acked ones included) with `delivery_id > after`.
+    async fn mailbox_history(&self, user_id: &str, after: u64, limit: u32) -> Result<EnvelopePage>;
+
+    // ---- Attachments ----
+
+    /// Creates an attachment if the owner's total stays within `quota`.
+    async fn create_attachment(&self, row: &AttachmentRow, quota: u64) -> Result<()>;
+    /// Reads an attachment.
+    async fn get_attachment(&self, attachment_id: &str) -> Result<Option<AttachmentRow>>;
+    /// Records that a chunk is stored (idempotent).
+    async fn record_chunk(&self, attachment_id: &str, index: u32, size: u64) -> Result<()>;
+    /// Marks complete with its hash and adds readers.
+    async fn complete_attachment(
+        &self,
+        attachment_id: &str,
+        sha256: &[u8],
+        readers: &[String],
+    ) -> Result<()>;
+
+    // ---- Cases ----
+
+    /// Creates a case with its participants (those the keys name) and their sealed keys.
+    /// Fails with `CaseExists`.
+    async fn create_case(&self, case: &CaseRecord, keys: &[SealedCaseKey]) -> Result<()>;
+    /// A case with its participants (`my_keys` empty).
+    async fn get_case(&self, case_id: &str) -> Result<Option<CaseRecord>>;
+    /// The cases a user takes part in, oldest first (`my_keys` empty).
+    async fn cases_of(&self, user_id: &str) -> Result<Vec<CaseRecord>>;
+    /// Sealed case keys of one participant.
+    async fn case_keys(&self, case_id: &str, participant_id: &str) -> Result<Vec<SealedCaseKey>>;
+    /// Adds participants (those the keys name) and keys. Existing keys are kept unchanged.
+    async fn add_case_participants(
+        &self,
+        case_id: &str,
+        added_by: &str,
+        added_at: i64,
+        keys: &[SealedCaseKey],
+    ) -> Result<()>;
+    /// Case history with `seq > after`.
+    async fn case_history(&self, case_id: &str, after: u64, limit: u32) -> Result<EnvelopePage>;
+
+    // ---- Housekeeping ----
+
+    /// Deletes expired challenges and seen signatures (`expires_at < now`) and web-acked
+    /// envelopes acked before `acked_before`.
+    async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged>;
+}

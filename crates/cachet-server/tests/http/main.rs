@@ -1,0 +1,15 @@
+//! End-to-end tests of the data server over real HTTP on loopback.
+
+mod common;
+
+mod attachments;
+mod auth;
+mod basics;
+mod cases;
+mod durability;
+mod messages;
+mod operator;
+mod plaintext;
+mod register;
+mod smtp;
+mod tls;
