@@ -1,0 +1,374 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Profiles:
+  A profile is one registered installation: its keys (sealed under a master key that your
+  PIN or passphrase protects with Argon2id), its SQLCipher database and its local files.
+  The default profile lives in $XDG_DATA_HOME/cachet/default (~/.local/share/cachet/default).
+
+Unlocking:
+  Commands that need your keys unlock the profile with, in order: an unlock remembered by
+  `cachet unlock` (valid ten minutes after the last use), CACHET_PIN or CACHET_PASSPHRASE,
+  or a prompt. Wrong PINs lock the profile out for longer and longer (30 s, 1 min, 5 min...).
+
+Configuration (lowest to highest precedence):
+  $XDG_CONFIG_HOME/cachet/config.toml (or --client-config FILE) with the keys
+  `server`, `profile`, `remember_unlock`, `require_verified`, `ca_certificate`;
+  then the environment (CACHET_SERVER, CACHET_PROFILE, CACHET_PIN, CACHET_PASSPHRASE);
+  then the flags.
+
+Exit codes:
+  0  success
+  1  unexpected failure
+  2  bad usage or input (unknown option, malformed argument, weak PIN)
+  3  locked: wrong PIN or passphrase, locked out, or no PIN given
+  4  not found: unknown contact, group, case or attachment, missing file, no profile
+  5  the server cannot be reached
+  6  the server refused the request
+  7  refused by key verification: the contact's keys changed (verify them again)
+  8  integrity failure: data did not decrypt or did not match its checksum
+
+Examples:
+  cachet demo                                    # everything, on a private local server
+  cachet server --data-dir ./srv                 # run a data server
+  cachet --server http://127.0.0.1:7780 register +33612345678 --name \"Dr Martin\"
+  cachet contacts add +33698765432 --as camille
+  cachet send camille \"Your results are normal.\"
+  cachet inbox                                   # receive; list conversations
+  cachet inbox camille                           # show the conversation, mark it read
+  cachet attach camille scan.pdf                 # encrypted, chunked, resumable upload
+  cachet fetch <ATTACHMENT-ID> -o scan.pdf
+  cachet case create \"Persistent cough\" --with camille --field reason=cough
+  cachet verify camille                          # safety number and QR code";
+
+/// cachet: end-to-end encrypted messaging, attachments and patient cases for healthcare.
+///
+/// Messages are encrypted on this device with NaCl crypto_box, attachments and patient
+/// cases with per-item keys; the server stores and forwards ciphertext only.
+#[derive(Debug, Parser)]
+#[command(name = "cachet", version, after_long_help = AFTER_HELP, after_help = "Run `cachet --help` for profiles, configuration, exit codes and examples.")]
+pub struct Cli {
+    /// Profile directory [default: $XDG_DATA_HOME/cachet/default].
+    #[arg(long, global = true, env = "CACHET_PROFILE", value_name = "DIR")]
+    pub profile: Option<PathBuf>,
+
+    /// Data server URL, for `register` or to override the profile's.
+    #[arg(long, global = true, env = "CACHET_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Client configuration file [default: $XDG_CONFIG_HOME/cachet/config.toml].
+    #[arg(long, global = true, env = "CACHET_CLIENT_CONFIG", value_name = "FILE")]
+    pub client_config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register this device with a phone number or e-mail address (creates the profile).
+    ///
+    /// The server sends a one-time code; you type it (or, against a development server,
+    /// give --dev-codes). You then choose a 5-digit PIN or a passphrase of 10+ characters
+    /// (or set CACHET_PIN / CACHET_PASSPHRASE).
+    Register(RegisterArgs),
+    /// List, add, show or refresh contacts.
+    Contacts(ContactsArgs),
+    /// Send a text message to a contact (or a group with --group).
+    Send(SendArgs),
+    /// Receive new messages; list conversations, or show one and mark it read.
+    Inbox(InboxArgs),
+    /// Send a file (encrypted in 2 MiB chunks; resumes with --resume).
+    Attach(AttachArgs),
+    /// Download and decrypt an attachment you received.
+    Fetch(FetchArgs),
+    /// Group conversations: each message is encrypted for each member separately.
+    Group(GroupArgs),
+    /// Patient cases: a shared case key, fields and messages under it.
+    Case(CaseArgs),
+    /// Show the safety number and QR code of a contact, and mark them verified.
+    Verify(VerifyArgs),
+    /// Lock the profile now (forget the remembered unlock).
+    Lock,
+    /// Unlock the profile for ten minutes after the last use.
+    Unlock,
+    /// Show the profile: user id, key version, lock state.
+    Status,
+    /// Run a cachet data server (or manage it: `server add-operator`).
+    Server(Box<ServerArgs>),
+    /// Run the whole protocol end to end on a private local server and show each step.
+    Demo(DemoArgs),
+}
+
+/// `cachet register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Phone number in international form (+33612345678) or e-mail address.
+    pub identifier: String,
+    /// The name your contacts see.
+    #[arg(long)]
+    pub name: String,
+    /// The one-time code, if you already have it.
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Read the code from a development server's codes file (`<data-dir>/dev-codes.txt`).
+    #[arg(long, value_name = "FILE")]
+    pub dev_codes: Option<PathBuf>,
+}
+
+/// `cachet contacts`.
+#[derive(Debug, Args)]
+pub struct ContactsArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<ContactsAction>,
+}
+
+/// `cachet contacts ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContactsAction {
+    /// List contacts.
+    List,
+    /// Add a contact by phone number or e-mail address (or by user id with --user-id).
+    Add {
+        /// Phone number or e-mail address (the server sees only a hash).
+        identifier: Option<String>,
+        /// Add by server user id instead.
+        #[arg(long, conflicts_with = "identifier")]
+        user_id: Option<String>,
+        /// Local name to address them by.
+        #[arg(long = "as", value_name = "ALIAS")]
+        alias: Option<String>,
+    },
+    /// Show a contact and their key history.
+    Show {
+        /// Alias, user id, identifier or name.
+        contact: String,
+    },
+    /// Fetch a contact's keys again and report any change.
+    Refresh {
+        /// Alias, user id, identifier or name.
+        contact: String,
+    },
+}
+
+/// `cachet send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Contact (alias, user id, phone number or name), or group with --group.
+    pub to: String,
+    /// The text (several words are joined with spaces).
+    #[arg(required = true)]
+    pub text: Vec<String>,
+    /// Send to a group.
+    #[arg(long)]
+    pub group: bool,
+}
+
+/// `cachet inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Show this conversation (contact, group or case) and mark it read.
+    pub conversation: Option<String>,
+    /// Wait up to this many seconds for new mail when none is waiting.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub wait: u32,
+    /// Show without marking read (no read receipts).
+    #[arg(long)]
+    pub no_read: bool,
+    /// Do not contact the server; show what is stored.
+    #[arg(long)]
+    pub offline: bool,
+    /// Most messages shown.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// `cachet attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Contact, or group with --group, or case with --case.
+    #[arg(required_unless_present = "resume")]
+    pub to: Option<String>,
+    /// The file to send.
+    #[arg(required_unless_present = "resume")]
+    pub file: Option<PathBuf>,
+    /// Send to a group.
+    #[arg(long, conflicts_with = "case")]
+    pub group: bool,
+    /// Send into a patient case.
+    #[arg(long)]
+    pub case: bool,
+    /// Resume interrupted uploads instead.
+    #[arg(long, conflicts_with_all = ["to", "file"])]
+    pub resume: bool,
+}
+
+/// `cachet fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The attachment id (from `cachet inbox`); omit to list attachments.
+    pub attachment: Option<String>,
+    /// Where to write the file [default: its name, in the current directory].
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Keep it in the profile's encrypted file store instead of writing it out.
+    #[arg(long, conflicts_with = "output")]
+    pub store: bool,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `cachet group`.
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<GroupAction>,
+}
+
+/// `cachet group ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupAction {
+    /// List groups.
+    List,
+    /// Create a group with some contacts.
+    Create {
+        /// Its name.
+        name: String,
+        /// Members (contacts).
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Send a text to a group.
+    Send {
+        /// Group name or id.
+        group: String,
+        /// The text.
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+}
+
+/// `cachet case`.
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub action: Option<CaseAction>,
+}
+
+/// `cachet case ...`.
+#[derive(Debug, Subcommand)]
+pub enum CaseAction {
+    /// List your cases (fetched from the server and decrypted).
+    List,
+    /// Open a case with a fresh case key shared with the participants.
+    Create {
+        /// The case title (encrypted).
+        title: String,
+        /// Participants (contacts); repeat or separate with commas.
+        #[arg(long = "with", value_delimiter = ',', required = true)]
+        participants: Vec<String>,
+        /// A field `name=value` (encrypted); repeatable.
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+    },
+    /// Send a message in a case.
+    Send {
+        /// Case title or id.
+        case: String,
+        /// The text.
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Share the case key with more participants (they read the whole history).
+    Add {
+        /// Case title or id.
+        case: String,
+        /// Contacts to add.
+        #[arg(required = true)]
+        participants: Vec<String>,
+    },
+    /// Fetch a case's whole history and show it.
+    Show {
+        /// Case title or id.
+        case: String,
+    },
+}
+
+/// `cachet verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The contact.
+    pub contact: String,
+    /// Mark verified: you compared the safety number face to face and it matched.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Verify with the hex payload of the contact's QR code.
+    #[arg(long, value_name = "HEX", conflicts_with = "confirm")]
+    pub scanned: Option<String>,
+    /// Withdraw the verification.
+    #[arg(long, conflicts_with_all = ["confirm", "scanned"])]
+    pub reset: bool,
+    /// Do not draw the QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+/// `cachet server`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    /// Administration instead of serving.
+    #[command(subcommand)]
+    pub action: Option<ServerAction>,
+    /// Server settings.
+    #[command(flatten)]
+    pub config: cachet_server::ServerConfig,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// `cachet server ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServerAction {
+    /// Register an operator's Ed25519 public key (they sign as `op:NAME`).
+    AddOperator {
+        /// Operator name (a-z 0-9 . _ -).
+        name: String,
+        /// Their 32-byte Ed25519 public key, in hex.
+        public_key: String,
+        /// The server's data directory.
+        #[arg(
+            long,
+            env = "CACHET_DATA_DIR",
+            value_name = "DIR",
+            default_value = "cachet-data"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+/// `cachet demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the server's data here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Size of the generated attachment, in MiB.
+    #[arg(long, default_value_t = 5, value_name = "MIB")]
+    pub attachment_mib: usize,
+}

@@ -1,0 +1,174 @@
+//! The CLI's errors: the SDK's, with an exit code and a hint for the user.
+
+use std::io::ErrorKind;
+
+use cachet_client::{human_duration, ClientError};
+
+/// Exit codes (documented in `cachet --help`).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Unexpected failure.
+    pub const FAILURE: i32 = 1;
+    /// Bad usage or input.
+    pub const USAGE: i32 = 2;
+    /// Locked: wrong PIN, lock-out, no PIN given.
+    pub const LOCKED: i32 = 3;
+    /// Something named does not exist.
+    pub const NOT_FOUND: i32 = 4;
+    /// The server cannot be reached.
+    pub const UNREACHABLE: i32 = 5;
+    /// The server refused.
+    pub const SERVER: i32 = 6;
+    /// Refused by key verification (Cardinal's rule).
+    pub const TRUST: i32 = 7;
+    /// Integrity failure.
+    pub const INTEGRITY: i32 = 8;
+}
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// From the SDK.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// From the embedded server.
+    #[error("server: {0}")]
+    Server(#[from] cachet_server::Error),
+    /// Bad input caught by the CLI itself.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+    /// A demo step failed.
+    #[error("demo failed: {0}")]
+    Demo(String),
+    /// A file of the CLI (config, output) could not be used.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl CliError {
+    /// Bad input with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Client(e) => match e {
+                ClientError::Locked
+                | ClientError::WrongSecret { .. }
+                | ClientError::LockedOut { .. } => exit::LOCKED,
+                ClientError::WeakSecret(_) | ClientError::InvalidInput(_) => exit::USAGE,
+                ClientError::NoProfile(_)
+                | ClientError::UnknownContact(_)
+                | ClientError::NotFound { .. } => exit::NOT_FOUND,
+                ClientError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
+                    exit::NOT_FOUND
+                }
+                ClientError::Unreachable { .. } => exit::UNREACHABLE,
+                ClientError::Server { status: 404, .. } => exit::NOT_FOUND,
+                ClientError::Server { .. } => exit::SERVER,
+                ClientError::KeyChanged { .. } | ClientError::NotVerified { .. } => exit::TRUST,
+                ClientError::Decrypt
+                | ClientError::Integrity(_)
+                | ClientError::CorruptProfile(_) => exit::INTEGRITY,
+                _ => exit::FAILURE,
+            },
+            Self::Usage { .. } => exit::USAGE,
+            Self::Server(_) | Self::Demo(_) | Self::Io(_) => exit::FAILURE,
+        }
+    }
+
+    /// A short name of the kind of error, for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self.exit_code() {
+            exit::USAGE => "usage",
+            exit::LOCKED => "locked",
+            exit::NOT_FOUND => "not_found",
+            exit::UNREACHABLE => "unreachable",
+            exit::SERVER => "server",
+            exit::TRUST => "key_changed",
+            exit::INTEGRITY => "integrity",
+            _ => "failure",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        let s = |h: &str| Some(h.to_owned());
+        match self {
+            Self::Usage { hint, .. } => hint.clone(),
+            Self::Client(e) => match e {
+                ClientError::Locked => s("run `cachet unlock`, or set CACHET_PIN / CACHET_PASSPHRASE for scripts"),
+                ClientError::WrongSecret { locked_for: Some(d), .. } => Some(format!(
+                    "try again in {}; every further wrong attempt waits longer",
+                    human_duration(*d)
+                )),
+                ClientError::WrongSecret { .. } => {
+                    s("check the PIN or passphrase; after 2 wrong attempts unlocking is delayed")
+                }
+                ClientError::LockedOut { retry_after } => Some(format!(
+                    "wait {} and try again; nothing was lost",
+                    human_duration(*retry_after)
+                )),
+                ClientError::WeakSecret(_) => {
+                    s("choose 5 digits (e.g. from CACHET_PIN) or a passphrase of at least 10 characters")
+                }
+                ClientError::NoProfile(_) => s(
+                    "register first with `cachet register +33612345678 --name \"Your Name\"`, or pass --profile DIR",
+                ),
+                ClientError::ProfileExists(_) => {
+                    s("use another --profile directory, or keep using this one")
+                }
+                ClientError::UnknownContact(_) => s(
+                    "list contacts with `cachet contacts`; add one with `cachet contacts add +33612345678 --as NAME`",
+                ),
+                ClientError::NotFound { kind: "group", .. } => s("list groups with `cachet group`"),
+                ClientError::NotFound { kind: "case", .. } => s("list cases with `cachet case list`"),
+                ClientError::NotFound { kind: "attachment", .. } => {
+                    s("list attachments with `cachet fetch`; receive new mail with `cachet inbox`")
+                }
+                ClientError::NotFound { .. } => None,
+                ClientError::KeyChanged { contact } | ClientError::NotVerified { contact } => {
+                    Some(format!(
+                        "compare safety numbers with `cachet verify {contact}` in person, then `cachet verify {contact} --confirm`"
+                    ))
+                }
+                ClientError::Unreachable { .. } => s(
+                    "check that the server runs and the URL is right (--server or CACHET_SERVER); nothing local was changed",
+                ),
+                ClientError::Server { status: 401, .. } => s(
+                    "this installation's keys may have been replaced or revoked; check `cachet status`",
+                ),
+                ClientError::Server { reason, .. } if reason == "wrong_code" => {
+                    s("check the one-time code and run `cachet register` again")
+                }
+                ClientError::Server { .. } => s("the request was not applied; nothing local was changed"),
+                ClientError::Integrity(_) | ClientError::Decrypt => s(
+                    "the data was altered or corrupted; ask the sender to send it again",
+                ),
+                ClientError::CorruptProfile(_) => s(
+                    "the profile files were altered; restore them from a backup or register again in a new --profile",
+                ),
+                ClientError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
+                    s("check the path")
+                }
+                ClientError::Cancelled => s("run the same command with --resume to continue"),
+                _ => None,
+            },
+            Self::Server(_) => s("see `cachet server --help`"),
+            Self::Demo(_) => s("the steps above show where it failed"),
+            Self::Io(_) => None,
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The `cachet` binary against a real server on loopback: a working flow, and bad input
+//! (unknown contact, wrong PIN, missing file, server down) giving a one-line reason, a
+//! hint, a meaningful exit code, and no loss of local data.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use cachet_server::{RunningServer, ServerConfig};
+
+const PIN: &str = "31415";
+
+struct Env {
+    server: Option<RunningServer>,
+    url: String,
+    data: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            listen: Some(([127, 0, 0, 1], 0).into()),
+            ..ServerConfig::for_data_dir(data.path())
+        };
+        let server = cachet_server::spawn(config).await.unwrap();
+        Self {
+            url: server.base_url(),
+            server: Some(server),
+            data,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn profile(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// `cachet --profile <name> ...` with a private config directory and no PIN set.
+    fn cachet(&self, profile: &str) -> Command {
+        let mut cmd = Command::cargo_bin("cachet").unwrap();
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .arg("--profile")
+            .arg(self.profile(profile))
+            .arg("--server")
+            .arg(&self.url);
+        cmd
+    }
+
+    fn register(&self, profile: &str, phone: &str, name: &str) {
+        self.cachet(profile)
+            .env("CACHET_PIN", PIN)
+            .args(["register", phone, "--name", name, "--dev-codes"])
+            .arg(self.data.path().join("dev-codes.txt"))
+            .assert()
+            .success();
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+    }
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_one_line_error(out: &std::process::Output, code: i32, reason: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(reason), "{err}");
+    assert!(lines.len() <= 2, "{err}");
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|l| l.trim_start().starts_with("hint: ")),
+        "{err}"
+    );
+}
+
+fn profile_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn help_explains_exit_codes_and_configuration() {
+    let out = Command::cargo_bin("cachet")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    for needle in [
+        "Exit codes",
+        "7  refused by key verification",
+        "CACHET_PIN",
+        "cachet demo",
+        "config.toml",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from --help");
+    }
+    let out = Command::cargo_bin("cachet")
+        .unwrap()
+        .arg("send")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn no_profile_is_reported_with_a_hint() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("cachet")
+        .unwrap()
+        .env("XDG_CONFIG_HOME", home.path())
+        .arg("--profile")
+        .arg(home.path().join("nothing"))
+        .arg("contacts")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 4, "no cachet profile");
+    assert!(stderr(&out).contains("cachet register"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_send_and_read_through_the_cli() {
+    let env = Env::start().await;
+    env.register("alice", "+33611111111", "Dr Alice");
+    env.register("bob", "+33622222222", "Bob");
+    env.cachet("alice")
+        .args(["contacts", "add", "+33622222222", "--as", "bob"])
+        .assert()
+        .success();
+    let out = env
+        .cachet("alice")
+        .args(["send", "bob", "Results", "are", "normal"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("sent to bob: \"Results are normal\""));
+    // Bob is still unlocked from registration (the unlock is remembered for 10 minutes).
+    let out = env.cachet("bob").args(["inbox"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"Results are normal\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = env
+        .cachet("bob")
+        .args(["--json", "contacts"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["display_name"], "Dr Alice");
+    let out = env
+        .cachet("alice")
+        .args(["verify", "bob", "--no-qr"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("Safety number with bob"));
+    env.cachet("alice")
+        .args(["verify", "bob", "--confirm"])
+        .assert()
+        .success();
+    let out = env.cachet("alice").args(["status"]).output().unwrap();
+    assert!(stdout(&out).contains("unlocked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
+    let mut env = Env::start().await;
+    env.register("alice", "+33633333333", "Dr Alice");
+    env.register("bob", "+33644444444", "Bob");
+    env.cachet("alice")
+        .args(["contacts", "add", "+33644444444", "--as", "bob"])
+        .assert()
+        .success();
+    env.cachet("alice")
+        .args(["send", "bob", "first"])
+        .assert()
+        .success();
+    let before = profile_files(&env.profile("alice"));
+
+    // Unknown contact.
+    let out = env
+        .cachet("alice")
+        .args(["send", "zed", "hello"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 4, "unknown contact \"zed\"");
+
+    // Missing file.
+    let out = env
+        .cachet("alice")
+        .args(["attach", "bob", "/nonexistent/scan.pdf"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 4, "/nonexistent/scan.pdf");
+
+    // Wrong PIN, after locking.
+    env.cachet("alice").arg("lock").assert().success();
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", "00000")
+        .arg("contacts")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 3, "wrong PIN or passphrase");
+    let out = env.cachet("alice").arg("contacts").output().unwrap();
+    assert_one_line_error(&out, 3, "locked");
+    // The right PIN still works, and the wrong one changed nothing.
+    env.cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("unlock")
+        .assert()
+        .success();
+
+    // A weak PIN at registration is refused before anything is sent.
+    let out = env
+        .cachet("carol")
+        .env("CACHET_PIN", "123")
+        .args([
+            "register",
+            "+33655555555",
+            "--name",
+            "Carol",
+            "--code",
+            "000000",
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "PIN");
+    assert!(!env.profile("carol").exists());
+
+    // Server down.
+    env.stop().await;
+    let out = env
+        .cachet("alice")
+        .args(["send", "bob", "are you there?"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 5, "cannot reach the server");
+    let out = env
+        .cachet("alice")
+        .args(["inbox", "bob", "--offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"first\""));
+
+    // Nothing was lost: the profile's files are all there (the database may only grow).
+    let after = profile_files(&env.profile("alice"));
+    for (path, len) in &before {
+        if path.ends_with("session.json") || path.ends_with("lockout.json") {
+            continue;
+        }
+        let now = after.iter().find(|(p, _)| p == path).map(|(_, l)| *l);
+        assert!(
+            now.is_some_and(|l| l >= *len),
+            "{} shrank or vanished",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,1073 @@
+//! The [`Client`]: one profile (one installation of one user), its lock, its keys, its
+//! local store and its server.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine;
+use cachet_crypto::boxes::PrecomputedBox;
+use cachet_crypto::fingerprint::{self, Identity};
+use cachet_crypto::{sign, BoxPublicKey, SignPublicKey, SymmetricKey};
+use cachet_proto::auth::Caller;
+use cachet_proto::v1::{self, ClientType, KeyChange, KeyRecord};
+use cachet_proto::Message;
+use rusqlite::{params, OptionalExtension};
+use zeroize::Zeroizing;
+
+use crate::api::{Api, Signer};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ClientError, Result};
+use crate::local_files::LocalFiles;
+use crate::lockout::{Lockout, UNLOCK_WINDOW};
+use crate::secret::{SecretKind, UnlockSecret};
+use crate::store::Store;
+use crate::trust::{KeyChangeEvidence, KeyTrust, SignedChangePolicy, TrustDecision, TrustState};
+use crate::vault::{
+    create_private_dir, write_atomic, Argon2idProtector, InstallationKeys, KeyHistory, KeyRing,
+    MasterKeyProtector, ProfileFile,
+};
+
+/// Build number sent in request signatures.
+pub const BUILD_NUMBER: u32 = 1;
+
+const SESSION_FILE: &str = "session.json";
+
+/// How a [`Client`] is set up. `Default` gives the production settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Overrides the server URL recorded in the profile.
+    pub server_url: Option<String>,
+    /// The clock (injectable for tests).
+    pub clock: Arc<dyn Clock>,
+    /// How the master key is protected.
+    pub protector: Arc<dyn MasterKeyProtector>,
+    /// Who decides whether a verified contact stays verified across a key change.
+    pub trust: Arc<dyn KeyTrust>,
+    /// How long an unlock lasts after the last use (whitepaper 10.2: ten minutes).
+    pub unlock_window: Duration,
+    /// Refuse to share new keys with contacts never verified (not only with contacts whose
+    /// verified keys changed).
+    pub require_verified: bool,
+    /// A PEM certificate authority to trust instead of the system's (certificate pinning).
+    pub root_certificate_pem: Option<Vec<u8>>,
+    /// The kind of client named in request signatures.
+    pub client_type: ClientType,
+    /// Chunk format of new attachments: version 2 (default) authenticates the end of the
+    /// stream; version 1, the whitepaper's, only for peers that cannot read version 2.
+    pub attachment_format: cachet_crypto::attachment::FormatVersion,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            server_url: None,
+            clock: Arc::new(SystemClock),
+            protector: Arc::new(Argon2idProtector::default()),
+            trust: Arc::new(SignedChangePolicy),
+            unlock_window: UNLOCK_WINDOW,
+            require_verified: false,
+            root_certificate_pem: None,
+            client_type: ClientType::Desktop,
+            attachment_format: cachet_crypto::attachment::FormatVersion::V2,
+        }
+    }
+}
+
+/// A contact as stored locally.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Contact {
+    /// The server's user id.
+    pub user_id: String,
+    /// The local name used to address them (`cachet send ALIAS ...`).
+    pub alias: String,
+    /// The name they registered with.
+    pub display_name: String,
+    /// The phone number or e-mail address they were found by, if any.
+    pub identifier: String,
+    /// Their current key version.
+    pub key_version: u32,
+    /// Their current Box Key.
+    #[serde(serialize_with = "ser_box")]
+    pub box_key: BoxPublicKey,
+    /// Their current Sign Key.
+    #[serde(serialize_with = "ser_sign")]
+    pub sign_key: SignPublicKey,
+    /// Whether an operator checked their profile (whitepaper 10.5).
+    pub operator_verified: bool,
+    /// Whether the user compared safety numbers with them.
+    pub trust: TrustState,
+}
+
+fn ser_box<S: serde::Serializer>(k: &BoxPublicKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(k.as_bytes()))
+}
+
+fn ser_sign<S: serde::Serializer>(k: &SignPublicKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(k.as_bytes()))
+}
+
+/// What happened when a contact's keys changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyChangeReport {
+    /// The contact.
+    pub user_id: String,
+    /// Their local name.
+    pub alias: String,
+    /// The key version before.
+    pub old_version: u32,
+    /// The key version now.
+    pub new_version: u32,
+    /// Whether they were verified before the change.
+    pub was_verified: bool,
+    /// Whether they are verified after it.
+    pub still_verified: bool,
+    /// Why (policy verdict or the reason of the change).
+    pub note: String,
+}
+
+impl KeyChangeReport {
+    /// Whether this change must be shown as a loud warning: a verified contact lost their
+    /// verification.
+    pub fn is_alarm(&self) -> bool {
+        self.was_verified && !self.still_verified
+    }
+}
+
+/// The safety number of the user and a contact, to compare face to face.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SafetyNumber {
+    /// 60 digits in groups of five, the same on both sides.
+    pub digits: String,
+    /// The bytes to show as a QR code (version byte and both full fingerprints).
+    #[serde(serialize_with = "ser_bytes_hex")]
+    pub qr_payload: Vec<u8>,
+}
+
+fn ser_bytes_hex<S: serde::Serializer>(k: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(k))
+}
+
+/// The unlocked state: keys, database, caches. Dropped on lock or after the window.
+pub(crate) struct Session {
+    pub ring: KeyRing,
+    master: SymmetricKey,
+    store: Mutex<Store>,
+    pub files: LocalFiles,
+    boxes: Mutex<HashMap<(BoxPublicKey, BoxPublicKey), Arc<PrecomputedBox>>>,
+    last_used_ms: AtomicI64,
+}
+
+impl Session {
+    pub fn db(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One profile: a user's installation with its keys, local store and server.
+///
+/// A `Client` starts locked ([`Client::open`]); [`Client::unlock`] with the PIN or
+/// passphrase opens the keys and the database for [`ClientOptions::unlock_window`] after
+/// the last use.
+#[derive(Debug)]
+pub struct Client {
+    pub(crate) dir: PathBuf,
+    pub(crate) profile: ProfileFile,
+    pub(crate) api: Api,
+    pub(crate) options: ClientOptions,
+    lockout: Lockout,
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+/// A registration waiting for its one-time code.
+#[derive(Debug)]
+pub struct PendingRegistration {
+    api: Api,
+    options: ClientOptions,
+    server_url: String,
+    identifier: String,
+    challenge_id: String,
+}
+
+/// What a new profile is created with.
+#[derive(Debug)]
+pub struct NewProfile<'a> {
+    /// Directory of the new profile (must not hold one).
+    pub dir: &'a Path,
+    /// The one-time code received for the identifier.
+    pub code: &'a str,
+    /// Name shown to contacts.
+    pub display_name: &'a str,
+    /// PIN or passphrase protecting the keys.
+    pub secret: &'a UnlockSecret,
+    /// Keys of earlier installations of the same account, to keep reading what was sent
+    /// to them and to sign the new keys with the previous Sign Key. `None` for a first
+    /// registration or when the old keys are lost.
+    pub previous: Option<KeyHistory>,
+}
+
+impl PendingRegistration {
+    /// The identifier being registered.
+    pub fn identifier(&self) -> &str {
+        &self.identifier
+    }
+
+    /// The server's id of the pending challenge.
+    pub fn challenge_id(&self) -> &str {
+        &self.challenge_id
+    }
+
+    /// Sends the code and the new installation's public keys, and creates the profile.
+    /// The returned client is unlocked.
+    pub async fn finish(self, new: NewProfile<'_>) -> Result<Client> {
+        let secret_kind = new.secret.check_new()?;
+        if new.dir.join(crate::vault::PROFILE_FILE).exists() {
+            return Err(ClientError::ProfileExists(new.dir.to_path_buf()));
+        }
+        let display_name = new.display_name.trim();
+        if display_name.is_empty() || display_name.len() > 100 {
+            return Err(ClientError::InvalidInput(
+                "the display name must have 1 to 100 characters".into(),
+            ));
+        }
+        let keys = InstallationKeys::generate(0);
+        let box_pk = keys.box_keys.public.as_bytes().to_vec();
+        let sign_pk = keys.sign_keys.public().as_bytes().to_vec();
+        let proof = KeyChange {
+            user_id: self.challenge_id.clone(),
+            key_version: 0,
+            box_key: box_pk.clone(),
+            sign_key: sign_pk.clone(),
+            previous_sign_key: vec![],
+        };
+        let self_signature = sign::sign_detached(&proof.encode_to_vec(), &keys.sign_keys).to_vec();
+        let previous_key_signature = match &new.previous {
+            Some(history) => {
+                let last = history.installations.last().ok_or_else(|| {
+                    ClientError::InvalidInput("the previous key history is empty".into())
+                })?;
+                let change = KeyChange {
+                    user_id: history.user_id.clone(),
+                    key_version: last.key_version + 1,
+                    box_key: box_pk.clone(),
+                    sign_key: sign_pk.clone(),
+                    previous_sign_key: last.sign_keys.public().as_bytes().to_vec(),
+                };
+                sign::sign_detached(&change.encode_to_vec(), &last.sign_keys).to_vec()
+            }
+            None => vec![],
+        };
+        let response = self
+            .api
+            .register_finish(&v1::RegisterFinish {
+                challenge_id: self.challenge_id.clone(),
+                code: new.code.trim().to_owned(),
+                box_key: box_pk,
+                sign_key: sign_pk,
+                display_name: display_name.to_owned(),
+                self_signature,
+                previous_key_signature,
+            })
+            .await?;
+        cachet_proto::decode::validate_id(&response.user_id, "user_id")?;
+        let mut installations = Vec::new();
+        if let Some(history) = new.previous {
+            if history.user_id != response.user_id {
+                return Err(ClientError::Protocol(format!(
+                    "the server registered account {} but the previous keys belong to {}",
+                    response.user_id, history.user_id
+                )));
+            }
+            installations.extend(
+                history
+                    .installations
+                    .into_iter()
+                    .filter(|i| i.key_version < response.key_version),
+            );
+        }
+        installations.push(InstallationKeys {
+            key_version: response.key_version,
+            ..keys
+        });
+        let ring = KeyRing {
+            installations,
+            database: SymmetricKey::generate(),
+            local_file: SymmetricKey::generate(),
+        };
+        let master = SymmetricKey::generate();
+        let wrapped = self.options.protector.wrap(&master, new.secret)?;
+        let now = self.options.clock.now_ms();
+        let profile = ProfileFile::new(
+            &response.user_id,
+            &self.identifier,
+            display_name,
+            &self.server_url,
+            secret_kind,
+            self.options.protector.as_ref(),
+            &wrapped,
+            &master,
+            &ring,
+            now,
+        );
+        create_private_dir(new.dir)?;
+        profile.save(new.dir)?;
+        let client = Client {
+            dir: new.dir.to_path_buf(),
+            profile,
+            api: self.api,
+            lockout: Lockout::new(new.dir),
+            options: self.options,
+            session: Mutex::new(None),
+        };
+        client.start_session(master)?;
+        Ok(client)
+    }
+}
+
+impl Client {
+    /// Asks the server to send a one-time code to `identifier` (a phone number or e-mail
+    /// address), the first step of registering a new installation.
+    pub async fn start_registration(
+        server_url: &str,
+        identifier: &str,
+        options: ClientOptions,
+    ) -> Result<PendingRegistration> {
+        let api = Api::new(
+            server_url,
+            options.clock.clone(),
+            options.root_certificate_pem.as_deref(),
+        )?;
+        let response = api.register_start(identifier).await?;
+        Ok(PendingRegistration {
+            api,
+            options,
+            server_url: server_url.to_owned(),
+            identifier: identifier.to_owned(),
+            challenge_id: response.challenge_id,
+        })
+    }
+
+    /// Opens the profile in `dir`, locked.
+    pub fn open(dir: &Path, options: ClientOptions) -> Result<Self> {
+        let profile = ProfileFile::load(dir)?;
+        if profile.protector != options.protector.kind() {
+            return Err(ClientError::CorruptProfile(format!(
+                "the master key is protected by {:?}, which this build cannot use",
+                profile.protector
+            )));
+        }
+        let server_url = options
+            .server_url
+            .clone()
+            .unwrap_or_else(|| profile.server_url.clone());
+        let api = Api::new(
+            &server_url,
+            options.clock.clone(),
+            options.root_certificate_pem.as_deref(),
+        )?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            profile,
+            api,
+            lockout: Lockout::new(dir),
+            options,
+            session: Mutex::new(None),
+        })
+    }
+
+    /// Whether `dir` holds a profile.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(crate::vault::PROFILE_FILE).exists()
+    }
+
+    // ---- Lock ----
+
+    /// Unlocks with the PIN or passphrase. Wrong secrets count towards a lock-out that
+    /// survives restarts; while it runs, this fails with [`ClientError::LockedOut`]
+    /// without trying the secret.
+    pub fn unlock(&self, secret: &UnlockSecret) -> Result<()> {
+        let now = self.options.clock.now_ms();
+        self.lockout.check(now)?;
+        let wrapped = self.profile.wrapped_master()?;
+        match self.options.protector.unwrap(&wrapped, secret)? {
+            Some(master) => {
+                self.lockout.record_success()?;
+                self.start_session(master)
+            }
+            None => Err(self.lockout.record_failure(now)?),
+        }
+    }
+
+    /// Locks: forgets the keys and removes a remembered unlock.
+    pub fn lock(&self) -> Result<()> {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let path = self.dir.join(SESSION_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClientError::io(path, e)),
+        }
+    }
+
+    /// Whether the keys are open (and the unlock window has not run out).
+    pub fn is_unlocked(&self) -> bool {
+        self.session().is_ok()
+    }
+
+    /// Consecutive wrong PINs so far.
+    pub fn failed_unlocks(&self) -> u32 {
+        self.lockout.failures()
+    }
+
+    /// Writes the master key to `session.json` in the profile (readable by the owner only)
+    /// until the unlock window runs out, so that the next process can
+    /// [`resume`](Self::resume) without the PIN. `cachet lock` deletes it.
+    pub fn remember_unlock(&self) -> Result<()> {
+        let session = self.session()?;
+        let expires = self.options.clock.now_ms() + crate::clock::ms(self.options.unlock_window);
+        let body = Zeroizing::new(
+            serde_json::json!({
+                "expires_at_ms": expires,
+                "master_key": base64::engine::general_purpose::STANDARD
+                    .encode(session.master.expose_secret()),
+            })
+            .to_string(),
+        );
+        write_atomic(&self.dir.join(SESSION_FILE), body.as_bytes())
+    }
+
+    /// Unlocks from a remembered unlock if it has not expired. Returns whether it did.
+    pub fn resume(&self) -> Result<bool> {
+        if self.is_unlocked() {
+            return Ok(true);
+        }
+        let path = self.dir.join(SESSION_FILE);
+        let Ok(bytes) = std::fs::read(&path).map(Zeroizing::new) else {
+            return Ok(false);
+        };
+        #[derive(serde::Deserialize)]
+        struct Remembered {
+            expires_at_ms: i64,
+            master_key: String,
+        }
+        let parsed: Option<Remembered> = serde_json::from_slice(&bytes).ok();
+        let master = parsed
+            .filter(|r| r.expires_at_ms > self.options.clock.now_ms())
+            .and_then(|r| {
+                let raw = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(r.master_key)
+                        .ok()?,
+                );
+                SymmetricKey::from_slice(&raw).ok()
+            });
+        match master {
+            Some(master) => match self.start_session(master) {
+                Ok(()) => Ok(true),
+                Err(_) => {
+                    self.lock()?;
+                    Ok(false)
+                }
+            },
+            None => {
+                self.lock()?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn start_session(&self, master: SymmetricKey) -> Result<()> {
+        let ring = self.profile.open_ring(&master)?;
+        let store = Store::open(&self.dir, &ring.database)?;
+        let files = LocalFiles::new(self.dir.join("files"), ring.local_file.clone());
+        let session = Session {
+            ring,
+            master,
+            store: Mutex::new(store),
+            files,
+            boxes: Mutex::new(HashMap::new()),
+            last_used_ms: AtomicI64::new(self.options.clock.now_ms()),
+        };
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(session));
+        Ok(())
+    }
+
+    /// The open session, or [`ClientError::Locked`] once the window has run out.
+    pub(crate) fn session(&self) -> Result<Arc<Session>> {
+        let mut guard = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.options.clock.now_ms();
+        let window = crate::clock::ms(self.options.unlock_window);
+        match guard.as_ref() {
+            Some(s) if now - s.last_used_ms.load(Ordering::SeqCst) <= window => {
+                s.last_used_ms.store(now, Ordering::SeqCst);
+                Ok(s.clone())
+            }
+            Some(_) => {
+                *guard = None;
+                drop(guard);
+                let _ = std::fs::remove_file(self.dir.join(SESSION_FILE));
+                Err(ClientError::Locked)
+            }
+            None => Err(ClientError::Locked),
+        }
+    }
+
+    pub(crate) fn signer(&self, s: &Session) -> Signer {
+        Signer {
+            caller: Caller {
+                user_id: self.profile.user_id.clone(),
+                build_number: BUILD_NUMBER,
+                client_type: self.options.client_type,
+            },
+            key: s.ring.current().sign_keys.clone(),
+        }
+    }
+
+    /// The cached precomputed box between one of our keys and a contact key. Fails for a
+    /// low-order contact key (which would make the shared key public).
+    pub(crate) fn precomputed(
+        &self,
+        s: &Session,
+        own: &InstallationKeys,
+        theirs: &BoxPublicKey,
+    ) -> Result<Arc<PrecomputedBox>> {
+        let mut cache = s.boxes.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (own.box_keys.public, *theirs);
+        if let Some(pre) = cache.get(&key) {
+            return Ok(pre.clone());
+        }
+        let pre = Arc::new(PrecomputedBox::new(theirs, &own.box_keys.secret)?);
+        cache.insert(key, pre.clone());
+        Ok(pre)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.options.clock.now_ms()
+    }
+
+    // ---- Profile ----
+
+    /// The user's id on the server.
+    pub fn user_id(&self) -> &str {
+        &self.profile.user_id
+    }
+
+    /// The name shown to contacts.
+    pub fn display_name(&self) -> &str {
+        &self.profile.display_name
+    }
+
+    /// The phone number or e-mail address registered.
+    pub fn identifier(&self) -> &str {
+        &self.profile.identifier
+    }
+
+    /// The server this profile talks to.
+    pub fn server_url(&self) -> &str {
+        self.api.server_url()
+    }
+
+    /// The profile directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the profile is unlocked by a PIN or a passphrase.
+    pub fn secret_kind(&self) -> SecretKind {
+        self.profile.secret_kind
+    }
+
+    /// The current key version.
+    pub fn key_version(&self) -> u32 {
+        self.profile
+            .installations
+            .last()
+            .map(|i| i.key_version)
+            .unwrap_or(0)
+    }
+
+    /// The local store of sealed files (needs the profile unlocked).
+    pub fn local_files(&self) -> Result<LocalFiles> {
+        Ok(self.session()?.files.clone())
+    }
+
+    /// The SQLCipher version of the local database (a check that it is encrypted).
+    pub fn database_cipher_version(&self) -> Result<String> {
+        self.session()?.db().cipher_version()
+    }
+
+    /// Every installation's secret keys, for a new installation of the same account to
+    /// keep reading messages sent to them (and, later, for password recovery).
+    pub fn export_key_history(&self) -> Result<KeyHistory> {
+        let s = self.session()?;
+        Ok(KeyHistory {
+            user_id: self.profile.user_id.clone(),
+            installations: s.ring.installations.clone(),
+        })
+    }
+
+    // ---- Contacts ----
+
+    /// Finds a registered user by phone number or e-mail address (the server sees only
+    /// a hash) and adds them as a contact.
+    pub async fn add_contact_by_identifier(
+        &self,
+        identifier: &str,
+        alias: Option<&str>,
+    ) -> Result<Contact> {
+        let s = self.session()?;
+        let hash = cachet_proto::discovery_hash(identifier);
+        let found = self
+            .api
+            .discover(&self.signer(&s), vec![hash.to_vec()])
+            .await?;
+        let user_id = found
+            .contacts
+            .into_iter()
+            .find(|c| c.identifier_hash == hash)
+            .map(|c| c.user_id)
+            .ok_or_else(|| ClientError::UnknownContact(identifier.to_owned()))?;
+        let contact = self.add_contact(&user_id, alias).await?;
+        let normalised = cachet_proto::normalise_identifier(identifier);
+        s.db().conn.execute(
+            "UPDATE contacts SET identifier = ?1 WHERE user_id = ?2",
+            params![normalised, user_id],
+        )?;
+        Ok(self.contact(&user_id)?.unwrap_or(contact))
+    }
+
+    /// Adds (or refreshes) a contact by user id, fetching their profile and key history.
+    pub async fn add_contact(&self, user_id: &str, alias: Option<&str>) -> Result<Contact> {
+        let s = self.session()?;
+        if user_id == self.profile.user_id {
+            return Err(ClientError::InvalidInput(
+                "you cannot add yourself as a contact".into(),
+            ));
+        }
+        let profile = match self.api.user(&self.signer(&s), user_id).await {
+            Err(ClientError::Server { status: 404, .. }) => {
+                return Err(ClientError::UnknownContact(user_id.to_owned()))
+            }
+            other => other?,
+        };
+        let history = self.api.key_history(&self.signer(&s), user_id).await?;
+        let current = current_record(&profile, &history)?;
+        let box_key = BoxPublicKey::from_slice(&current.box_key)?;
+        let sign_key = SignPublicKey::from_slice(&current.sign_key)?;
+        let known = self.contact(user_id)?;
+        {
+            let db = s.db();
+            let alias = alias
+                .map(str::to_owned)
+                .or_else(|| known.as_ref().map(|k| k.alias.clone()))
+                .unwrap_or_else(|| profile.display_name.clone());
+            if known.is_none() {
+                db.conn.execute(
+                    "INSERT INTO contacts (user_id, alias, display_name, key_version, box_key,
+                     sign_key, operator_verified, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        user_id,
+                        alias,
+                        profile.display_name,
+                        current.key_version,
+                        box_key.as_bytes().to_vec(),
+                        sign_key.as_bytes().to_vec(),
+                        profile.verified,
+                        self.now_ms()
+                    ],
+                )?;
+            } else {
+                db.conn.execute(
+                    "UPDATE contacts SET alias = ?2, display_name = ?3, operator_verified = ?4
+                     WHERE user_id = ?1",
+                    params![user_id, alias, profile.display_name, profile.verified],
+                )?;
+            }
+        }
+        self.apply_key_history(&s, user_id, &history)?;
+        self.contact(user_id)?
+            .ok_or_else(|| ClientError::UnknownContact(user_id.to_owned()))
+    }
+
+    /// Ensures a user is a contact (adding them with their display name if not).
+    pub(crate) async fn ensure_contact(&self, user_id: &str) -> Result<Contact> {
+        match self.contact(user_id)? {
+            Some(c) => Ok(c),
+            None => self.add_contact(user_id, None).await,
+        }
+    }
+
+    /// Fetches a contact's keys from the server again and applies any change.
+    pub async fn refresh_contact(&self, user_id: &str) -> Result<Option<KeyChangeReport>> {
+        let s = self.session()?;
+        let history = self.api.key_history(&self.signer(&s), user_id).await?;
+        self.apply_key_history(&s, user_id, &history)
+    }
+
+    /// Stores a contact's key history and applies a change of their current keys to their
+    /// verification state.
+    pub(crate) fn apply_key_history(
+        &self,
+        s: &Session,
+        user_id: &str,
+        history: &v1::KeyHistory,
+    ) -> Result<Option<KeyChangeReport>> {
+        let Some(contact) = self.contact(user_id)? else {
+            return Ok(None);
+        };
+        let db = s.db();
+        for r in &history.keys {
+            if BoxPublicKey::from_slice(&r.box_key).is_err()
+                || SignPublicKey::from_slice(&r.sign_key).is_err()
+            {
+                continue;
+            }
+            db.conn.execute(
+                "INSERT INTO contact_keys (user_id, key_version, box_key, sign_key, valid_from,
+                 valid_until, previous_key_signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (user_id, key_version) DO UPDATE SET valid_until = excluded.valid_until",
+                params![
+                    user_id,
+                    r.key_version,
+                    r.box_key,
+                    r.sign_key,
+                    r.valid_from,
+                    r.valid_until,
+                    r.previous_key_signature
+                ],
+            )?;
+        }
+        let Some(newest) = history.keys.iter().max_by_key(|r| r.key_version) else {
+            return Ok(None);
+        };
+        if newest.key_version <= contact.key_version {
+            return Ok(None);
+        }
+        let box_key = BoxPublicKey::from_slice(&newest.box_key)?;
+        let sign_key = SignPublicKey::from_slice(&newest.sign_key)?;
+        let now = self.now_ms();
+        let (verified_version, verified_sign): (Option<u32>, Option<Vec<u8>>) = db
+            .conn
+            .query_row(
+                "SELECT k.key_version, c.verified_sign_key FROM contacts c
+                 LEFT JOIN contact_keys k ON k.user_id = c.user_id AND k.sign_key = c.verified_sign_key
+                 WHERE c.user_id = ?1",
+                [user_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+        let was_verified = matches!(contact.trust, TrustState::Verified { .. });
+        let (still_verified, note) = match (&contact.trust, verified_version, verified_sign) {
+            (TrustState::Verified { .. }, Some(v), Some(vs)) => {
+                let verified_sign_key = SignPublicKey::from_slice(&vs)?;
+                let mut changes: Vec<KeyRecord> = history
+                    .keys
+                    .iter()
+                    .filter(|r| r.key_version > v)
+                    .cloned()
+                    .collect();
+                changes.sort_by_key(|r| r.key_version);
+                let verified_revoked = history
+                    .keys
+                    .iter()
+                    .any(|r| r.key_version == v && !r.revoked_by_operator.is_empty());
+                match self.options.trust.on_key_change(&KeyChangeEvidence {
+                    user_id,
+                    verified_sign_key,
+                    verified_version: v,
+                    verified_revoked,
+                    changes: &changes,
+                }) {
+                    TrustDecision::KeepVerified { note } => (true, note),
+                    TrustDecision::Unverify { note } => (false, note),
+                }
+            }
+            (TrustState::Verified { .. }, _, _) => (
+                false,
+                "the verified keys are not in the key history".to_owned(),
+            ),
+            (TrustState::KeyChanged { note, .. }, _, _) => (false, note.clone()),
+            (TrustState::Unverified, _, _) => (false, "the contact was not verified".to_owned()),
+        };
+        db.conn.execute(
+            "UPDATE contacts SET key_version = ?2, box_key = ?3, sign_key = ?4 WHERE user_id = ?1",
+            params![
+                user_id,
+                newest.key_version,
+                box_key.as_bytes().to_vec(),
+                sign_key.as_bytes().to_vec()
+            ],
+        )?;
+        if was_verified && still_verified {
+            db.conn.execute(
+                "UPDATE contacts SET verified_box_key = ?2, verified_sign_key = ?3, trust_note = ?4
+                 WHERE user_id = ?1",
+                params![
+                    user_id,
+                    box_key.as_bytes().to_vec(),
+                    sign_key.as_bytes().to_vec(),
+                    note
+                ],
+            )?;
+        } else if was_verified {
+            db.conn.execute(
+                "UPDATE contacts SET trust = 'changed', trust_note = ?2, trust_changed_at = ?3
+                 WHERE user_id = ?1",
+                params![user_id, note, now],
+            )?;
+        }
+        Ok(Some(KeyChangeReport {
+            user_id: user_id.to_owned(),
+            alias: contact.alias,
+            old_version: contact.key_version,
+            new_version: newest.key_version,
+            was_verified,
+            still_verified,
+            note,
+        }))
+    }
+
+    /// A contact by user id.
+    pub fn contact(&self, user_id: &str) -> Result<Option<Contact>> {
+        let s = self.session()?;
+        let db = s.db();
+        let contact = db
+            .conn
+            .query_row(
+                &format!("{CONTACT_SELECT} WHERE user_id = ?1"),
+                [user_id],
+                row_to_contact,
+            )
+            .optional()?;
+        contact.transpose()
+    }
+
+    /// Every contact, by alias.
+    pub fn contacts(&self) -> Result<Vec<Contact>> {
+        let s = self.session()?;
+        let db = s.db();
+        let mut stmt = db
+            .conn
+            .prepare(&format!("{CONTACT_SELECT} ORDER BY alias"))?;
+        let rows = stmt.query_map([], row_to_contact)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Finds a contact by alias, user id, identifier or display name (in that order).
+    pub fn find_contact(&self, query: &str) -> Result<Contact> {
+        let contacts = self.contacts()?;
+        let normalised = cachet_proto::normalise_identifier(query);
+        let by = |f: &dyn Fn(&Contact) -> bool| -> Option<Contact> {
+            let found: Vec<&Contact> = contacts.iter().filter(|c| f(c)).collect();
+            (found.len() == 1).then(|| found[0].clone())
+        };
+        by(&|c| c.alias == query)
+            .or_else(|| by(&|c| c.user_id == query))
+            .or_else(|| by(&|c| !c.identifier.is_empty() && c.identifier == normalised))
+            .or_else(|| by(&|c| c.display_name.eq_ignore_ascii_case(query)))
+            .ok_or_else(|| ClientError::UnknownContact(query.to_owned()))
+    }
+
+    /// Every key a contact ever had, newest first: `(version, box key, sign key)`.
+    pub(crate) fn contact_keys(
+        &self,
+        s: &Session,
+        user_id: &str,
+    ) -> Result<Vec<(u32, BoxPublicKey, SignPublicKey)>> {
+        let db = s.db();
+        let mut stmt = db.conn.prepare(
+            "SELECT key_version, box_key, sign_key FROM contact_keys WHERE user_id = ?1
+             ORDER BY key_version DESC",
+        )?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (v, b, sg) = row?;
+            if let (Ok(b), Ok(sg)) = (BoxPublicKey::from_slice(&b), SignPublicKey::from_slice(&sg))
+            {
+                out.push((v, b, sg));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- Verification ----
+
+    /// The safety number of the user and a contact (current keys on both sides).
+    pub fn safety_number(&self, contact: &Contact) -> Result<SafetyNumber> {
+        let s = self.session()?;
+        let me = s.ring.current();
+        let my_sign = me.sign_keys.public();
+        let ours = Identity {
+            user_id: &self.profile.user_id,
+            box_key: &me.box_keys.public,
+            sign_key: &my_sign,
+        };
+        let theirs = Identity {
+            user_id: &contact.user_id,
+            box_key: &contact.box_key,
+            sign_key: &contact.sign_key,
+        };
+        Ok(SafetyNumber {
+            digits: fingerprint::safety_number(&ours, &theirs),
+            qr_payload: fingerprint::qr_payload(&ours, &theirs),
+        })
+    }
+
+    /// Records that the user compared safety numbers with the contact and they matched.
+    pub fn mark_verified(&self, contact: &Contact) -> Result<Contact> {
+        let s = self.session()?;
+        s.db().conn.execute(
+            "UPDATE contacts SET trust = 'verified', verified_box_key = box_key,
+             verified_sign_key = sign_key, verified_at = ?2, trust_note = '' WHERE user_id = ?1",
+            params![contact.user_id, self.now_ms()],
+        )?;
+        self.contact(&contact.user_id)?
+            .ok_or_else(|| ClientError::UnknownContact(contact.user_id.clone()))
+    }
+
+    /// Checks a QR payload scanned from the contact's screen and, if it matches, marks
+    /// them verified.
+    pub fn verify_scanned(&self, contact: &Contact, scanned: &[u8]) -> Result<Contact> {
+        let expected = self.safety_number(contact)?;
+        let s = self.session()?;
+        let me = s.ring.current();
+        let my_sign = me.sign_keys.public();
+        fingerprint::verify_qr_payload(
+            scanned,
+            &Identity {
+                user_id: &self.profile.user_id,
+                box_key: &me.box_keys.public,
+                sign_key: &my_sign,
+            },
+            &Identity {
+                user_id: &contact.user_id,
+                box_key: &contact.box_key,
+                sign_key: &contact.sign_key,
+            },
+        )
+        .map_err(|_| {
+            ClientError::Integrity(format!(
+                "the scanned code does not match the safety number {}",
+                expected.digits
+            ))
+        })?;
+        self.mark_verified(contact)
+    }
+
+    /// Withdraws a verification.
+    pub fn mark_unverified(&self, contact: &Contact) -> Result<()> {
+        let s = self.session()?;
+        s.db().conn.execute(
+            "UPDATE contacts SET trust = 'unverified', verified_box_key = NULL,
+             verified_sign_key = NULL, verified_at = NULL, trust_note = '' WHERE user_id = ?1",
+            [&contact.user_id],
+        )?;
+        Ok(())
+    }
+
+    /// Cardinal's rule: refuses to create new shared keys (case keys, attachment keys,
+    /// recovery data) for a contact whose verified keys changed, or, with
+    /// [`ClientOptions::require_verified`], for a contact never verified.
+    pub fn check_may_share_new_keys(&self, contact: &Contact) -> Result<()> {
+        match contact.trust {
+            TrustState::KeyChanged { .. } => Err(ClientError::KeyChanged {
+                contact: contact.alias.clone(),
+            }),
+            TrustState::Unverified if self.options.require_verified => {
+                Err(ClientError::NotVerified {
+                    contact: contact.alias.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refreshes the contacts' keys from the server, then applies Cardinal's rule to them.
+    pub(crate) async fn gate_new_keys(&self, user_ids: &[String]) -> Result<Vec<Contact>> {
+        let mut out = Vec::new();
+        for id in user_ids {
+            if id == &self.profile.user_id {
+                continue;
+            }
+            self.ensure_contact(id).await?;
+            self.refresh_contact(id).await?;
+            let contact = self
+                .contact(id)?
+                .ok_or_else(|| ClientError::UnknownContact(id.clone()))?;
+            self.check_may_share_new_keys(&contact)?;
+            out.push(contact);
+        }
+        Ok(out)
+    }
+}
+
+const CONTACT_SELECT: &str = "SELECT user_id, alias, display_name, identifier, key_version,
+    box_key, sign_key, operator_verified, trust, verified_at, trust_note, trust_changed_at
+    FROM contacts";
+
+fn row_to_contact(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Contact>> {
+    let box_key: Vec<u8> = r.get(5)?;
+    let sign_key: Vec<u8> = r.get(6)?;
+    let trust: String = r.get(8)?;
+    let verified_at: Option<i64> = r.get(9)?;
+    let note: String = r.get(10)?;
+    let changed_at: Option<i64> = r.get(11)?;
+    let trust = match trust.as_str() {
+        "verified" => TrustState::Verified {
+            at_ms: verified_at.unwrap_or(0),
+        },
+        "changed" => TrustState::KeyChanged {
+            at_ms: changed_at.unwrap_or(0),
+            note,
+        },
+        _ => TrustState::Unverified,
+    };
+    let user_id: String = r.get(0)?;
+    let alias: String = r.get(1)?;
+    let display_name: String = r.get(2)?;
+    let identifier: String = r.get(3)?;
+    let key_version: u32 = r.get(4)?;
+    let operator_verified: bool = r.get(7)?;
+    Ok((|| {
+        Ok(Contact {
+            user_id,
+            alias,
+            display_name,
+            identifier,
+            key_version,
+            box_key: BoxPublicKey::from_slice(&box_key)?,
+            sign_key: SignPublicKey::from_slice(&sign_key)?,
+            operator_verified,
+            trust,
+        })
+    })())
+}
+
+fn current_record<'a>(
+    profile: &'a v1::UserProfile,
+    history: &'a v1::KeyHistory,
+) -> Result<&'a KeyRecord> {
+    profile
+        .current_keys
+        .as_ref()
+        .or_else(|| history.keys.iter().max_by_key(|r| r.key_version))
+        .ok_or_else(|| ClientError::Protocol(format!("user {} has no keys", profile.user_id)))
+}

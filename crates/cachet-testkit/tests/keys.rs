@@ -1,0 +1,229 @@
+//! End-to-end: reinstallation (old messages read through previous keys, both ways),
+//! contact updates, fingerprint verification and Cardinal's rule.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::collections::BTreeMap;
+
+use cachet_client::{no_progress, ClientError, Conversation, Event, MessageKind, TrustState};
+use cachet_testkit::{test_options, TestServer};
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstallation_still_reads_messages_sent_to_its_old_keys() {
+    let server = TestServer::start().await;
+    let doctor = server.register("doctor", "+33600000301", "Dr Grey").await;
+    let patient = server.register("patient", "+33600000302", "Patient").await;
+    doctor
+        .add_contact(patient.user_id(), Some("patient"))
+        .await
+        .unwrap();
+    patient
+        .add_contact(doctor.user_id(), Some("doctor"))
+        .await
+        .unwrap();
+
+    // Both send before the reinstallation; neither has received yet.
+    doctor
+        .send_text(patient.user_id(), "sent to your old keys")
+        .await
+        .unwrap();
+    patient
+        .send_text(doctor.user_id(), "sent from my old keys")
+        .await
+        .unwrap();
+
+    // New installation, carrying the old key ring, signed by the old Sign Key.
+    let history = patient.export_key_history().unwrap();
+    let reinstalled = server
+        .register_with(
+            "patient-2",
+            "+33600000302",
+            "Patient",
+            Some(history),
+            test_options(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reinstalled.user_id(), patient.user_id());
+    assert_eq!(reinstalled.key_version(), 2);
+
+    // The new installation reads what was sent to the old keys.
+    reinstalled
+        .add_contact(doctor.user_id(), Some("doctor"))
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&reinstalled.receive(0).await.unwrap()),
+        ["sent to your old keys"]
+    );
+
+    // The doctor learns the new keys first, then reads what the old keys sent.
+    let change = doctor
+        .refresh_contact(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((change.old_version, change.new_version), (1, 2));
+    let events = doctor.receive(0).await.unwrap();
+    assert_eq!(texts(&events), ["sent from my old keys"]);
+
+    // New messages use the new keys.
+    doctor
+        .send_text(patient.user_id(), "hello again")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&reinstalled.receive(0).await.unwrap()),
+        ["hello again"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safety_numbers_match_and_a_signed_key_change_stays_verified() {
+    let server = TestServer::start().await;
+    let doctor = server.register("doctor", "+33600000311", "Dr Grey").await;
+    let patient = server.register("patient", "+33600000312", "Patient").await;
+    let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
+    let d = patient.add_contact(doctor.user_id(), None).await.unwrap();
+    let ours = doctor.safety_number(&p).unwrap();
+    let theirs = patient.safety_number(&d).unwrap();
+    assert_eq!(ours.digits, theirs.digits);
+    assert_eq!(ours.digits.replace(' ', "").len(), 60);
+    // Scanning the other side's QR code verifies.
+    let p = doctor.verify_scanned(&p, &theirs.qr_payload).unwrap();
+    assert!(matches!(p.trust, TrustState::Verified { .. }));
+    doctor.send_text(patient.user_id(), "hi").await.unwrap();
+    patient.receive(0).await.unwrap();
+
+    // A reinstallation signed by the verified key keeps the verification.
+    let history = patient.export_key_history().unwrap();
+    server
+        .register_with(
+            "patient-2",
+            "+33600000312",
+            "Patient",
+            Some(history),
+            test_options(),
+        )
+        .await
+        .unwrap();
+    let events = doctor.receive(0).await.unwrap();
+    let report = events
+        .iter()
+        .find_map(|e| match e {
+            Event::KeyChanged(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the contact update arrived");
+    assert!(report.was_verified && report.still_verified, "{report:?}");
+    assert!(!report.is_alarm());
+    let p = doctor.find_contact(patient.user_id()).unwrap();
+    assert!(matches!(p.trust, TrustState::Verified { .. }));
+    doctor
+        .create_case(
+            "Follow-up",
+            &BTreeMap::new(),
+            std::slice::from_ref(&p.user_id),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_substituted_key_is_caught_and_no_new_keys_are_shared() {
+    let server = TestServer::start().await;
+    let doctor = server.register("doctor", "+33600000321", "Dr Grey").await;
+    let patient = server.register("patient", "+33600000322", "Patient").await;
+    let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
+    let before = doctor.safety_number(&p).unwrap();
+    doctor.mark_verified(&p).unwrap();
+    doctor.send_text(patient.user_id(), "before").await.unwrap();
+    patient
+        .send_text(doctor.user_id(), "from the real patient")
+        .await
+        .unwrap();
+
+    // Someone who can read the one-time codes registers the patient's number anew,
+    // without the old keys: an unsigned key change.
+    let _mallory = server
+        .register_with("mallory", "+33600000322", "Patient", None, test_options())
+        .await
+        .unwrap();
+    let events = doctor.receive(0).await.unwrap();
+    let report = events
+        .iter()
+        .find_map(|e| match e {
+            Event::KeyChanged(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the contact update arrived");
+    assert!(report.is_alarm(), "{report:?}");
+    // Existing data still decrypts (the real patient's message, through the old keys).
+    assert_eq!(texts(&events), ["from the real patient"]);
+
+    let p = doctor.find_contact(patient.user_id()).unwrap();
+    assert!(matches!(p.trust, TrustState::KeyChanged { .. }));
+    assert_ne!(doctor.safety_number(&p).unwrap().digits, before.digits);
+
+    // Cardinal's rule: no case key, no attachment key for them.
+    assert!(matches!(
+        doctor
+            .create_case("Case", &BTreeMap::new(), std::slice::from_ref(&p.user_id))
+            .await,
+        Err(ClientError::KeyChanged { .. })
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("x.txt");
+    std::fs::write(&file, b"secret").unwrap();
+    assert!(matches!(
+        doctor
+            .send_file(
+                &Conversation::Direct(p.user_id.clone()),
+                &file,
+                &no_progress
+            )
+            .await,
+        Err(ClientError::KeyChanged { .. })
+    ));
+    // After comparing safety numbers again, sharing works.
+    let p = doctor.mark_verified(&p).unwrap();
+    doctor
+        .create_case("Case", &BTreeMap::new(), &[p.user_id])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_refuses_contacts_never_verified() {
+    let server = TestServer::start().await;
+    let options = cachet_client::ClientOptions {
+        require_verified: true,
+        ..test_options()
+    };
+    let doctor = server
+        .register_with("doctor", "+33600000331", "Dr Grey", None, options)
+        .await
+        .unwrap();
+    let patient = server.register("patient", "+33600000332", "Patient").await;
+    let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
+    assert!(matches!(
+        doctor
+            .create_case("Case", &BTreeMap::new(), std::slice::from_ref(&p.user_id))
+            .await,
+        Err(ClientError::NotVerified { .. })
+    ));
+    doctor.mark_verified(&p).unwrap();
+    doctor
+        .create_case("Case", &BTreeMap::new(), &[p.user_id])
+        .await
+        .unwrap();
+}
