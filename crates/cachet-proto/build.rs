@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/cachet/v1/envelope.proto",
         "proto/cachet/v1/signature.proto",
         "proto/cachet/v1/api.proto",
+        "proto/cachet/v1/vault.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

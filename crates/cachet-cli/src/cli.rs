@@ -108,6 +108,83 @@ pub enum Command {
     Server(Box<ServerArgs>),
     /// Run the whole protocol end to end on a private local server and show each step.
     Demo(DemoArgs),
+    /// Operate a data server as an operator: its key hierarchy (init, unseal, rotate,
+    /// reshare, export, import) and its audit log. Every request is signed with your own
+    /// operator key (create one with `cachet operator keygen`, then have it registered with
+    /// `cachet server add-operator` on the server host).
+    Operator(OperatorArgs),
+}
+
+/// `cachet operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: OperatorAction,
+    /// Your operator name, as registered with `cachet server add-operator`.
+    #[arg(long, env = "CACHET_OPERATOR", global = true)]
+    pub name: Option<String>,
+    /// File holding your operator secret key (written by `cachet operator keygen`).
+    #[arg(long, env = "CACHET_OPERATOR_KEY", value_name = "FILE", global = true)]
+    pub key: Option<PathBuf>,
+}
+
+/// How many shares and how many to open: 7 and 5 unless told.
+#[derive(Debug, Args, Clone)]
+pub struct SplitArgs {
+    /// Shares to create, one per key holder.
+    #[arg(long, default_value_t = 7)]
+    pub shares: u32,
+    /// Shares needed to unseal.
+    #[arg(long, default_value_t = 5)]
+    pub threshold: u32,
+    /// Write share N to DIR/share-N.txt (readable by you only) instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// `cachet operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorAction {
+    /// Create your operator key pair; prints the public key to register on the server.
+    Keygen {
+        /// Where to write the secret key (refuses to overwrite).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Show whether the server is initialised and sealed (no key needed).
+    Status,
+    /// Create the master key of a new, empty server and split it into shares.
+    Init(SplitArgs),
+    /// Enter your share; the server opens when the threshold is reached.
+    Unseal {
+        /// Read the share from this file instead of prompting for it.
+        #[arg(long, value_name = "FILE")]
+        share_file: Option<PathBuf>,
+    },
+    /// Make the server forget its master key now (it then refuses all user traffic).
+    Seal,
+    /// Replace the master key (KEKs re-wrapped, data untouched) and split the new one.
+    Rotate(SplitArgs),
+    /// Split the same master key anew for a new set of holders; old shares stop working.
+    Reshare(SplitArgs),
+    /// Save the sealed key material (no secret in it) for a second server.
+    Export {
+        /// Output file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Give an empty second server the sealed key material exported from the first.
+    Import {
+        /// File written by `cachet operator export`.
+        file: PathBuf,
+    },
+    /// Fetch the audit log, check its hash chain and print it.
+    Audit {
+        /// Fail unless the log extends the history whose last hash you kept (hex).
+        #[arg(long, value_name = "HEX")]
+        expect_head: Option<String>,
+    },
 }
 
 /// `cachet register`.

@@ -152,7 +152,7 @@ impl Api {
         }
     }
 
-    async fn proto<Resp: Message + Default>(
+    pub(crate) async fn proto<Resp: Message + Default>(
         &self,
         method: Method,
         path: &str,

@@ -31,6 +31,7 @@ mod groups;
 mod local_files;
 pub mod lockout;
 mod messaging;
+pub mod operator;
 pub mod secret;
 mod store;
 pub mod trust;
@@ -46,6 +47,7 @@ pub use error::{human_duration, ClientError, Result};
 pub use groups::Group;
 pub use local_files::LocalFiles;
 pub use messaging::{Conversation, Event, MessageKind, StoredMessage};
+pub use operator::{AuditReport, OperatorClient};
 pub use secret::{SecretKind, UnlockSecret};
 pub use trust::{KeyTrust, SignedChangePolicy, TrustState};
 pub use vault::{

@@ -7,6 +7,14 @@
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 #[non_exhaustive]
 pub enum ProtoError {
+    /// An audit log entry does not chain to the one before it.
+    #[error("audit chain broken at entry {seq}: {reason}")]
+    AuditChainBroken {
+        /// First entry that does not check.
+        seq: u64,
+        /// What does not check.
+        reason: &'static str,
+    },
     /// The protobuf bytes did not decode.
     #[error("malformed protobuf: {0}")]
     MalformedProtobuf(String),

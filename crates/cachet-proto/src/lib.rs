@@ -7,6 +7,7 @@
 //!   with the exact byte encoding defined in `docs/protocol.md`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod decode;
 mod error;

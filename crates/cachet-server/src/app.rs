@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub blobs: Arc<dyn BlobStore>,
     pub signal: Arc<dyn MailboxSignal>,
     pub notifier: Arc<dyn CodeNotifier>,
+    /// The key hierarchy: sealed, unsealed or absent.
+    pub vault: Arc<crate::vault::Vault>,
     /// Turns true when the server starts shutting down; long polls end early.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -249,6 +251,18 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
+/// Answers 503 `sealed` while the master key is not in memory.
+async fn refuse_while_sealed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.vault.is_sealed() {
+        return Error::Sealed.into_response();
+    }
+    next.run(req).await
+}
+
 /// Every route of the API.
 pub(crate) fn router(state: AppState) -> Router {
     let signed = Router::new()
@@ -295,12 +309,35 @@ pub(crate) fn router(state: AppState) -> Router {
             auth::authenticate,
         ));
 
+    // Everything above and registration is refused while the server is sealed.
+    let gated = Router::new()
+        .route("/api/v1/register/start", post(api::register::start))
+        .route("/api/v1/register/finish", post(api::register::finish))
+        .merge(signed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_sealed,
+        ));
+
+    let vault = Router::new()
+        .route("/api/v1/operator/vault/init", post(api::vault::init))
+        .route("/api/v1/operator/vault/unseal", post(api::vault::unseal))
+        .route("/api/v1/operator/vault/seal", post(api::vault::seal))
+        .route("/api/v1/operator/vault/rotate", post(api::vault::rotate))
+        .route("/api/v1/operator/vault/reshare", post(api::vault::reshare))
+        .route("/api/v1/operator/vault/export", get(api::vault::export))
+        .route("/api/v1/operator/vault/import", post(api::vault::import))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+
     let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/register/start", post(api::register::start))
-        .route("/api/v1/register/finish", post(api::register::finish));
+        .route("/api/v1/vault/status", get(api::vault::status));
 
-    open.merge(signed)
+    open.merge(vault)
+        .merge(gated)
         .fallback(|| async { Error::UnknownRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)

@@ -11,60 +11,21 @@
 //! kept the last hash (or who compares copies) detects tampering.
 
 use cachet_proto::v1::AuditEntry;
-use cachet_proto::Message;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
 
-/// `prev_hash` of the first entry.
-pub const GENESIS_HASH: [u8; 32] = [0; 32];
-
-/// The hash of `entry` chained after `prev_hash`.
-pub fn entry_hash(prev_hash: &[u8], entry: &AuditEntry) -> [u8; 32] {
-    let canonical = AuditEntry {
-        seq: entry.seq,
-        timestamp: entry.timestamp,
-        operator_id: entry.operator_id.clone(),
-        action: entry.action.clone(),
-        subject: entry.subject.clone(),
-        detail: entry.detail.clone(),
-        prev_hash: Vec::new(),
-        hash: Vec::new(),
-    }
-    .encode_to_vec();
-    cachet_crypto::sha256(&[prev_hash, &canonical].concat())
-}
+pub use cachet_proto::audit::{entry_hash, GENESIS_HASH};
 
 /// Checks a run of consecutive entries. `prev` is the entry before the first one (`None`
 /// when the run starts at sequence 1). Returns the last entry's hash.
 pub fn verify_entries(prev: Option<&AuditEntry>, entries: &[AuditEntry]) -> Result<Vec<u8>> {
-    let (mut expected_seq, mut prev_hash) = match prev {
-        Some(p) => (p.seq + 1, p.hash.clone()),
-        None => (1, GENESIS_HASH.to_vec()),
-    };
-    for e in entries {
-        if e.seq != expected_seq {
-            return Err(Error::AuditChainBroken {
-                seq: e.seq,
-                reason: "sequence gap",
-            });
+    cachet_proto::audit::verify_entries(prev, entries).map_err(|e| match e {
+        cachet_proto::ProtoError::AuditChainBroken { seq, reason } => {
+            Error::AuditChainBroken { seq, reason }
         }
-        if e.prev_hash != prev_hash {
-            return Err(Error::AuditChainBroken {
-                seq: e.seq,
-                reason: "prev_hash does not match the previous entry",
-            });
-        }
-        if e.hash != entry_hash(&prev_hash, e) {
-            return Err(Error::AuditChainBroken {
-                seq: e.seq,
-                reason: "hash does not match the entry",
-            });
-        }
-        prev_hash = e.hash.clone();
-        expected_seq += 1;
-    }
-    Ok(prev_hash)
+        other => Error::Internal(other.to_string()),
+    })
 }
 
 /// Walks the whole audit log of `store` and checks the chain. Returns the number of
@@ -103,6 +64,7 @@ mod tests {
                     detail: String::new(),
                     prev_hash: prev.clone(),
                     hash: Vec::new(),
+                    ..Default::default()
                 };
                 e.hash = entry_hash(&prev, &e).to_vec();
                 prev = e.hash.clone();

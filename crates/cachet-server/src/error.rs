@@ -183,6 +183,23 @@ pub enum Error {
     #[error("not a participant of this case")]
     NotAParticipant,
 
+    // ---- Key hierarchy ----
+    /// The server is sealed: its master key is not in memory.
+    #[error("the server is sealed; operators must unseal it (cachet operator unseal)")]
+    Sealed,
+    /// A vault operation needs an initialised vault.
+    #[error("no master key protects this server yet (cachet operator init)")]
+    VaultNotInitialised,
+    /// `init` or `import` on a server that already has a vault.
+    #[error("this server already has a master key")]
+    VaultAlreadyInitialised,
+    /// `init` on a database that already holds users in the clear.
+    #[error("the vault must be initialised before the first registration")]
+    VaultNeedsEmptyDatabase,
+    /// A share, sharing or sealed value was refused.
+    #[error("{0}")]
+    Vault(#[from] cachet_vault::VaultError),
+
     // ---- Internal ----
     /// The database failed.
     #[error("database error: {0}")]
@@ -284,6 +301,22 @@ impl Error {
             CaseNotFound => (S::NOT_FOUND, "case_not_found"),
             CaseExists => (S::CONFLICT, "case_exists"),
             NotAParticipant => (S::FORBIDDEN, "not_a_participant"),
+
+            Sealed => (S::SERVICE_UNAVAILABLE, "sealed"),
+            VaultNotInitialised => (S::CONFLICT, "vault_not_initialised"),
+            VaultAlreadyInitialised => (S::CONFLICT, "vault_already_initialised"),
+            VaultNeedsEmptyDatabase => (S::CONFLICT, "vault_needs_empty_database"),
+            Vault(e) => {
+                use cachet_vault::VaultError as V;
+                match e {
+                    V::MalformedShare(_) => (S::BAD_REQUEST, "malformed_share"),
+                    V::CorruptShare { .. } => (S::BAD_REQUEST, "corrupt_share"),
+                    V::DuplicateShare { .. } => (S::CONFLICT, "duplicate_share"),
+                    V::WrongMasterKey => (S::BAD_REQUEST, "wrong_master_key"),
+                    V::InvalidSharing(_) => (S::BAD_REQUEST, "invalid_sharing"),
+                    _ => (S::INTERNAL_SERVER_ERROR, "internal_error"),
+                }
+            }
 
             Database(_)
             | Migration(_)

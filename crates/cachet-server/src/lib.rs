@@ -32,6 +32,7 @@ pub mod error;
 pub mod notify;
 mod server;
 pub mod store;
+pub mod vault;
 pub mod wake;
 
 pub use app::PROTOBUF;
@@ -94,6 +95,7 @@ pub struct RunningServer {
     tls: bool,
     settings: Settings,
     store: Arc<dyn Store>,
+    vault: Arc<vault::Vault>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     janitor: JoinHandle<()>,
@@ -130,6 +132,11 @@ impl RunningServer {
         self.store.clone()
     }
 
+    /// The key hierarchy of this node.
+    pub fn vault(&self) -> Arc<vault::Vault> {
+        self.vault.clone()
+    }
+
     /// Stops accepting connections, ends long polls, lets in-flight requests finish and
     /// waits until everything has stopped.
     pub async fn shutdown(self) -> Result<()> {
@@ -163,9 +170,19 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Metadata is sealed under the key hierarchy on its way to the database.
+    let vault = vault::Vault::load(components.store.clone()).await?;
+    if vault.is_sealed() {
+        tracing::warn!("server is sealed: operators must unseal it (cachet operator unseal)");
+    }
+    let store: Arc<dyn Store> = Arc::new(store::EncryptedStore::new(
+        components.store.clone(),
+        vault.clone(),
+    ));
     let state = app::AppState(Arc::new(app::Inner {
         settings: settings.clone(),
-        store: components.store.clone(),
+        store: store.clone(),
+        vault: vault.clone(),
         blobs: components.blobs.clone(),
         signal: components.signal.clone(),
         notifier: components.notifier.clone(),
@@ -191,7 +208,8 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
         addr,
         tls: is_tls,
         settings,
-        store: components.store,
+        store,
+        vault,
         shutdown: shutdown_tx,
         task,
         janitor,

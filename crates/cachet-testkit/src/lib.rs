@@ -39,10 +39,39 @@ pub fn dev_code(data_dir: &Path, identifier: &str) -> Option<String> {
         .map(|(_, code)| code.trim().to_owned())
 }
 
+/// An operator's name and key, to talk to a [`TestServer`] wherever it listens.
+#[derive(Clone)]
+pub struct TestOperator {
+    /// Operator name (`op:NAME`).
+    pub name: String,
+    seed: [u8; 32],
+}
+
+impl std::fmt::Debug for TestOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TestOperator(op:{})", self.name)
+    }
+}
+
+impl TestOperator {
+    /// A client signing as this operator, for the server's current address.
+    pub fn on(&self, server: &TestServer) -> cachet_client::OperatorClient {
+        cachet_client::OperatorClient::new(
+            &server.url(),
+            &self.name,
+            cachet_crypto::SignKeyPair::from_seed(self.seed),
+            None,
+        )
+        .expect("operator client")
+    }
+}
+
 /// A data server on 127.0.0.1 (random port) with its data in a temporary directory, and
 /// a directory for client profiles.
 pub struct TestServer {
     server: Option<RunningServer>,
+    /// Where the server listened before it was stopped (a restart binds it again).
+    last_addr: Option<std::net::SocketAddr>,
     data: TempDir,
     profiles: TempDir,
 }
@@ -67,6 +96,7 @@ impl TestServer {
         let server = cachet_server::spawn(config).await.expect("server starts");
         Self {
             server: Some(server),
+            last_addr: None,
             data,
             profiles,
         }
@@ -98,7 +128,36 @@ impl TestServer {
     /// Stops the server (what a client sees as "server down").
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
+            self.last_addr = Some(s.local_addr());
             s.shutdown().await.expect("server shuts down");
+        }
+    }
+
+    /// Stops the server and starts it again on the same data directory and address.
+    pub async fn restart(&mut self) {
+        let addr = self
+            .server
+            .as_ref()
+            .map(|s| s.local_addr())
+            .or(self.last_addr)
+            .unwrap_or(([127, 0, 0, 1], 0).into());
+        self.stop().await;
+        let config = ServerConfig {
+            listen: Some(addr),
+            ..ServerConfig::for_data_dir(self.data.path())
+        };
+        self.server = Some(cachet_server::spawn(config).await.expect("server restarts"));
+    }
+
+    /// Registers an operator on this server (as the server host's console would).
+    pub async fn add_operator(&self, name: &str) -> TestOperator {
+        let key = cachet_crypto::SignKeyPair::generate();
+        cachet_server::add_operator(self.data_dir(), name, key.public().as_bytes())
+            .await
+            .expect("operator added");
+        TestOperator {
+            name: name.to_owned(),
+            seed: key.expose_seed(),
         }
     }
 

@@ -136,6 +136,26 @@ impl KeyHierarchy {
         ))
     }
 
+    /// A keyed hash (HMAC-SHA256) under the purpose's KEK: for values the server must look
+    /// up by equality (identifier hashes) but should not keep in a form anyone can test
+    /// guesses against. Use a purpose for keyed hashing only, never also for sealing.
+    pub fn keyed_hash(
+        &self,
+        purpose: &str,
+        label: &str,
+        data: &[u8],
+    ) -> Result<[u8; 32], VaultError> {
+        use hmac::Mac;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.kek(purpose)?.expose_secret())
+                .map_err(|_| VaultError::Open)?;
+        mac.update(b"cachet keyed hash v1");
+        mac.update(&(label.len() as u32).to_be_bytes());
+        mac.update(label.as_bytes());
+        mac.update(data);
+        Ok(mac.finalize().into_bytes().into())
+    }
+
     /// Opens a value sealed by [`Self::seal_row`] for the same row and column.
     pub fn open_row(
         &self,

@@ -60,14 +60,24 @@ pub(crate) async fn discover(
     if req.identifier_hashes.iter().any(|h| h.len() != 32) {
         return Err(Error::invalid("identifier_hashes", "each must be 32 bytes"));
     }
+    // The database keeps identifier hashes blinded under the key hierarchy (when one
+    // protects it); look up the blinded forms and answer with the caller's own hashes.
+    let blinded = req
+        .identifier_hashes
+        .iter()
+        .map(|h| state.vault.blind_identifier(h))
+        .collect::<Result<Vec<_>>>()?;
     // Only matches come back; hashes of non-users are neither answered nor kept.
-    let found = state.store.discover(&req.identifier_hashes).await?;
+    let found = state.store.discover(&blinded).await?;
     Ok(Protobuf(DiscoverResponse {
         contacts: found
             .into_iter()
-            .map(|(identifier_hash, user_id)| DiscoveredContact {
-                identifier_hash,
-                user_id,
+            .filter_map(|(stored, user_id)| {
+                let i = blinded.iter().position(|b| *b == stored)?;
+                Some(DiscoveredContact {
+                    identifier_hash: req.identifier_hashes[i].clone(),
+                    user_id,
+                })
             })
             .collect(),
     }))

@@ -12,6 +12,7 @@ pub(crate) mod directory;
 pub(crate) mod messages;
 pub(crate) mod operator;
 pub(crate) mod register;
+pub(crate) mod vault;
 
 /// Checks an id from a path or a body (length and alphabet).
 pub(crate) fn check_id(value: &str, field: &'static str) -> Result<()> {

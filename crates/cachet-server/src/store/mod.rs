@@ -14,9 +14,11 @@ use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
 use crate::error::Result;
 
 pub mod conformance;
+pub mod encrypted;
 pub mod postgres;
 pub mod sqlite;
 
+pub use encrypted::EncryptedStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -315,4 +317,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired challenges and seen signatures (`expires_at < now`) and web-acked
     /// envelopes acked before `acked_before`.
     async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged>;
+
+    // ---- Key hierarchy ----
+
+    /// The stored vault document, if a vault protects this database.
+    async fn vault_config(&self) -> Result<Option<Vec<u8>>>;
+    /// Replaces the vault document if the stored one is still `expected` (`None`: no
+    /// document yet). False if it changed meanwhile.
+    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool>;
+    /// How many users are registered.
+    async fn user_count(&self) -> Result<u64>;
 }

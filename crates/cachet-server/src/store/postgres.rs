@@ -268,6 +268,7 @@ async fn append_audit_in(conn: &mut PgConnection, d: &AuditDraft) -> Result<Audi
         detail: d.detail.clone(),
         prev_hash: prev_hash.clone(),
         hash: Vec::new(),
+        ..Default::default()
     };
     entry.hash = entry_hash(&prev_hash, &entry).to_vec();
     sqlx::query(
@@ -887,6 +888,7 @@ impl Store for PostgresStore {
                         detail,
                         prev_hash,
                         hash,
+                        ..Default::default()
                     }
                 },
             )
@@ -1197,5 +1199,41 @@ impl Store for PostgresStore {
 
     async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged> {
         retrying(|| self.purge_expired_once(now, acked_before)).await
+    }
+
+    async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT config FROM vault_config WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        let changed = match expected {
+            None => sqlx::query(
+                "INSERT INTO vault_config (id, config) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(config)
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+            Some(old) => {
+                sqlx::query("UPDATE vault_config SET config = $1 WHERE id = 1 AND config = $2")
+                    .bind(config)
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    async fn user_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

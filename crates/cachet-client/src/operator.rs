@@ -1,0 +1,188 @@
+//! The operator side of the data server: the key hierarchy (init, unseal, rotation,
+//! re-sharing, export) and the audit log. Every call is signed with the operator's own
+//! Ed25519 key as `op:NAME`, so each action is attributable (whitepaper 10.6).
+
+use std::sync::Arc;
+
+use cachet_crypto::SignKeyPair;
+use cachet_proto::auth::Caller;
+use cachet_proto::v1::{self, ClientType};
+use cachet_proto::Message;
+use reqwest::Method;
+
+use crate::api::{Api, Signer};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ClientError, Result};
+
+/// What `cachet operator audit` found.
+#[derive(Debug, Clone)]
+pub struct AuditReport {
+    /// Every entry, oldest first; `opened_*` hold the readable text.
+    pub entries: Vec<v1::AuditEntry>,
+    /// Hash of the last entry (32 zero bytes for an empty log): keep it, and a later
+    /// check that does not extend it reveals a rewritten history.
+    pub head: Vec<u8>,
+}
+
+/// A connection to one data server as one operator.
+#[derive(Debug)]
+pub struct OperatorClient {
+    api: Api,
+    signer: Signer,
+}
+
+impl OperatorClient {
+    /// `name` is the operator name registered with `cachet server add-operator`.
+    pub fn new(
+        server_url: &str,
+        name: &str,
+        key: SignKeyPair,
+        root_certificate_pem: Option<&[u8]>,
+    ) -> Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Ok(Self {
+            api: Api::new(server_url, clock, root_certificate_pem)?,
+            signer: Signer {
+                caller: Caller {
+                    user_id: format!("op:{name}"),
+                    build_number: crate::BUILD_NUMBER,
+                    client_type: ClientType::Desktop,
+                },
+                key,
+            },
+        })
+    }
+
+    async fn call<Resp: Message + Default>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signed: bool,
+    ) -> Result<Resp> {
+        self.api
+            .proto(method, path, body, signed.then_some(&self.signer))
+            .await
+    }
+
+    /// Whether the server is initialised and sealed, and how far an unseal has got.
+    pub async fn vault_status(&self) -> Result<v1::VaultStatus> {
+        self.call(Method::GET, "/api/v1/vault/status", Vec::new(), false)
+            .await
+    }
+
+    /// Creates the master key of an empty server and returns one share per holder.
+    pub async fn init(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
+        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
+        self.call(Method::POST, "/api/v1/operator/vault/init", body, true)
+            .await
+    }
+
+    /// Enters one share.
+    pub async fn unseal(&self, token: &str) -> Result<v1::VaultStatus> {
+        let body = v1::UnsealShare {
+            token: token.trim().to_owned(),
+        }
+        .encode_to_vec();
+        self.call(Method::POST, "/api/v1/operator/vault/unseal", body, true)
+            .await
+    }
+
+    /// Makes the server forget its master key now.
+    pub async fn seal(&self) -> Result<v1::VaultStatus> {
+        self.call(
+            Method::POST,
+            "/api/v1/operator/vault/seal",
+            Vec::new(),
+            true,
+        )
+        .await
+    }
+
+    /// A new master key (KEKs re-wrapped, no row rewritten), split into new shares.
+    pub async fn rotate(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
+        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
+        self.call(Method::POST, "/api/v1/operator/vault/rotate", body, true)
+            .await
+    }
+
+    /// The same master key split into new shares for new holders.
+    pub async fn reshare(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
+        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
+        self.call(Method::POST, "/api/v1/operator/vault/reshare", body, true)
+            .await
+    }
+
+    /// The sealed key material (no secret in it), for a second server.
+    pub async fn export(&self) -> Result<Vec<u8>> {
+        let out: v1::VaultExport = self
+            .call(
+                Method::GET,
+                "/api/v1/operator/vault/export",
+                Vec::new(),
+                true,
+            )
+            .await?;
+        Ok(out.sealed_root)
+    }
+
+    /// Gives an uninitialised server the sealed key material of another one.
+    pub async fn import(&self, sealed_root: Vec<u8>) -> Result<v1::VaultStatus> {
+        let body = v1::VaultExport { sealed_root }.encode_to_vec();
+        self.call(Method::POST, "/api/v1/operator/vault/import", body, true)
+            .await
+    }
+
+    /// Marks a user's profile as checked by an operator (whitepaper 10.5); audited.
+    pub async fn verify_profile(&self, user_id: &str, note: &str) -> Result<v1::UserProfile> {
+        let body = v1::VerifyProfile {
+            note: note.to_owned(),
+        }
+        .encode_to_vec();
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/users/{user_id}/verify"),
+            body,
+            true,
+        )
+        .await
+    }
+
+    /// Revokes a user's current keys (a lost device reported to support); audited.
+    pub async fn revoke_keys(&self, user_id: &str, reason: &str) -> Result<v1::UserProfile> {
+        let body = v1::RevokeKeys {
+            reason: reason.to_owned(),
+        }
+        .encode_to_vec();
+        self.call(
+            Method::POST,
+            &format!("/api/v1/operator/users/{user_id}/revoke"),
+            body,
+            true,
+        )
+        .await
+    }
+
+    /// Fetches the whole audit log and checks its hash chain.
+    pub async fn audit(&self) -> Result<AuditReport> {
+        let mut entries: Vec<v1::AuditEntry> = Vec::new();
+        let mut head = cachet_proto::audit::GENESIS_HASH.to_vec();
+        loop {
+            let after = entries.last().map_or(0, |e| e.seq);
+            let page: v1::AuditLog = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/operator/audit?after={after}&limit=1000"),
+                    Vec::new(),
+                    true,
+                )
+                .await?;
+            if page.entries.is_empty() {
+                return Ok(AuditReport { entries, head });
+            }
+            head = cachet_proto::audit::verify_entries(entries.last(), &page.entries)
+                .map_err(|e| ClientError::Integrity(format!("audit log: {e}")))?;
+            entries.extend(page.entries);
+        }
+    }
+}
