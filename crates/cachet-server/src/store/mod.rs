@@ -315,4 +315,24 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes expired challenges and seen signatures (`expires_at < now`) and web-acked
     /// envelopes acked before `acked_before`.
     async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged>;
+
+    // ---- Trust log ----
+
+    /// Appends a block of `user_id`'s chain at position `seq`, giving it the next log
+    /// index (dense from 0), which it returns. Fails with `TrustBlockConflict` if the
+    /// user's chain already has a block at `seq`.
+    async fn append_trust_block(
+        &self,
+        user_id: &str,
+        seq: u64,
+        block: &[u8],
+        created_at: i64,
+    ) -> Result<u64>;
+    /// Blocks with index `>= from`, in log order, at most `limit`.
+    async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Every block of one user's chain, in log order.
+    async fn trust_blocks_of(&self, user_id: &str) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The seed of the log key: stores `candidate` if there is none yet, and returns the
+    /// stored one (so that every node signs with the same key).
+    async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
 }
