@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub notifier: Arc<dyn CodeNotifier>,
     /// The key hierarchy: sealed, unsealed or absent.
     pub vault: Arc<crate::vault::Vault>,
+    /// The trust log: its key and Merkle tree.
+    pub trust: Arc<crate::trust_log::TrustLog>,
     /// Turns true when the server starts shutting down; long polls end early.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -304,6 +306,13 @@ pub(crate) fn router(state: AppState) -> Router {
             post(api::operator::verify),
         )
         .route("/api/v1/operator/audit", get(api::operator::audit))
+        .route("/api/v1/log/head", get(api::log::head))
+        .route(
+            "/api/v1/log/blocks",
+            get(api::log::blocks).post(api::log::append),
+        )
+        .route("/api/v1/log/proof/inclusion", get(api::log::inclusion))
+        .route("/api/v1/log/proof/consistency", get(api::log::consistency))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -124,6 +124,17 @@ pub enum Error {
     #[error("the user's keys changed concurrently; retry")]
     ConcurrentKeyChange,
 
+    // ---- Trust log ----
+    /// A block breaks the rules of the user's chain (or is not the caller's to write).
+    #[error("block refused: {0}")]
+    TrustBlockRejected(String),
+    /// Another block took this place in the user's chain first; fetch the chain and retry.
+    #[error("another block is already at this place of the chain")]
+    TrustBlockConflict,
+    /// A proof or block range asked for a tree larger than the log.
+    #[error("the log is smaller than requested: {0}")]
+    LogTooSmall(String),
+
     // ---- Messages ----
     /// A recipient or reader does not exist.
     #[error("unknown recipient {0}")]
@@ -282,6 +293,9 @@ impl Error {
             UserNotFound => (S::NOT_FOUND, "user_not_found"),
             AlreadyRevoked => (S::CONFLICT, "already_revoked"),
             ConcurrentKeyChange => (S::CONFLICT, "concurrent_key_change"),
+            TrustBlockRejected(_) => (S::BAD_REQUEST, "block_rejected"),
+            TrustBlockConflict => (S::CONFLICT, "block_conflict"),
+            LogTooSmall(_) => (S::BAD_REQUEST, "log_too_small"),
 
             UnknownRecipient(_) => (S::BAD_REQUEST, "unknown_recipient"),
             MessageIdReused => (S::CONFLICT, "message_id_reused"),

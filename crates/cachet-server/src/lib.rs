@@ -32,6 +32,7 @@ pub mod error;
 pub mod notify;
 mod server;
 pub mod store;
+mod trust_log;
 pub mod vault;
 pub mod wake;
 
@@ -186,6 +187,7 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
         blobs: components.blobs.clone(),
         signal: components.signal.clone(),
         notifier: components.notifier.clone(),
+        trust: Arc::new(trust_log::TrustLog::open(components.store.as_ref()).await?),
         shutdown: shutdown_rx.clone(),
     }));
     let router = app::router(state);

@@ -9,6 +9,7 @@ use crate::store::EnvelopePage;
 pub(crate) mod attachments;
 pub(crate) mod cases;
 pub(crate) mod directory;
+pub(crate) mod log;
 pub(crate) mod messages;
 pub(crate) mod operator;
 pub(crate) mod register;

@@ -111,6 +111,7 @@ pub async fn run_all(store: &dyn Store) {
     cases_and_history(store).await;
     audit_log_is_chained(store).await;
     discovery(store).await;
+    trust_log(store).await;
 }
 
 /// Users, keys, installations and revocation.
@@ -741,4 +742,39 @@ pub async fn discovery(store: &dyn Store) {
             .expect("existing"),
         vec![alice]
     );
+}
+
+/// Trust log: dense increasing indexes, one block per place of a chain, a stable key seed.
+pub async fn trust_log(store: &dyn Store) {
+    let user = format!("u_{}", rand_hex(16));
+    let other = format!("u_{}", rand_hex(16));
+    let a = store
+        .append_trust_block(&user, 0, b"block-a", 1)
+        .await
+        .expect("append");
+    let b = store
+        .append_trust_block(&other, 0, b"block-b", 2)
+        .await
+        .expect("append");
+    let c = store
+        .append_trust_block(&user, 1, b"block-c", 3)
+        .await
+        .expect("append");
+    assert_eq!((b, c), (a + 1, a + 2), "indexes are dense and increasing");
+    assert!(matches!(
+        store.append_trust_block(&user, 1, b"block-d", 4).await,
+        Err(crate::error::Error::TrustBlockConflict)
+    ));
+    assert_eq!(
+        store.trust_blocks_of(&user).await.expect("chain"),
+        vec![(a, b"block-a".to_vec()), (c, b"block-c".to_vec())]
+    );
+    let page = store.trust_blocks(a, 2).await.expect("page");
+    assert_eq!(
+        page,
+        vec![(a, b"block-a".to_vec()), (b, b"block-b".to_vec())]
+    );
+    let first = store.trust_log_seed(&[1; 32]).await.expect("seed");
+    assert_eq!(store.trust_log_seed(&[2; 32]).await.expect("seed"), first);
+    assert_eq!(first.len(), 32);
 }

@@ -297,6 +297,28 @@ impl Store for EncryptedStore {
     async fn user_count(&self) -> Result<u64> {
         self.inner.user_count().await
     }
+
+    // The trust log is public by design (anyone may audit it).
+    async fn append_trust_block(
+        &self,
+        user_id: &str,
+        seq: u64,
+        block: &[u8],
+        created_at: i64,
+    ) -> Result<u64> {
+        self.inner
+            .append_trust_block(user_id, seq, block, created_at)
+            .await
+    }
+    async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.trust_blocks(from, limit).await
+    }
+    async fn trust_blocks_of(&self, user_id: &str) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.trust_blocks_of(user_id).await
+    }
+    async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
+        self.inner.trust_log_seed(candidate).await
+    }
 }
 
 impl EncryptedStore {

@@ -327,4 +327,23 @@ pub trait Store: Send + Sync + 'static {
     async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool>;
     /// How many users are registered.
     async fn user_count(&self) -> Result<u64>;
+    // ---- Trust log ----
+
+    /// Appends a block of `user_id`'s chain at position `seq`, giving it the next log
+    /// index (dense from 0), which it returns. Fails with `TrustBlockConflict` if the
+    /// user's chain already has a block at `seq`.
+    async fn append_trust_block(
+        &self,
+        user_id: &str,
+        seq: u64,
+        block: &[u8],
+        created_at: i64,
+    ) -> Result<u64>;
+    /// Blocks with index `>= from`, in log order, at most `limit`.
+    async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// Every block of one user's chain, in log order.
+    async fn trust_blocks_of(&self, user_id: &str) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The seed of the log key: stores `candidate` if there is none yet, and returns the
+    /// stored one (so that every node signs with the same key).
+    async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
 }

@@ -579,6 +579,41 @@ impl PostgresStore {
         Ok(n)
     }
 
+    async fn append_trust_block_once(
+        &self,
+        user_id: &str,
+        seq: u64,
+        block: &[u8],
+        created_at: i64,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // Indexes must be dense and in commit order on every node: one appender at a time.
+        sqlx::query("LOCK TABLE trust_blocks IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM trust_blocks")
+            .fetch_one(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO trust_blocks (idx, user_id, seq, block, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(idx)
+        .bind(user_id)
+        .bind(to_i64(seq))
+        .bind(block)
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(Error::TrustBlockConflict),
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(to_u64(idx))
+    }
+
     async fn purge_expired_once(&self, now: i64, acked_before: i64) -> Result<Purged> {
         let mut tx = self.pool.begin().await?;
         let challenges = sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
@@ -1235,5 +1270,50 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+    // ---- Trust log ----
+
+    async fn append_trust_block(
+        &self,
+        user_id: &str,
+        seq: u64,
+        block: &[u8],
+        created_at: i64,
+    ) -> Result<u64> {
+        retrying(|| self.append_trust_block_once(user_id, seq, block, created_at)).await
+    }
+
+    async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT idx, block FROM trust_blocks WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        )
+        .bind(to_i64(from))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(i, b)| (to_u64(i), b)).collect())
+    }
+
+    async fn trust_blocks_of(&self, user_id: &str) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT idx, block FROM trust_blocks WHERE user_id = $1 ORDER BY idx")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(i, b)| (to_u64(i), b)).collect())
+    }
+
+    async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO trust_log_key (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(candidate)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT seed FROM trust_log_key WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod basics;
 mod cases;
 mod durability;
+mod log;
 mod messages;
 mod operator;
 mod plaintext;
