@@ -506,10 +506,7 @@ async fn db_ceiling(
                 let mut tx = conn.begin().await.map_err(db_err)?;
                 let mut q = sqlx::query(&sql);
                 for i in 0..batch {
-                    q = q
-                        .bind(format!("u_{i:032x}"))
-                        .bind(&envelope)
-                        .bind(now_ms());
+                    q = q.bind(format!("u_{i:032x}")).bind(&envelope).bind(now_ms());
                 }
                 q.execute(&mut *tx).await.map_err(db_err)?;
                 tx.commit().await.map_err(db_err)?;
@@ -554,10 +551,7 @@ async fn db_ceiling(
                         let mut tx = pool.begin().await?;
                         let mut q = sqlx::query(&sql);
                         for i in 0..batch {
-                            q = q
-                                .bind(format!("u_{i:032x}"))
-                                .bind(&envelope)
-                                .bind(now_ms());
+                            q = q.bind(format!("u_{i:032x}")).bind(&envelope).bind(now_ms());
                         }
                         q.execute(&mut *tx).await?;
                         tx.commit().await?;
@@ -567,7 +561,9 @@ async fn db_ceiling(
                 });
             }
             while let Some(r) = writers.join_next().await {
-                rows += r.map_err(|e| fail(format!("ceiling task: {e}")))?.map_err(db_err)?;
+                rows += r
+                    .map_err(|e| fail(format!("ceiling task: {e}")))?
+                    .map_err(db_err)?;
             }
             sqlx::query(&format!("DROP TABLE {table}"))
                 .execute(&pool)
@@ -661,16 +657,10 @@ pub async fn run(
         ceiling_time,
     )
     .await?;
-    let db_unbatched_rows_per_second = db_ceiling(
-        options.database_url.as_deref(),
-        &data_dir,
-        1,
-        ceiling_time,
-    )
-    .await?;
+    let db_unbatched_rows_per_second =
+        db_ceiling(options.database_url.as_deref(), &data_dir, 1, ceiling_time).await?;
     say(progress, "trivial HTTP endpoint ceiling...".into());
-    let http_ceiling_requests_per_second =
-        http_ceiling(options.users.max(2), ceiling_time).await?;
+    let http_ceiling_requests_per_second = http_ceiling(options.users.max(2), ceiling_time).await?;
 
     let config = cachet_server::ServerConfig {
         listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -715,10 +705,7 @@ pub async fn run(
         epoch: Instant::now(),
     });
 
-    say(
-        progress,
-        format!("peak load for {:?}...", options.duration),
-    );
+    say(progress, format!("peak load for {:?}...", options.duration));
     let peak = run_phase(&world, options.duration, None).await?;
     let half = (peak.messages_per_second / 2.0).max(1.0);
     say(progress, format!("half load ({half:.0} messages/s)..."));

@@ -386,7 +386,12 @@ pub struct BenchArgs {
     pub seconds: u64,
     /// Run the server on this PostgreSQL database instead of SQLite in a temporary
     /// directory (the database must exist).
-    #[arg(long, env = "CACHET_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CACHET_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Keep the server's data here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]

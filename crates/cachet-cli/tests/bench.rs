@@ -15,7 +15,9 @@ async fn a_short_bench_delivers_every_message_and_reports() {
         batch: 10,
     };
     let mut progress = Vec::new();
-    let report = bench::run(options, &mut progress).await.expect("bench runs");
+    let report = bench::run(options, &mut progress)
+        .await
+        .expect("bench runs");
     assert_eq!(report.database, "sqlite");
     for phase in [&report.peak, &report.half_load] {
         assert!(phase.messages > 0, "messages were delivered: {phase:?}");

@@ -103,7 +103,12 @@ pub struct ServerConfig {
     // ---- Scale-out ----
     /// NATS server(s) carrying long-poll wake-ups between nodes, e.g.
     /// `nats://127.0.0.1:4222` (several separated by commas) [default: in-process only].
-    #[arg(long, env = "CACHET_NATS_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CACHET_NATS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub nats_url: Option<String>,
     /// NATS subject of the wake-ups; nodes of one deployment share it
     /// [default: cachet.mailbox.wake].
@@ -134,9 +139,14 @@ pub struct ServerConfig {
 }
 
 /// A configuration secret: wiped from memory when dropped, never printed.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(zeroize::Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Secret(zeroize::Zeroizing::new(s)))
+    }
+}
 
 impl Secret {
     /// The secret itself, for the one place that needs it.

@@ -38,7 +38,7 @@ fn nats_url() -> String {
 }
 
 /// A subject of its own per test, so parallel tests never wake each other.
-fn subject() -> String {
+fn fresh_subject() -> String {
     format!(
         "cachet.test.{}",
         hex::encode(cachet_crypto::random_bytes::<8>())
@@ -69,8 +69,7 @@ impl TestDb {
         let admin = PgConnectOptions::from_str(&admin_url)
             .expect("CACHET_TEST_POSTGRES_URL is a PostgreSQL URL")
             .disable_statement_logging();
-        let mut conn = match tokio::time::timeout(Duration::from_secs(10), admin.connect()).await
-        {
+        let mut conn = match tokio::time::timeout(Duration::from_secs(10), admin.connect()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 missing("PostgreSQL", &e.to_string())?;
@@ -113,7 +112,7 @@ impl TestDb {
 
 #[tokio::test]
 async fn nats_signal_wakes_a_waiter_on_another_connection() {
-    let subject = subject();
+    let subject = fresh_subject();
     let Some(a) = nats_signal(&subject).await else {
         return;
     };
@@ -131,22 +130,24 @@ async fn nats_signal_wakes_a_waiter_on_another_connection() {
         .await
         .expect("the local waiter is woken");
     // Another subject is another deployment: nothing crosses.
-    let Some(other) = nats_signal(&subject()).await else {
+    let Some(other) = nats_signal(&fresh_subject()).await else {
         return;
     };
     let mut not_woken = b.subscribe("u_dave").await;
     other.notify(&["u_dave".to_owned()]).await;
     a.notify(&["u_erin".to_owned()]).await;
-    assert!(tokio::time::timeout(Duration::from_millis(200), &mut not_woken)
-        .await
-        .is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut not_woken)
+            .await
+            .is_err()
+    );
 }
 
 /// Two nodes on one database and one NATS subject: a message sent through A is received
 /// through B, and a long poll (20 s) waiting on B returns with the message sent through A.
 #[tokio::test]
 async fn two_nodes_share_mail_and_wake_each_other() {
-    let subject = subject();
+    let subject = fresh_subject();
     // Checked first so that a missing NATS is reported as such.
     if nats_signal(&subject).await.is_none() {
         return;
@@ -192,7 +193,11 @@ async fn two_nodes_share_mail_and_wake_each_other() {
             .await
             .expect("the long poll on B returns before its deadline")
             .expect("poll task");
-        assert_eq!(woken.envelopes.len(), 1, "the poll returns with the message");
+        assert_eq!(
+            woken.envelopes.len(),
+            1,
+            "the poll returns with the message"
+        );
         assert_eq!(
             common::open_text(&woken.envelopes[0], &bob, &alice),
             "wake up"
@@ -291,10 +296,7 @@ async fn s3_blob_store_conforms() {
     let Some(server) = s3_server().await else {
         return;
     };
-    let bucket = format!(
-        "cachet-{}",
-        hex::encode(cachet_crypto::random_bytes::<6>())
-    );
+    let bucket = format!("cachet-{}", hex::encode(cachet_crypto::random_bytes::<6>()));
     create_bucket(&server.endpoint, &bucket).await;
     let store = S3BlobStore::new(&s3_settings(&server.endpoint, &bucket)).unwrap();
     blob::conformance(&store).await;
@@ -327,10 +329,7 @@ async fn server_keeps_attachment_chunks_in_s3() {
     let Some(server) = s3_server().await else {
         return;
     };
-    let bucket = format!(
-        "cachet-{}",
-        hex::encode(cachet_crypto::random_bytes::<6>())
-    );
+    let bucket = format!("cachet-{}", hex::encode(cachet_crypto::random_bytes::<6>()));
     create_bucket(&server.endpoint, &bucket).await;
     let endpoint = server.endpoint.clone();
     let node = common::TestServer::start_with(|c: &mut ServerConfig| {

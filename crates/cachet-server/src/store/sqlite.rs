@@ -89,7 +89,9 @@ impl GroupCommit {
     async fn run<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> futures_util::future::BoxFuture<'c, Result<T>>
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            ) -> futures_util::future::BoxFuture<'c, Result<T>>
             + Send
             + 'static,
     {
@@ -299,7 +301,7 @@ async fn store_message_in(tx: &mut SqliteConnection, msg: &NewMessage) -> Result
         };
     }
     for d in &msg.deliveries {
-        enqueue(&mut tx, &d.recipient_id, &d.envelope, msg.created_at).await?;
+        enqueue(&mut *tx, &d.recipient_id, &d.envelope, msg.created_at).await?;
     }
     if let Some((case_id, envelope)) = &msg.case_entry {
         let seq: Option<i64> = sqlx::query_scalar(
