@@ -158,11 +158,15 @@ impl NatsSignal {
             .subscribe(subject.to_owned())
             .await
             .map_err(|e| Error::Config(format!("nats: cannot subscribe: {e}")))?;
-        // Make sure the server has the subscription before the node serves requests.
-        client
-            .flush()
-            .await
-            .map_err(|e| Error::Config(format!("nats: flush: {e}")))?;
+        // Make sure the server has the subscription before the node serves requests: the
+        // server handles a connection's operations in order, so once a request sent after
+        // the subscription comes back (answered, or "no responders"), it is in place.
+        let probe = format!("{subject}.ready");
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.request(probe, bytes::Bytes::new()),
+        )
+        .await;
         let listening = local.clone();
         let listener = tokio::spawn(async move {
             while let Some(message) = subscriber.next().await {
