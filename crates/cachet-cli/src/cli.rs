@@ -108,6 +108,8 @@ pub enum Command {
     Server(Box<ServerArgs>),
     /// Run the whole protocol end to end on a private local server and show each step.
     Demo(DemoArgs),
+    /// Measure throughput and latency: simulated users on a server in this process.
+    Bench(BenchArgs),
     /// Operate a data server as an operator: its key hierarchy (init, unseal, rotate,
     /// reshare, export, import) and its audit log. Every request is signed with your own
     /// operator key (create one with `cachet operator keygen`, then have it registered with
@@ -448,4 +450,30 @@ pub struct DemoArgs {
     /// Size of the generated attachment, in MiB.
     #[arg(long, default_value_t = 5, value_name = "MIB")]
     pub attachment_mib: usize,
+}
+
+/// `cachet bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Simulated users; each sends and long-polls.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub users: usize,
+    /// Seconds of each load phase (peak, then half of the peak).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub seconds: u64,
+    /// Run the server on this PostgreSQL database instead of SQLite in a temporary
+    /// directory (the database must exist).
+    #[arg(
+        long,
+        env = "CACHET_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Keep the server's data here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Rows per transaction when measuring the database ceiling.
+    #[arg(long, default_value_t = 100, value_name = "ROWS")]
+    pub batch: usize,
 }

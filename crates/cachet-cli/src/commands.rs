@@ -227,6 +227,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bench(args) => {
+            let options = cachet_cli::bench::BenchOptions {
+                users: args.users,
+                duration: std::time::Duration::from_secs(args.seconds.max(1)),
+                database_url: args.database_url,
+                data_dir: args.data_dir,
+                batch: args.batch,
+            };
+            let report = cachet_cli::bench::run(options, &mut std::io::stderr()).await?;
+            if ctx.json {
+                ctx.emit(serde_json::to_value(&report).unwrap_or(Value::Null));
+            } else {
+                print!("{}", cachet_cli::bench::render(&report));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! the demo, so that tests can drive them without spawning the binary.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod error;

@@ -38,14 +38,7 @@ impl FsBlobStore {
     fn dir(&self, attachment_id: &str) -> Result<PathBuf> {
         // Ids are server-made, but a path must never be built from anything that could
         // climb out of the root.
-        if attachment_id.is_empty()
-            || attachment_id.len() > 128
-            || !attachment_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(Error::invalid("attachment_id", "not a valid attachment id"));
-        }
+        check_attachment_id(attachment_id)?;
         let fanout = hex::encode(&cachet_crypto::sha256(attachment_id.as_bytes())[..1]);
         Ok(self.root.join(fanout).join(attachment_id))
     }
@@ -99,6 +92,125 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Attachment ids become path segments or object keys only if they cannot climb out.
+fn check_attachment_id(attachment_id: &str) -> Result<()> {
+    if attachment_id.is_empty()
+        || attachment_id.len() > 128
+        || !attachment_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid("attachment_id", "not a valid attachment id"));
+    }
+    Ok(())
+}
+
+/// Chunks as objects in an S3-compatible store (AWS S3, MinIO, Ceph, Garage...):
+/// `<prefix>/<first two hex digits of the id's hash>/<id>/<index>`. A PUT of one object is
+/// atomic in S3, which gives the no-torn-write rule; the hash spreads keys over the
+/// store's partitions.
+#[derive(Debug)]
+pub struct S3BlobStore {
+    store: object_store::aws::AmazonS3,
+    prefix: String,
+}
+
+fn s3_error(e: object_store::Error) -> Error {
+    Error::Internal(format!("object store: {e}"))
+}
+
+impl S3BlobStore {
+    /// A store on the bucket the settings name. Unset credentials and region fall back to
+    /// the `AWS_*` environment variables (and instance credentials).
+    pub fn new(s3: &crate::config::S3Settings) -> Result<Self> {
+        use object_store::aws::AmazonS3Builder;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&s3.bucket);
+        if let Some(endpoint) = &s3.endpoint {
+            // Self-hosted stores are addressed path-style; plain HTTP only if asked for.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(region) = &s3.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(id) = &s3.access_key_id {
+            builder = builder.with_access_key_id(id);
+        }
+        if let Some(secret) = &s3.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| Error::Config(format!("s3: {e}")))?;
+        Ok(S3BlobStore {
+            store,
+            prefix: s3.prefix.clone(),
+        })
+    }
+
+    fn dir(&self, attachment_id: &str) -> Result<String> {
+        check_attachment_id(attachment_id)?;
+        let fanout = hex::encode(&cachet_crypto::sha256(attachment_id.as_bytes())[..1]);
+        Ok(if self.prefix.is_empty() {
+            format!("{fanout}/{attachment_id}")
+        } else {
+            format!("{}/{fanout}/{attachment_id}", self.prefix)
+        })
+    }
+
+    fn key(&self, attachment_id: &str, index: u32) -> Result<object_store::path::Path> {
+        Ok(object_store::path::Path::from(format!(
+            "{}/{index}",
+            self.dir(attachment_id)?
+        )))
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put_chunk(&self, attachment_id: &str, index: u32, data: Bytes) -> Result<()> {
+        use object_store::ObjectStore;
+        let key = self.key(attachment_id, index)?;
+        self.store
+            .put(&key, object_store::PutPayload::from_bytes(data))
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    async fn get_chunk(&self, attachment_id: &str, index: u32) -> Result<Option<Bytes>> {
+        use object_store::ObjectStore;
+        let key = self.key(attachment_id, index)?;
+        match self.store.get(&key).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(s3_error)?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    async fn delete_attachment(&self, attachment_id: &str) -> Result<()> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let dir = object_store::path::Path::from(self.dir(attachment_id)?);
+        let keys: Vec<_> = self
+            .store
+            .list(Some(&dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(s3_error)?;
+        for key in keys {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(s3_error(e)),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -99,6 +99,111 @@ pub struct ServerConfig {
     /// Sender address of code e-mails, e.g. `cachet <no-reply@example.org>`.
     #[arg(long, env = "CACHET_SMTP_FROM", value_name = "MAILBOX")]
     pub smtp_from: Option<String>,
+
+    // ---- Scale-out ----
+    /// NATS server(s) carrying long-poll wake-ups between nodes, e.g.
+    /// `nats://127.0.0.1:4222` (several separated by commas) [default: in-process only].
+    #[arg(
+        long,
+        env = "CACHET_NATS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub nats_url: Option<String>,
+    /// NATS subject of the wake-ups; nodes of one deployment share it
+    /// [default: cachet.mailbox.wake].
+    #[arg(long, env = "CACHET_NATS_SUBJECT", value_name = "SUBJECT")]
+    pub nats_subject: Option<String>,
+    /// Keep attachment chunks in an S3-compatible object store: `s3://bucket[/prefix]`
+    /// [default: files in the data directory].
+    #[arg(long, env = "CACHET_S3_URL", value_name = "URL")]
+    pub s3_url: Option<String>,
+    /// Endpoint of a non-AWS S3-compatible store, e.g. `http://127.0.0.1:9000` (path-style
+    /// requests) [default: AWS, or AWS_ENDPOINT].
+    #[arg(long, env = "CACHET_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "CACHET_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Access key id [default: AWS_ACCESS_KEY_ID or the instance's credentials].
+    #[arg(long, env = "CACHET_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key [default: AWS_SECRET_ACCESS_KEY or the instance's credentials].
+    #[arg(
+        long,
+        env = "CACHET_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+/// A configuration secret: wiped from memory when dropped, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(|s| Secret(zeroize::Zeroizing::new(s)))
+    }
+}
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(Secret(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+/// Where attachment chunks go when they are kept in an S3-compatible object store.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// Custom endpoint (non-AWS stores).
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<Secret>,
+}
+
+impl S3Settings {
+    /// Parses `s3://bucket[/prefix]`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| Error::Config("s3_url must look like s3://bucket/prefix".into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Config("s3_url names no bucket".into()));
+        }
+        Ok(S3Settings {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+        })
+    }
 }
 
 /// The effective settings after merging flags, environment, file and defaults.
@@ -136,6 +241,10 @@ pub struct Settings {
     pub smtp_from: Option<String>,
     /// Period of the background purge of expired rows.
     pub janitor_interval: Duration,
+    /// NATS URL and subject of cross-node wake-ups; `None`: in-process only.
+    pub nats: Option<(String, String)>,
+    /// Object store of attachment chunks; `None`: files in the data directory.
+    pub s3: Option<S3Settings>,
 }
 
 impl Settings {
@@ -158,6 +267,8 @@ impl Settings {
             smtp_url: None,
             smtp_from: None,
             janitor_interval: Duration::from_secs(60),
+            nats: None,
+            s3: None,
         }
     }
 
@@ -222,6 +333,13 @@ impl ServerConfig {
             notifier: self.notifier.or(lower.notifier),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             smtp_from: self.smtp_from.or(lower.smtp_from),
+            nats_url: self.nats_url.or(lower.nats_url),
+            nats_subject: self.nats_subject.or(lower.nats_subject),
+            s3_url: self.s3_url.or(lower.s3_url),
+            s3_endpoint: self.s3_endpoint.or(lower.s3_endpoint),
+            s3_region: self.s3_region.or(lower.s3_region),
+            s3_access_key_id: self.s3_access_key_id.or(lower.s3_access_key_id),
+            s3_secret_access_key: self.s3_secret_access_key.or(lower.s3_secret_access_key),
         }
     }
 
@@ -297,6 +415,20 @@ impl ServerConfig {
             return Err(Error::Config(
                 "the smtp notifier needs smtp_url and smtp_from".into(),
             ));
+        }
+        if let Some(url) = merged.nats_url.filter(|u| !u.trim().is_empty()) {
+            let subject = merged
+                .nats_subject
+                .unwrap_or_else(|| crate::wake::DEFAULT_NATS_SUBJECT.to_owned());
+            s.nats = Some((url, subject));
+        }
+        if let Some(url) = merged.s3_url.filter(|u| !u.trim().is_empty()) {
+            let mut s3 = S3Settings::from_url(url.trim())?;
+            s3.endpoint = merged.s3_endpoint;
+            s3.region = merged.s3_region;
+            s3.access_key_id = merged.s3_access_key_id;
+            s3.secret_access_key = merged.s3_secret_access_key;
+            s.s3 = Some(s3);
         }
         Ok(s)
     }

@@ -38,13 +38,13 @@ pub mod wake;
 
 pub use app::PROTOBUF;
 pub use auth::{valid_operator_name, OPERATOR_PREFIX};
-pub use config::{NotifierKind, ServerConfig, Settings, CHUNK_SIZE};
+pub use config::{NotifierKind, S3Settings, Secret, ServerConfig, Settings, CHUNK_SIZE};
 pub use error::{Error, Result};
 
-use blob::{BlobStore, FsBlobStore};
+use blob::{BlobStore, FsBlobStore, S3BlobStore};
 use notify::{CodeNotifier, DevNotifier, SmtpNotifier};
 use store::{AuditDraft, SqliteStore, Store};
-use wake::{LocalSignal, MailboxSignal};
+use wake::{LocalSignal, MailboxSignal, NatsSignal};
 
 /// Folder of attachment chunks inside the data directory.
 pub const BLOB_DIR: &str = "blobs";
@@ -63,15 +63,23 @@ pub struct Components {
 }
 
 impl Components {
-    /// The single-node defaults: SQLite (or PostgreSQL if `database_url` is set) and files
-    /// in the data directory, in-process wake-ups, and the notifier the settings name.
+    /// The components the settings name: SQLite in the data directory or PostgreSQL
+    /// (`database_url`), chunk files or an S3-compatible store (`s3_url`), in-process or
+    /// NATS wake-ups (`nats_url`), and the notifier.
     pub async fn local(settings: &Settings) -> Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)?;
         let store: Arc<dyn Store> = match &settings.database_url {
             Some(url) => Arc::new(store::PostgresStore::connect(url).await?),
             None => Arc::new(SqliteStore::open_in(&settings.data_dir).await?),
         };
-        let blobs = FsBlobStore::new(settings.data_dir.join(BLOB_DIR))?;
+        let blobs: Arc<dyn BlobStore> = match &settings.s3 {
+            Some(s3) => Arc::new(S3BlobStore::new(s3)?),
+            None => Arc::new(FsBlobStore::new(settings.data_dir.join(BLOB_DIR))?),
+        };
+        let signal: Arc<dyn MailboxSignal> = match &settings.nats {
+            Some((url, subject)) => Arc::new(NatsSignal::connect(url, subject).await?),
+            None => Arc::new(LocalSignal::new()),
+        };
         let notifier: Arc<dyn CodeNotifier> = match settings.notifier {
             NotifierKind::Dev => Arc::new(DevNotifier::new(
                 settings.data_dir.join(notify::DEV_CODES_FILE),
@@ -83,8 +91,8 @@ impl Components {
         };
         Ok(Components {
             store,
-            blobs: Arc::new(blobs),
-            signal: Arc::new(LocalSignal::new()),
+            blobs,
+            signal,
             notifier,
         })
     }

@@ -2,8 +2,8 @@
 //!
 //! This is the one piece of state that lives only in a node's memory: a missed wake-up
 //! costs at most one long-poll period, never a message, because receivers always read the
-//! mailbox from the database. Several nodes need a shared bus instead (NATS or PostgreSQL
-//! `LISTEN/NOTIFY`) behind the same trait.
+//! mailbox from the database. [`LocalSignal`] serves one node; [`NatsSignal`] carries
+//! wake-ups between nodes that share a database, over NATS.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,8 +56,31 @@ impl MailboxSignal for LocalSignal {
     }
 
     async fn notify(&self, user_ids: &[String]) {
+        self.notify_now(user_ids);
+    }
+
+    async fn sweep(&self) {
+        if let Ok(mut map) = self.waiters.lock() {
+            map.retain(|_, n| Arc::strong_count(n) > 1);
+        }
+    }
+}
+
+impl LocalSignal {
+    /// Wakes every waiter of every mailbox (they re-read the database).
+    pub fn wake_all(&self) {
+        if let Ok(mut map) = self.waiters.lock() {
+            for n in map.values() {
+                n.notify_waiters();
+            }
+            map.retain(|_, n| Arc::strong_count(n) > 1);
+        }
+    }
+
+    fn notify_now<S: AsRef<str>>(&self, user_ids: impl IntoIterator<Item = S>) {
         if let Ok(mut map) = self.waiters.lock() {
             for id in user_ids {
+                let id = id.as_ref();
                 if let Some(n) = map.get(id) {
                     n.notify_waiters();
                     if Arc::strong_count(n) == 1 {
@@ -67,11 +90,124 @@ impl MailboxSignal for LocalSignal {
             }
         }
     }
+}
+
+/// NATS subject the wake-ups travel on, unless configured otherwise.
+pub const DEFAULT_NATS_SUBJECT: &str = "cachet.mailbox.wake";
+
+/// [`MailboxSignal`] shared by every node connected to one NATS server or cluster.
+///
+/// Each node keeps a [`LocalSignal`] for its own long polls and one subscription to a
+/// single subject. `notify` wakes local waiters at once and publishes the user ids (one
+/// message per send, ids separated by `\n`); every other node wakes its own waiters for
+/// them. Publishes are fire-and-forget: a lost one costs a receiver at most one long-poll
+/// period, and after a reconnection every local waiter is woken to re-read the database,
+/// since wake-ups published while disconnected are gone.
+pub struct NatsSignal {
+    local: Arc<LocalSignal>,
+    client: async_nats::Client,
+    subject: String,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for NatsSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSignal")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsSignal {
+    /// Connects to `url` (e.g. `nats://127.0.0.1:4222`, several separated by commas) and
+    /// subscribes to `subject`. Fails if no server answers.
+    pub async fn connect(url: &str, subject: &str) -> crate::error::Result<Self> {
+        use crate::error::Error;
+        use futures_util::StreamExt;
+
+        if subject.is_empty() || subject.contains([' ', '*', '>']) {
+            return Err(Error::Config(
+                "nats_subject must be a literal subject".into(),
+            ));
+        }
+        let local = Arc::new(LocalSignal::new());
+        let on_event = local.clone();
+        let client = async_nats::ConnectOptions::new()
+            .name("cachet-server")
+            // Our own wake-ups are delivered locally without the round trip.
+            .no_echo()
+            .event_callback(move |event| {
+                let local = on_event.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("nats connected; waking local long polls");
+                            local.wake_all();
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("nats disconnected; wake-ups from other nodes pause");
+                        }
+                        other => tracing::debug!(event = %other, "nats event"),
+                    }
+                }
+            })
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
+            .await
+            .map_err(|e| Error::Config(format!("nats_url: cannot connect: {e}")))?;
+        let mut subscriber = client
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|e| Error::Config(format!("nats: cannot subscribe: {e}")))?;
+        // Make sure the server has the subscription before the node serves requests: the
+        // server handles a connection's operations in order, so once a request sent after
+        // the subscription comes back (answered, or "no responders"), it is in place.
+        let probe = format!("{subject}.ready");
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.request(probe, bytes::Bytes::new()),
+        )
+        .await;
+        let listening = local.clone();
+        let listener = tokio::spawn(async move {
+            while let Some(message) = subscriber.next().await {
+                let ids = String::from_utf8_lossy(&message.payload);
+                listening.notify_now(ids.split('\n').filter(|s| !s.is_empty()));
+            }
+        });
+        Ok(NatsSignal {
+            local,
+            client,
+            subject: subject.to_owned(),
+            listener,
+        })
+    }
+}
+
+impl Drop for NatsSignal {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[async_trait]
+impl MailboxSignal for NatsSignal {
+    async fn subscribe(&self, user_id: &str) -> Wakeup {
+        self.local.subscribe(user_id).await
+    }
+
+    async fn notify(&self, user_ids: &[String]) {
+        if user_ids.is_empty() {
+            return;
+        }
+        self.local.notify(user_ids).await;
+        let payload = bytes::Bytes::from(user_ids.join("\n"));
+        if let Err(e) = self.client.publish(self.subject.clone(), payload).await {
+            tracing::warn!(error = %e, "nats publish failed; remote long polls wake on timeout");
+        }
+    }
 
     async fn sweep(&self) {
-        if let Ok(mut map) = self.waiters.lock() {
-            map.retain(|_, n| Arc::strong_count(n) > 1);
-        }
+        self.local.sweep().await;
     }
 }
 
