@@ -295,7 +295,7 @@ fn fork_between_two_clients_is_detected() {
     let mut carol = cachet_trust::Verifier::new(server.log_key.public(), operators(&op));
     carol.update_head(&chead, &[]).unwrap();
 
-    // Comparing heads (gossip, `cachet audit --compare`): same size, different roots.
+    // Comparing heads (gossip, a saved head file): same size, different roots.
     let err = alice.compare_head(&chead, &[]).unwrap_err();
     assert!(matches!(err, TrustError::ForkDetected { .. }), "{err}");
 

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The trust log over HTTP: users and operators append their own signed blocks, the
 //! server refuses blocks that break a chain's rules, and a client's verifier checks what
 //! the server serves (heads, proofs, chains).
