@@ -390,7 +390,7 @@ impl Api {
     }
 }
 
-fn server_error(status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn server_error(status: StatusCode, body: &[u8]) -> ClientError {
     #[derive(serde::Deserialize)]
     struct Body {
         reason: String,

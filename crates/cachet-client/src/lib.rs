@@ -31,6 +31,7 @@ mod groups;
 mod local_files;
 pub mod lockout;
 mod messaging;
+pub mod recovery;
 pub mod secret;
 mod store;
 pub mod trust;

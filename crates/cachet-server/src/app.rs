@@ -290,6 +290,15 @@ pub(crate) fn router(state: AppState) -> Router {
             post(api::operator::verify),
         )
         .route("/api/v1/operator/audit", get(api::operator::audit))
+        // Recovery: encrypted message backup, operator's half of a share refresh.
+        .route(
+            "/api/v1/recovery/backup",
+            post(api::recovery::put_backup).get(api::recovery::get_backup),
+        )
+        .route(
+            cachet_keyserver::DATA_SERVER_REFRESH_ROUTE,
+            post(api::recovery::refresh),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -300,10 +309,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/register/start", post(api::register::start))
         .route("/api/v1/register/finish", post(api::register::finish));
 
+    // Recovery: the same service as the key server's, over this server's store.
+    let recovery = cachet_keyserver::service::router(api::recovery::service(&state));
     open.merge(signed)
         .fallback(|| async { Error::UnknownRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)
+        .merge(recovery)
         .layer(axum::middleware::map_response(ensure_json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

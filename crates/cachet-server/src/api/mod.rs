@@ -11,6 +11,7 @@ pub(crate) mod cases;
 pub(crate) mod directory;
 pub(crate) mod messages;
 pub(crate) mod operator;
+pub(crate) mod recovery;
 pub(crate) mod register;
 
 /// Checks an id from a path or a body (length and alphabet).
