@@ -64,7 +64,11 @@ impl Endpoint {
         let response = self
             .http
             .post(url)
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(
+                serde_json::to_vec(body)
+                    .map_err(|e| ClientError::InvalidInput(format!("request: {e}")))?,
+            )
             .send()
             .await
             .map_err(|e| ClientError::Unreachable {
@@ -506,4 +510,115 @@ impl Client {
             recovered_generations,
         })
     }
+
+    /// Uploads an encrypted backup of the local message history to the data server,
+    /// sealed (secretbox) under the backup key that the recovery key ring carries, so a
+    /// recovered installation gets its history back. Returns the number of messages.
+    pub async fn backup_messages(&self) -> Result<usize> {
+        let key = self.backup_key()?;
+        let (sealed, n, signer) = {
+            let s = self.session()?;
+            let rows = {
+                let db = s.db();
+                let mut stmt = db.conn.prepare(
+                    "SELECT conversation, message_id, sender_id, outgoing, kind, body, \
+                     attachment_id, timestamp, received_at, read_at FROM messages ORDER BY local_id",
+                )?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(BackupRow {
+                            conversation: r.get(0)?,
+                            message_id: r.get(1)?,
+                            sender_id: r.get(2)?,
+                            outgoing: r.get(3)?,
+                            kind: r.get(4)?,
+                            body: r.get(5)?,
+                            attachment_id: r.get(6)?,
+                            timestamp: r.get(7)?,
+                            received_at: r.get(8)?,
+                            read_at: r.get(9)?,
+                        })
+                    })?
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                rows
+            };
+            let plain = zeroize::Zeroizing::new(
+                serde_json::to_vec(&Backup {
+                    version: 1,
+                    user_id: self.profile.user_id.clone(),
+                    messages: rows.clone(),
+                })
+                .map_err(|e| ClientError::Protocol(e.to_string()))?,
+            );
+            (
+                cachet_crypto::secretbox::seal_prefixed(&plain, &key),
+                rows.len(),
+                self.signer(&s),
+            )
+        };
+        self.api.put_backup(&signer, sealed).await?;
+        Ok(n)
+    }
+
+    /// Downloads the encrypted backup, opens it with the backup key and adds the
+    /// messages missing locally. Returns how many were added.
+    pub async fn restore_messages(&self) -> Result<usize> {
+        let key = self.backup_key()?;
+        let signer = self.signer(&*self.session()?);
+        let sealed = self.api.get_backup(&signer).await?;
+        let plain = zeroize::Zeroizing::new(
+            cachet_crypto::secretbox::open_prefixed(&sealed, &key)
+                .map_err(|_| ClientError::Decrypt)?,
+        );
+        let backup: Backup = serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Integrity(format!("backup: {e}")))?;
+        if backup.version != 1 || backup.user_id != self.profile.user_id {
+            return Err(ClientError::Integrity("a backup of another account".into()));
+        }
+        let s = self.session()?;
+        let db = s.db();
+        let mut added = 0;
+        for m in &backup.messages {
+            added += db.conn.execute(
+                "INSERT OR IGNORE INTO messages (conversation, message_id, sender_id, outgoing, \
+                 kind, body, attachment_id, timestamp, received_at, read_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rusqlite::params![
+                    m.conversation,
+                    m.message_id,
+                    m.sender_id,
+                    m.outgoing,
+                    m.kind,
+                    m.body,
+                    m.attachment_id,
+                    m.timestamp,
+                    m.received_at,
+                    m.read_at
+                ],
+            )?;
+        }
+        Ok(added)
+    }
+}
+
+/// The plaintext of a message backup.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Backup {
+    version: u32,
+    user_id: String,
+    messages: Vec<BackupRow>,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct BackupRow {
+    conversation: String,
+    message_id: String,
+    sender_id: String,
+    outgoing: bool,
+    kind: String,
+    body: String,
+    attachment_id: Option<String>,
+    timestamp: i64,
+    received_at: i64,
+    read_at: Option<i64>,
 }

@@ -138,6 +138,12 @@ pub fn router(backend: Arc<SqliteBackend>, limits: RateLimit) -> axum::Router {
     service::router(service).route("/healthz", axum::routing::get(|| async { "ok" }))
 }
 
+/// Resolves once shutdown has begun (or its sender is gone).
+async fn stopping(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it here.
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
 /// Starts a key server in the background.
 pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
     let data_dir = config.data_dir();
@@ -159,15 +165,13 @@ pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
             }
             tokio::select! {
                 () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-                _ = janitor_rx.wait_for(|s| *s) => return,
+                () = stopping(&mut janitor_rx) => return,
             }
         }
     });
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
+            .with_graceful_shutdown(async move { stopping(&mut rx).await })
             .await;
         backend.close().await;
         result

@@ -35,7 +35,8 @@ impl Ks {
         let r = self
             .http
             .post(format!("{}/api/v1/recovery/{route}", self.server.url()))
-            .json(&body)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
             .send()
             .await
             .unwrap();

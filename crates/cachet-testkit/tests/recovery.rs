@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cachet_client::recovery::{Checks, RecoveryServers};
-use cachet_client::{Client, ClientError, Event, MessageKind, UnlockSecret};
+use cachet_client::{Client, ClientError, Conversation, Event, MessageKind, UnlockSecret};
 use cachet_crypto::SignKeyPair;
 use cachet_keyserver::{KeyServerConfig, RunningKeyServer};
 use cachet_recovery::oprf::{self, ServerShare};
@@ -91,6 +91,14 @@ async fn a_lost_device_is_recovered_with_both_servers() {
     patient.add_contact(doctor.user_id(), Some("doctor")).await.unwrap();
     s.enable(&patient, PASSWORD).await;
     assert!(patient.recovery_enabled().unwrap());
+    // History kept on the old phone, backed up encrypted at the data server.
+    doctor.send_text(patient.user_id(), "your history").await.unwrap();
+    patient.send_text(doctor.user_id(), "my question").await.unwrap();
+    assert_eq!(texts(&patient.receive(0).await.unwrap()), ["your history"]);
+    assert_eq!(patient.backup_messages().await.unwrap(), 2);
+    let sealed = s.data.store().get_backup(patient.user_id()).await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("your history"));
+    doctor.receive(0).await.unwrap();
     doctor
         .send_text(patient.user_id(), "sent to your old keys")
         .await
@@ -105,6 +113,18 @@ async fn a_lost_device_is_recovered_with_both_servers() {
         texts(&recovered.receive(0).await.unwrap()),
         ["sent to your old keys"]
     );
+    // The history comes back from the backup, opened with the recovered backup key.
+    assert_eq!(recovered.restore_messages().await.unwrap(), 2);
+    let conversation = Conversation::Direct(doctor.user_id().to_owned());
+    let bodies: Vec<String> = recovered
+        .messages(&conversation, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(bodies.contains(&"your history".to_owned()), "{bodies:?}");
+    assert!(bodies.contains(&"my question".to_owned()), "{bodies:?}");
+    assert!(bodies.contains(&"sent to your old keys".to_owned()), "{bodies:?}");
     // The doctor sees a key change signed by the previous Sign Key.
     let events = doctor.receive(0).await.unwrap();
     assert!(
