@@ -192,11 +192,12 @@ impl RecoveryServers {
             user_id: user_id.to_owned(),
             blinded: hex::encode(blinded),
         };
+        let (data_request, key_request) = (request(&checks.data), request(&checks.key));
         let (d, k) = tokio::join!(
             self.data
-                .post::<_, wire::EvaluateResponse>("evaluate", &request(&checks.data)),
+                .post::<_, wire::EvaluateResponse>("evaluate", &data_request),
             self.key
-                .post::<_, wire::EvaluateResponse>("evaluate", &request(&checks.key))
+                .post::<_, wire::EvaluateResponse>("evaluate", &key_request)
         );
         let (d, k) = (d?, k?);
         let eval = |e: &wire::EvaluateResponse| -> Result<Evaluation> {
