@@ -1005,7 +1005,10 @@ fn recovery_password(confirm: bool) -> Result<String> {
     if confirm {
         let b = rpassword::prompt_password("Repeat it: ").unwrap_or_default();
         if a != b {
-            return Err(CliError::usage("the two entries differ", "run the command again"));
+            return Err(CliError::usage(
+                "the two entries differ",
+                "run the command again",
+            ));
         }
     }
     Ok(a)
@@ -1025,9 +1028,8 @@ async fn recovery_code(file: Option<&Path>, identifier: &str, which: &str) -> Re
                 "name the dev-codes.txt of a server run with the dev notifier",
             ))
         }
-        None => prompt_line(&format!("Code from the {which} sent to {identifier}: ")).ok_or_else(
-            || CliError::usage("no one-time code given", "type the code when asked"),
-        ),
+        None => prompt_line(&format!("Code from the {which} sent to {identifier}: "))
+            .ok_or_else(|| CliError::usage("no one-time code given", "type the code when asked")),
     }
 }
 
@@ -1119,8 +1121,8 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
                     )
                 })?;
             let key = cachet_crypto::SignKeyPair::from_seed(seed);
-            let n = cachet_keyserver::refresh_shares(&data_dir, &data_server, &operator, &key)
-                .await?;
+            let n =
+                cachet_keyserver::refresh_shares(&data_dir, &data_server, &operator, &key).await?;
             println!("refreshed the key shares of {n} account(s)");
             Ok(())
         }

@@ -13,11 +13,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cachet_client::recovery::{Checks, RecoveryServers};
 use cachet_client::{
     no_progress, Client, ClientError, ClientOptions, Conversation, Event, KeyHistory, MessageKind,
     NewProfile, TrustState, UnlockSecret,
 };
-use cachet_client::recovery::{Checks, RecoveryServers};
 use cachet_server::{RunningServer, ServerConfig};
 use sha2::Digest;
 
@@ -611,7 +611,9 @@ impl Demo<'_> {
             key_server.url(),
             key_dir.display()
         ));
-        let result = self.lost_device_steps(martin, keller, &key_server.url(), &key_dir).await;
+        let result = self
+            .lost_device_steps(martin, keller, &key_server.url(), &key_dir)
+            .await;
         let _ = key_server.shutdown().await;
         result
     }
@@ -631,7 +633,9 @@ impl Demo<'_> {
             .enable_recovery(key_url, &checks, password, params)
             .await?;
         self.say("  Dr Keller enables recovery: his key ring is sealed under a key from a two-server OPRF");
-        self.say("  of his password (each server holds one key share and proves its answer with DLEQ),");
+        self.say(
+            "  of his password (each server holds one key share and proves its answer with DLEQ),",
+        );
         self.say("  then Argon2id; both servers keep a copy of the sealed ring");
         let t = "Dr Keller, the MRI of our patient is scheduled for Monday.";
         self.send(martin, &keller, "Dr Keller", t).await?;
@@ -652,7 +656,10 @@ impl Demo<'_> {
         )
         .await?;
         let keller = recovered.client;
-        check(keller.user_id() == user_id, "the recovery registered another account")?;
+        check(
+            keller.user_id() == user_id,
+            "the recovery registered another account",
+        )?;
         self.say(format!(
             "  on a new phone: both checks passed, OPRF run with both servers, {} key generation(s) recovered;",
             recovered.recovered_generations
@@ -661,14 +668,19 @@ impl Demo<'_> {
             "  the new installation (key version {}) is announced signed by the recovered Sign Key",
             keller.key_version()
         ));
-        keller.add_contact(martin.user_id(), Some("dr-martin")).await?;
+        keller
+            .add_contact(martin.user_id(), Some("dr-martin"))
+            .await?;
         self.expect_text(&keller, martin, t).await?;
         self.say("  -> the message sent to the lost phone opened with the recovered Box Key");
         let report = martin
             .refresh_contact(keller.user_id())
             .await?
             .ok_or_else(|| fail("Dr Martin did not see Dr Keller's new keys"))?;
-        self.say(format!("  Dr Martin's app: {}", render::key_change(&report)));
+        self.say(format!(
+            "  Dr Martin's app: {}",
+            render::key_change(&report)
+        ));
         let err = servers
             .recover(
                 &self.recovery_checks(&servers, key_dir, &KELLER).await?,

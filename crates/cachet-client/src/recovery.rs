@@ -151,7 +151,11 @@ fn recorded_pair(a: &wire::AccountResponse) -> Result<PublicShares> {
 
 impl RecoveryServers {
     /// Both servers by URL.
-    pub fn new(data_server_url: &str, key_server_url: &str, params: HardeningParams) -> Result<Self> {
+    pub fn new(
+        data_server_url: &str,
+        key_server_url: &str,
+        params: HardeningParams,
+    ) -> Result<Self> {
         Ok(Self {
             data: Endpoint::new(data_server_url)?,
             key: Endpoint::new(key_server_url)?,
@@ -265,8 +269,24 @@ impl RecoveryServers {
         let (shares, keys) = self.run_oprf(checks, &ring.user_id, password, None).await?;
         let envelope = ring.seal(&keys.wrap_key);
         let (d, k) = tokio::join!(
-            self.enrol_at(&self.data, &checks.data, &ring.user_id, &shares, &keys, &envelope, previous),
-            self.enrol_at(&self.key, &checks.key, &ring.user_id, &shares, &keys, &envelope, previous)
+            self.enrol_at(
+                &self.data,
+                &checks.data,
+                &ring.user_id,
+                &shares,
+                &keys,
+                &envelope,
+                previous
+            ),
+            self.enrol_at(
+                &self.key,
+                &checks.key,
+                &ring.user_id,
+                &shares,
+                &keys,
+                &envelope,
+                previous
+            )
         );
         d?;
         k?;
@@ -276,10 +296,16 @@ impl RecoveryServers {
     /// Recovers the key ring: both identity checks, both recorded enrolments (which must
     /// agree), the OPRF with both proofs checked, the envelope opened, and the success
     /// proven to both servers (so this run does not count against the rate limit).
-    pub async fn recover(&self, checks: &Checks, password: &str) -> Result<(KeyRing, RecoveryKeys)> {
+    pub async fn recover(
+        &self,
+        checks: &Checks,
+        password: &str,
+    ) -> Result<(KeyRing, RecoveryKeys)> {
         let (d, k) = tokio::join!(
-            self.data.post::<_, wire::AccountResponse>("account", &checks.data),
-            self.key.post::<_, wire::AccountResponse>("account", &checks.key)
+            self.data
+                .post::<_, wire::AccountResponse>("account", &checks.data),
+            self.key
+                .post::<_, wire::AccountResponse>("account", &checks.key)
         );
         let (d, k) = (d?, k?);
         if d.user_id != k.user_id {
@@ -301,8 +327,10 @@ impl RecoveryServers {
         }
         let ring = ring?;
         for (endpoint, identity) in [(&self.data, &checks.data), (&self.key, &checks.key)] {
-            let signature =
-                sign::sign_detached(&wire::success_message(&identity.challenge_id, &d.user_id), &keys.auth_key);
+            let signature = sign::sign_detached(
+                &wire::success_message(&identity.challenge_id, &d.user_id),
+                &keys.auth_key,
+            );
             endpoint
                 .post_raw(
                     "success",
@@ -318,16 +346,28 @@ impl RecoveryServers {
 
     /// Replaces the sealed key ring at both servers (after a key change), signed with the
     /// auth key.
-    pub async fn update(&self, ring: &KeyRing, wrap_key: &SymmetricKey, auth_key: &SignKeyPair, now_ms: i64) -> Result<()> {
+    pub async fn update(
+        &self,
+        ring: &KeyRing,
+        wrap_key: &SymmetricKey,
+        auth_key: &SignKeyPair,
+        now_ms: i64,
+    ) -> Result<()> {
         let envelope = ring.seal(wrap_key);
-        let signature = sign::sign_detached(&wire::update_message(&ring.user_id, now_ms, &envelope), auth_key);
+        let signature = sign::sign_detached(
+            &wire::update_message(&ring.user_id, now_ms, &envelope),
+            auth_key,
+        );
         let req = wire::EnvelopeUpdate {
             user_id: ring.user_id.clone(),
             envelope: hex::encode(&envelope),
             timestamp: now_ms,
             signature: hex::encode(signature),
         };
-        let (d, k) = tokio::join!(self.data.post_raw("update", &req), self.key.post_raw("update", &req));
+        let (d, k) = tokio::join!(
+            self.data.post_raw("update", &req),
+            self.key.post_raw("update", &req)
+        );
         d?;
         k?;
         Ok(())
@@ -388,7 +428,11 @@ impl Client {
     fn recovery_ring(&self) -> Result<KeyRing> {
         let backup = self.backup_key()?;
         let s = self.session()?;
-        Ok(ring_of(&self.profile.user_id, &s.ring.installations, backup))
+        Ok(ring_of(
+            &self.profile.user_id,
+            &s.ring.installations,
+            backup,
+        ))
     }
 
     fn save_recovery_keys(&self, key_server_url: &str, keys: &RecoveryKeys) -> Result<()> {

@@ -47,7 +47,11 @@ pub struct KeyServerConfig {
     #[arg(long, env = "CACHET_KEYSERVER_FREE_ATTEMPTS", value_name = "N")]
     pub free_attempts: Option<u32>,
     /// First delay after the free attempts, doubling each time [default: 60].
-    #[arg(long, env = "CACHET_KEYSERVER_BASE_DELAY_SECONDS", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "CACHET_KEYSERVER_BASE_DELAY_SECONDS",
+        value_name = "SECONDS"
+    )]
     pub base_delay_seconds: Option<u64>,
     /// Failures after which the account is locked out [default: 10].
     #[arg(long, env = "CACHET_KEYSERVER_MAX_FAILURES", value_name = "N")]
@@ -242,8 +246,7 @@ pub async fn refresh_shares(
             old_data_server_share: hex::encode(&row.data_server_share),
             old_key_server_share: hex::encode(&row.key_server_share),
         };
-        let body =
-            serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
+        let body = serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
         let headers = cachet_proto::auth::sign_request(
             &cachet_proto::auth::Caller {
                 user_id: format!("op:{operator}"),

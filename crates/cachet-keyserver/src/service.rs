@@ -16,12 +16,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use axum::body::Bytes;
 use cachet_crypto::{sign, SignPublicKey, SIGNATURE_LEN};
 use cachet_recovery::oprf::{PublicShare, PublicShares, RefreshDelta, ServerShare, ELEMENT_LEN};
 use cachet_recovery::wire::{self, RateLimit};
@@ -256,8 +256,10 @@ fn check_user_id(user_id: &str) -> Result<()> {
 }
 
 fn verify(message: &[u8], signature_hex: &str, key: &[u8], err: Error) -> Result<()> {
-    let sig = hex::decode(signature_hex).map_err(|_| Error::InvalidField("signature", "not hex".into()))?;
-    let key = SignPublicKey::from_slice(key).map_err(|_| Error::InvalidField("auth_public", "must be 32 bytes".into()))?;
+    let sig = hex::decode(signature_hex)
+        .map_err(|_| Error::InvalidField("signature", "not hex".into()))?;
+    let key = SignPublicKey::from_slice(key)
+        .map_err(|_| Error::InvalidField("auth_public", "must be 32 bytes".into()))?;
     if sig.len() != SIGNATURE_LEN || sign::verify_detached(message, &sig, &key).is_err() {
         return Err(err);
     }
@@ -292,7 +294,11 @@ impl Service {
             expires_at: now.saturating_add(self.code_ttl_ms),
         };
         self.backend.insert_challenge(&challenge).await?;
-        if let Err(e) = self.backend.send_code(&identifier, &code, challenge.expires_at).await {
+        if let Err(e) = self
+            .backend
+            .send_code(&identifier, &code, challenge.expires_at)
+            .await
+        {
             self.backend.delete_challenge(&challenge_id).await?;
             return Err(e);
         }
@@ -397,7 +403,11 @@ impl Service {
         next.failures = row.failures.saturating_add(1);
         next.last_failure_at = now;
         self.replace(&next, row.version).await?;
-        tracing::info!(user_id = row.user_id, failures = next.failures, "oprf evaluation");
+        tracing::info!(
+            user_id = row.user_id,
+            failures = next.failures,
+            "oprf evaluation"
+        );
         Ok(wire::EvaluateResponse {
             user_id: row.user_id,
             public_share: hex::encode(share.public().0),
@@ -431,8 +441,8 @@ impl Service {
         let data_share = hex_field(&req.data_server_share, ELEMENT_LEN, "data_server_share")?;
         let key_share = hex_field(&req.key_server_share, ELEMENT_LEN, "key_server_share")?;
         let auth_public = hex_field(&req.auth_public, 32, "auth_public")?;
-        let envelope =
-            hex::decode(&req.envelope).map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
+        let envelope = hex::decode(&req.envelope)
+            .map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
         if envelope.is_empty() || envelope.len() > MAX_ENVELOPE_BYTES {
             return Err(Error::InvalidField(
                 "envelope",
@@ -508,8 +518,8 @@ impl Service {
             .await?
             .filter(RecoveryRow::is_enrolled)
             .ok_or(Error::NotEnrolled)?;
-        let envelope =
-            hex::decode(&req.envelope).map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
+        let envelope = hex::decode(&req.envelope)
+            .map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
         if envelope.is_empty() || envelope.len() > MAX_ENVELOPE_BYTES {
             return Err(Error::InvalidField(
                 "envelope",

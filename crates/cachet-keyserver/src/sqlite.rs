@@ -137,16 +137,18 @@ impl RecoveryBackend for SqliteBackend {
         .bind(challenge_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
-            Challenge {
-                challenge_id,
-                identifier_hash,
-                code_hash,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                created_at,
-                expires_at,
-            }
-        }))
+        Ok(row.map(
+            |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
+                Challenge {
+                    challenge_id,
+                    identifier_hash,
+                    code_hash,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    created_at,
+                    expires_at,
+                }
+            },
+        ))
     }
 
     async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
@@ -167,7 +169,11 @@ impl RecoveryBackend for SqliteBackend {
 
     async fn send_code(&self, identifier: &str, code: &str, _expires_at: i64) -> Result<()> {
         use tokio::io::AsyncWriteExt;
-        tracing::info!(identifier, code, "key server development notifier: one-time code");
+        tracing::info!(
+            identifier,
+            code,
+            "key server development notifier: one-time code"
+        );
         let _guard = self.codes_lock.lock().await;
         let mut f = tokio::fs::OpenOptions::new()
             .create(true)
@@ -190,13 +196,15 @@ impl RecoveryBackend for SqliteBackend {
     }
 
     async fn account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
-        sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(row_from)
-            .transpose()
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(row_from)
+        .transpose()
     }
 
     async fn insert_account(&self, r: &RecoveryRow) -> Result<bool> {

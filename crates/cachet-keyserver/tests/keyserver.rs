@@ -145,7 +145,10 @@ async fn enrol(ks: &Ks, data: &ServerShare, password: &str) -> (KeyRing, Recover
     let (shares, keys) = run_oprf(ks, &id, data, password).await;
     let ring = ring();
     let (status, body) = ks
-        .post("enrol", enrol_body(&id, &shares, &keys, &ring.seal(&keys.wrap_key), None))
+        .post(
+            "enrol",
+            enrol_body(&id, &shares, &keys, &ring.seal(&keys.wrap_key), None),
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     (ring, keys)
@@ -165,9 +168,15 @@ async fn enrol_then_recover_with_its_own_code() {
     assert_eq!(status, 200, "{account}");
     assert_eq!(account["user_id"], USER);
     let (shares, keys) = run_oprf(&ks, &id, &data, "sunflower1987").await;
-    assert_eq!(hex::encode(shares.key_server.0), account["key_server_share"]);
+    assert_eq!(
+        hex::encode(shares.key_server.0),
+        account["key_server_share"]
+    );
     let envelope = hex::decode(account["envelope"].as_str().unwrap()).unwrap();
-    assert_eq!(KeyRing::open(&envelope, &keys.wrap_key, USER).unwrap(), ring);
+    assert_eq!(
+        KeyRing::open(&envelope, &keys.wrap_key, USER).unwrap(),
+        ring
+    );
 
     // The evaluation counted; the proven success takes it back.
     let (_, a) = ks
@@ -176,7 +185,10 @@ async fn enrol_then_recover_with_its_own_code() {
     assert_eq!(a["failures"], 1);
     let sig = sign::sign_detached(&wire::success_message(&id.0, USER), &keys.auth_key);
     let (status, _) = ks
-        .post("success", json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(sig) }))
+        .post(
+            "success",
+            json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(sig) }),
+        )
         .await;
     assert_eq!(status, 204);
     let (_, a) = ks
@@ -185,11 +197,20 @@ async fn enrol_then_recover_with_its_own_code() {
     assert_eq!(a["failures"], 0);
 
     // A success signed by anyone else is refused.
-    let forged = sign::sign_detached(&wire::success_message(&id.0, USER), &SignKeyPair::generate());
+    let forged = sign::sign_detached(
+        &wire::success_message(&id.0, USER),
+        &SignKeyPair::generate(),
+    );
     let (status, body) = ks
-        .post("success", json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(forged) }))
+        .post(
+            "success",
+            json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(forged) }),
+        )
         .await;
-    assert_eq!((status, body["reason"].as_str()), (403, Some("bad_signature")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_signature"))
+    );
     ks.server.shutdown().await.unwrap();
 }
 
@@ -199,27 +220,48 @@ async fn the_identity_check_is_the_key_servers_own() {
     let (challenge, code) = ks.identity().await;
     let wrong = if code == "000000" { "000001" } else { "000000" };
     let (status, body) = ks
-        .post("account", json!({ "challenge_id": challenge, "code": wrong }))
+        .post(
+            "account",
+            json!({ "challenge_id": challenge, "code": wrong }),
+        )
         .await;
     assert_eq!((status, body["reason"].as_str()), (403, Some("wrong_code")));
     // A code of another server (any challenge id it never issued) is unknown here.
     let (status, body) = ks
         .post("account", json!({ "challenge_id": "c_0000", "code": code }))
         .await;
-    assert_eq!((status, body["reason"].as_str()), (404, Some("unknown_challenge")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("unknown_challenge"))
+    );
     for _ in 0..4 {
-        ks.post("account", json!({ "challenge_id": challenge, "code": wrong }))
-            .await;
+        ks.post(
+            "account",
+            json!({ "challenge_id": challenge, "code": wrong }),
+        )
+        .await;
     }
     let (status, body) = ks
-        .post("account", json!({ "challenge_id": challenge, "code": code }))
+        .post(
+            "account",
+            json!({ "challenge_id": challenge, "code": code }),
+        )
         .await;
-    assert_eq!((status, body["reason"].as_str()), (429, Some("too_many_attempts")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
     // Junk is a 400 with a reason, not a 500.
     let (status, body) = ks.post("evaluate", json!({ "nonsense": true })).await;
-    assert_eq!((status, body["reason"].as_str()), (400, Some("invalid_field")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("invalid_field"))
+    );
     let (status, body) = ks.post("start", json!({ "identifier": "nobody" })).await;
-    assert_eq!((status, body["reason"].as_str()), (400, Some("invalid_identifier")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("invalid_identifier"))
+    );
     ks.server.shutdown().await.unwrap();
 }
 
@@ -242,7 +284,10 @@ async fn online_guessing_meets_growing_delays_then_a_lockout() {
     }
     let (_, blinded) = oprf::blind(USER, b"azerty");
     let (status, body) = ks.evaluate(&id, &blinded).await;
-    assert_eq!((status, body["reason"].as_str()), (429, Some("retry_later")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("retry_later"))
+    );
     ks.server.shutdown().await.unwrap();
 
     // No delays but a lock-out after 3 failures.
@@ -280,10 +325,16 @@ async fn replacing_an_enrolment_needs_the_old_password() {
     let (status, body) = ks
         .post("enrol", enrol_body(&id, &shares, &keys, &envelope, None))
         .await;
-    assert_eq!((status, body["reason"].as_str()), (403, Some("bad_previous_signature")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_previous_signature"))
+    );
     // With the old auth key (the old password), a password change goes through.
     let (status, body) = ks
-        .post("enrol", enrol_body(&id, &shares, &keys, &envelope, Some(&old.auth_key)))
+        .post(
+            "enrol",
+            enrol_body(&id, &shares, &keys, &envelope, Some(&old.auth_key)),
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     // A share that is not the key server's is refused.
@@ -293,9 +344,15 @@ async fn replacing_an_enrolment_needs_the_old_password() {
         ..shares
     };
     let (status, body) = ks
-        .post("enrol", enrol_body(&id, &other, &keys, &envelope, Some(&keys.auth_key)))
+        .post(
+            "enrol",
+            enrol_body(&id, &other, &keys, &envelope, Some(&keys.auth_key)),
+        )
         .await;
-    assert_eq!((status, body["reason"].as_str()), (400, Some("share_mismatch")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("share_mismatch"))
+    );
 
     // Envelope updates: signed by the auth key, never replayed.
     let now = cachet_keyserver::service::now_ms();
@@ -307,8 +364,14 @@ async fn replacing_an_enrolment_needs_the_old_password() {
     let (status, _) = ks.post("update", update(now, &keys.auth_key)).await;
     assert_eq!(status, 204);
     let (status, body) = ks.post("update", update(now, &keys.auth_key)).await;
-    assert_eq!((status, body["reason"].as_str()), (409, Some("stale_update")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("stale_update"))
+    );
     let (status, body) = ks.post("update", update(now + 1, &old.auth_key)).await;
-    assert_eq!((status, body["reason"].as_str()), (403, Some("bad_signature")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_signature"))
+    );
     ks.server.shutdown().await.unwrap();
 }

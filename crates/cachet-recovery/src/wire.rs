@@ -267,8 +267,14 @@ mod tests {
     #[test]
     fn messages_bind_every_field() {
         let a = enrol_message("c", "u", &[1; 32], &[2; 32], &[3; 32], b"env");
-        assert_ne!(a, enrol_message("c2", "u", &[1; 32], &[2; 32], &[3; 32], b"env"));
-        assert_ne!(a, enrol_message("c", "u", &[1; 32], &[2; 32], &[3; 32], b"enw"));
+        assert_ne!(
+            a,
+            enrol_message("c2", "u", &[1; 32], &[2; 32], &[3; 32], b"env")
+        );
+        assert_ne!(
+            a,
+            enrol_message("c", "u", &[1; 32], &[2; 32], &[3; 32], b"enw")
+        );
         assert_ne!(success_message("c", "u"), success_message("cu", ""));
         assert_ne!(update_message("u", 1, b"e"), update_message("u", 2, b"e"));
     }

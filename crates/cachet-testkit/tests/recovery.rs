@@ -87,16 +87,34 @@ async fn a_lost_device_is_recovered_with_both_servers() {
     let s = Servers::start().await;
     let doctor = s.data.register("doctor", "+33600000900", "Dr Grey").await;
     let patient = s.data.register("patient", PATIENT, "Patient").await;
-    doctor.add_contact(patient.user_id(), Some("patient")).await.unwrap();
-    patient.add_contact(doctor.user_id(), Some("doctor")).await.unwrap();
+    doctor
+        .add_contact(patient.user_id(), Some("patient"))
+        .await
+        .unwrap();
+    patient
+        .add_contact(doctor.user_id(), Some("doctor"))
+        .await
+        .unwrap();
     s.enable(&patient, PASSWORD).await;
     assert!(patient.recovery_enabled().unwrap());
     // History kept on the old phone, backed up encrypted at the data server.
-    doctor.send_text(patient.user_id(), "your history").await.unwrap();
-    patient.send_text(doctor.user_id(), "my question").await.unwrap();
+    doctor
+        .send_text(patient.user_id(), "your history")
+        .await
+        .unwrap();
+    patient
+        .send_text(doctor.user_id(), "my question")
+        .await
+        .unwrap();
     assert_eq!(texts(&patient.receive(0).await.unwrap()), ["your history"]);
     assert_eq!(patient.backup_messages().await.unwrap(), 2);
-    let sealed = s.data.store().get_backup(patient.user_id()).await.unwrap().unwrap();
+    let sealed = s
+        .data
+        .store()
+        .get_backup(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&sealed).contains("your history"));
     doctor.receive(0).await.unwrap();
     doctor
@@ -124,11 +142,16 @@ async fn a_lost_device_is_recovered_with_both_servers() {
         .collect();
     assert!(bodies.contains(&"your history".to_owned()), "{bodies:?}");
     assert!(bodies.contains(&"my question".to_owned()), "{bodies:?}");
-    assert!(bodies.contains(&"sent to your old keys".to_owned()), "{bodies:?}");
+    assert!(
+        bodies.contains(&"sent to your old keys".to_owned()),
+        "{bodies:?}"
+    );
     // The doctor sees a key change signed by the previous Sign Key.
     let events = doctor.receive(0).await.unwrap();
     assert!(
-        events.iter().any(|e| matches!(e, Event::KeyChanged(r) if r.new_version == 2)),
+        events
+            .iter()
+            .any(|e| matches!(e, Event::KeyChanged(r) if r.new_version == 2)),
         "{events:?}"
     );
 
@@ -146,11 +169,20 @@ async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
     s.enable(&patient, PASSWORD).await;
     let err = s.recover("p-wrong", "sunflower1988").await.unwrap_err();
     assert!(
-        matches!(err, ClientError::Recovery(RecoveryError::WrongPasswordOrDamaged)),
+        matches!(
+            err,
+            ClientError::Recovery(RecoveryError::WrongPasswordOrDamaged)
+        ),
         "{err:?}"
     );
     // The failure counts at the data server (and at the key server).
-    let row = s.data.store().recovery_account(patient.user_id()).await.unwrap().unwrap();
+    let row = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.failures, 1);
 
     s.enable(&patient, "new password 2027").await;
@@ -158,7 +190,13 @@ async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
     assert!(matches!(err, ClientError::Recovery(_)), "{err:?}");
     s.recover("p-new", "new password 2027").await.unwrap();
     // The proven success reset the count.
-    let row = s.data.store().recovery_account(patient.user_id()).await.unwrap().unwrap();
+    let row = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.failures, 0);
 }
 
@@ -167,7 +205,13 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
     let mut s = Servers::start().await;
     let patient = s.data.register("patient", PATIENT, "Patient").await;
     s.enable(&patient, PASSWORD).await;
-    let before = s.data.store().recovery_account(patient.user_id()).await.unwrap().unwrap();
+    let before = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
 
     let operator = SignKeyPair::generate();
     cachet_server::add_operator(s.data.data_dir(), "olga", operator.public().as_bytes())
@@ -177,7 +221,13 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let after = s.data.store().recovery_account(patient.user_id()).await.unwrap().unwrap();
+    let after = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(before.share, after.share);
     assert_ne!(before.data_server_share, after.data_server_share);
 
@@ -186,14 +236,21 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
 
     // A data-server share stolen before the refresh does not combine with the key
     // server's current share.
-    let key_backend = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path()).await.unwrap();
+    let key_backend = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path())
+        .await
+        .unwrap();
     let key_row = cachet_keyserver::RecoveryBackend::account(&key_backend, patient.user_id())
         .await
         .unwrap()
         .unwrap();
     let stolen = ServerShare::from_bytes(&before.share).unwrap();
     let current_k2 = ServerShare::from_bytes(&key_row.share).unwrap();
-    let out = oprf::evaluate_with_both_shares(patient.user_id(), PASSWORD.as_bytes(), &stolen, &current_k2);
+    let out = oprf::evaluate_with_both_shares(
+        patient.user_id(),
+        PASSWORD.as_bytes(),
+        &stolen,
+        &current_k2,
+    );
     let keys = RecoveryKeys::derive(&out, patient.user_id(), PARAMS).unwrap();
     assert!(KeyRing::open(&key_row.envelope, &keys.wrap_key, patient.user_id()).is_err());
     key_backend.close().await;
@@ -207,19 +264,29 @@ async fn a_corrupt_data_server_can_neither_open_the_ring_nor_guess_offline() {
     s.enable(&patient, PASSWORD).await;
     let uid = patient.user_id().to_owned();
     // Everything the data server holds: its share and the sealed key ring.
-    let row = s.data.store().recovery_account(&uid).await.unwrap().unwrap();
+    let row = s
+        .data
+        .store()
+        .recovery_account(&uid)
+        .await
+        .unwrap()
+        .unwrap();
     let k1 = ServerShare::from_bytes(&row.share).unwrap();
     // Offline, it must stand in for the key server's share: no guess opens the ring,
     // not even the right password.
     for guess in ["123456", "password", PASSWORD] {
-        let out = oprf::evaluate_with_both_shares(&uid, guess.as_bytes(), &k1, &ServerShare::generate());
+        let out =
+            oprf::evaluate_with_both_shares(&uid, guess.as_bytes(), &k1, &ServerShare::generate());
         let keys = RecoveryKeys::derive(&out, &uid, PARAMS).unwrap();
         assert!(KeyRing::open(&row.envelope, &keys.wrap_key, &uid).is_err());
     }
     // Online, each guess costs a key server evaluation, and the key server stops it
     // (3 free guesses, then delays), even with its code check passed every time.
     let mut refused = None;
-    for (i, guess) in ["123456", "password", "azerty", "doctolib", "sunflower"].iter().enumerate() {
+    for (i, guess) in ["123456", "password", "azerty", "doctolib", "sunflower"]
+        .iter()
+        .enumerate()
+    {
         // The corrupt data server does not count its own evaluations.
         let store = s.data.store();
         let row = store.recovery_account(&uid).await.unwrap().unwrap();
@@ -261,14 +328,21 @@ async fn a_server_that_swaps_its_share_is_detected() {
     s.enable(&patient, PASSWORD).await;
     // The data server quietly replaces its share (to steer the output to a key it knows).
     let store = s.data.store();
-    let row = store.recovery_account(patient.user_id()).await.unwrap().unwrap();
+    let row = store
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
     let mut evil = row.clone();
     evil.share = ServerShare::generate().expose_secret().to_vec();
     evil.version += 1;
     assert!(store.recovery_replace(&evil, row.version).await.unwrap());
     let err = s.recover("patient-2", PASSWORD).await.unwrap_err();
     assert!(
-        matches!(err, ClientError::Recovery(RecoveryError::InconsistentPublicShares)),
+        matches!(
+            err,
+            ClientError::Recovery(RecoveryError::InconsistentPublicShares)
+        ),
         "{err:?}"
     );
 }
