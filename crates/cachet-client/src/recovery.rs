@@ -223,6 +223,7 @@ impl RecoveryServers {
         Ok((shares, keys))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn enrol_at(
         &self,
         endpoint: &Endpoint,
@@ -559,6 +560,7 @@ impl Client {
     /// Uploads an encrypted backup of the local message history to the data server,
     /// sealed (secretbox) under the backup key that the recovery key ring carries, so a
     /// recovered installation gets its history back. Returns the number of messages.
+    #[allow(clippy::let_and_return)] // the statement must end before the database guard
     pub async fn backup_messages(&self) -> Result<usize> {
         let key = self.backup_key()?;
         let (sealed, n, signer) = {
