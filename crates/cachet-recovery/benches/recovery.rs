@@ -14,12 +14,12 @@ use cachet_recovery::oprf::{self, PublicShares, ServerShare};
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
 use criterion::{criterion_group, criterion_main, Criterion};
 use opaque_ke::ciphersuite::CipherSuite;
-use rand_core::OsRng;
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, Identifiers, ServerLogin, ServerLoginParameters,
     ServerRegistration, ServerSetup,
 };
+use rand_core::OsRng;
 
 struct Suite;
 
@@ -128,7 +128,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("opaque_ke_server_login_start", |b| {
         b.iter_batched(
-            || ClientLogin::<Suite>::start(&mut OsRng, PASSWORD).unwrap().message,
+            || {
+                ClientLogin::<Suite>::start(&mut OsRng, PASSWORD)
+                    .unwrap()
+                    .message
+            },
             |request| {
                 ServerLogin::start(
                     &mut OsRng,
@@ -150,7 +154,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cachet_two_server_recovery", |b| {
         b.iter(|| cachet_recovery(&k1, &k2, &shares, &sealed))
     });
-    g.bench_function("opaque_ke_login", |b| b.iter(|| opaque_login(&setup, &file)));
+    g.bench_function("opaque_ke_login", |b| {
+        b.iter(|| opaque_login(&setup, &file))
+    });
     g.finish();
 }
 
