@@ -115,6 +115,90 @@ pub enum Command {
     /// operator key (create one with `cachet operator keygen`, then have it registered with
     /// `cachet server add-operator` on the server host).
     Operator(OperatorArgs),
+    /// Password recovery: enable it (or change the password), or restore a lost device.
+    Recovery(RecoveryArgs),
+    /// Run a cachet key server, the second party of password recovery (or refresh its
+    /// key shares with the data server: `keyserver refresh`).
+    Keyserver(Box<KeyserverArgs>),
+}
+
+/// `cachet recovery`.
+#[derive(Debug, Args)]
+pub struct RecoveryArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: RecoveryAction,
+}
+
+/// Where the codes of both identity checks come from.
+#[derive(Debug, Args)]
+pub struct RecoveryCodes {
+    /// The key server's URL.
+    #[arg(long, env = "CACHET_KEY_SERVER", value_name = "URL")]
+    pub key_server: String,
+    /// Read the data server's code from its development codes file.
+    #[arg(long, value_name = "FILE")]
+    pub dev_codes: Option<PathBuf>,
+    /// Read the key server's code from its development codes file.
+    #[arg(long, value_name = "FILE")]
+    pub key_dev_codes: Option<PathBuf>,
+}
+
+/// `cachet recovery ...`.
+#[derive(Debug, Subcommand)]
+pub enum RecoveryAction {
+    /// Seal every key of this account under a recovery password, at both servers (run
+    /// again to change the password). The password comes from CACHET_RECOVERY_PASSWORD or
+    /// a prompt.
+    Enable {
+        /// Servers and codes.
+        #[command(flatten)]
+        codes: RecoveryCodes,
+    },
+    /// Restore a lost device into a new profile: both identity checks, the recovery
+    /// password, then a new installation signed by the recovered keys.
+    Restore {
+        /// Phone number or e-mail address of the account.
+        identifier: String,
+        /// The name your contacts see.
+        #[arg(long)]
+        name: String,
+        /// Servers and codes.
+        #[command(flatten)]
+        codes: RecoveryCodes,
+    },
+}
+
+/// `cachet keyserver`.
+#[derive(Debug, Args)]
+pub struct KeyserverArgs {
+    /// Administration instead of serving.
+    #[command(subcommand)]
+    pub action: Option<KeyserverAction>,
+    /// Key server settings.
+    #[command(flatten)]
+    pub config: cachet_keyserver::KeyServerConfig,
+}
+
+/// `cachet keyserver ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeyserverAction {
+    /// Re-randomise every account's key shares together with the data server (the
+    /// joint key, so every password, stays the same; stolen old shares become useless).
+    Refresh {
+        /// The data server's URL.
+        #[arg(long, value_name = "URL")]
+        data_server: String,
+        /// Operator name at the data server (`op:NAME`).
+        #[arg(long)]
+        operator: String,
+        /// File holding the operator's 32-byte Ed25519 seed in hex.
+        #[arg(long, value_name = "FILE")]
+        operator_key: PathBuf,
+        /// The key server's data directory.
+        #[arg(long, value_name = "DIR", default_value = "cachet-keyserver-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `cachet operator`.

@@ -3,7 +3,8 @@
 //! Two doctors and a patient register; they exchange a message and its read receipt, a
 //! multi-megabyte attachment, a patient case that a second doctor joins later; the patient
 //! reinstalls and still reads what was sent to the old keys; fingerprints are compared and
-//! a substituted key is caught. At the end the server's files are opened and searched:
+//! a substituted key is caught; a doctor who lost his phone recovers his keys with a
+//! password through the data server and a key server. At the end the server's files are opened and searched:
 //! they hold ciphertext only. Every step is checked; the first failure stops the demo with
 //! an error (and a non-zero exit).
 
@@ -12,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cachet_client::recovery::{Checks, RecoveryServers};
 use cachet_client::{
     no_progress, Client, ClientError, ClientOptions, Conversation, Event, KeyHistory, MessageKind,
     NewProfile, TrustState, UnlockSecret,
@@ -351,7 +353,8 @@ impl Demo<'_> {
         self.case(&martin, &keller, &camille).await?;
         let camille = self.reinstall(&martin, camille).await?;
         self.verification(&martin, &camille).await?;
-        drop((martin, keller, camille));
+        self.lost_device(&martin, keller).await?;
+        drop((martin, camille));
         self.server_storage().await?;
         Ok(())
     }
@@ -567,6 +570,130 @@ impl Demo<'_> {
         self.say("  -> new messages use the new keys");
         self.passed("reinstallation");
         Ok(camille)
+    }
+
+    async fn recovery_checks(
+        &mut self,
+        servers: &RecoveryServers,
+        key_dir: &Path,
+        who: &Person,
+    ) -> Result<Checks, CliError> {
+        let started = servers.start(who.phone).await?;
+        let mut codes = (None, None);
+        for _ in 0..100 {
+            codes = (
+                dev_code(&self.server_dir.join("dev-codes.txt"), who.phone),
+                dev_code(&key_dir.join("dev-codes.txt"), who.phone),
+            );
+            if codes.0.is_some() && codes.1.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (Some(data), Some(key)) = codes else {
+            return Err(fail("no one-time codes for the recovery checks"));
+        };
+        self.say(format!(
+            "  {}: code {data} from the data server, code {key} from the key server (two independent checks)",
+            who.name
+        ));
+        Ok(started.with_codes(&data, &key))
+    }
+
+    async fn lost_device(&mut self, martin: &Client, keller: Client) -> Result<(), CliError> {
+        self.step("A lost device recovered with a password (data server + key server)");
+        let key_dir = self.server_dir.with_file_name("keyserver");
+        let key_server =
+            cachet_keyserver::spawn(cachet_keyserver::KeyServerConfig::for_data_dir(&key_dir))
+                .await?;
+        self.say(format!(
+            "  a key server on {}, its own SQLite database in {}",
+            key_server.url(),
+            key_dir.display()
+        ));
+        let result = self
+            .lost_device_steps(martin, keller, &key_server.url(), &key_dir)
+            .await;
+        let _ = key_server.shutdown().await;
+        result
+    }
+
+    async fn lost_device_steps(
+        &mut self,
+        martin: &Client,
+        keller: Client,
+        key_url: &str,
+        key_dir: &Path,
+    ) -> Result<(), CliError> {
+        let params = cachet_recovery::HardeningParams::RECOMMENDED;
+        let servers = RecoveryServers::new(&self.url(), key_url, params)?;
+        let password = "correct horse battery staple";
+        let checks = self.recovery_checks(&servers, key_dir, &KELLER).await?;
+        keller
+            .enable_recovery(key_url, &checks, password, params)
+            .await?;
+        self.say("  Dr Keller enables recovery: his key ring is sealed under a key from a two-server OPRF");
+        self.say(
+            "  of his password (each server holds one key share and proves its answer with DLEQ),",
+        );
+        self.say("  then Argon2id; both servers keep a copy of the sealed ring");
+        let t = "Dr Keller, the MRI of our patient is scheduled for Monday.";
+        self.send(martin, &keller, "Dr Keller", t).await?;
+        let user_id = keller.user_id().to_owned();
+        drop(keller);
+        self.say("  Dr Keller loses his phone (its profile is gone)");
+
+        let checks = self.recovery_checks(&servers, key_dir, &KELLER).await?;
+        let recovered = Client::recover(
+            &self.profiles.join("keller-recovered"),
+            &servers,
+            KELLER.phone,
+            &checks,
+            password,
+            KELLER.name,
+            &UnlockSecret::new(KELLER.pin),
+            ClientOptions::default(),
+        )
+        .await?;
+        let keller = recovered.client;
+        check(
+            keller.user_id() == user_id,
+            "the recovery registered another account",
+        )?;
+        self.say(format!(
+            "  on a new phone: both checks passed, OPRF run with both servers, {} key generation(s) recovered;",
+            recovered.recovered_generations
+        ));
+        self.say(format!(
+            "  the new installation (key version {}) is announced signed by the recovered Sign Key",
+            keller.key_version()
+        ));
+        keller
+            .add_contact(martin.user_id(), Some("dr-martin"))
+            .await?;
+        self.expect_text(&keller, martin, t).await?;
+        self.say("  -> the message sent to the lost phone opened with the recovered Box Key");
+        let report = martin
+            .refresh_contact(keller.user_id())
+            .await?
+            .ok_or_else(|| fail("Dr Martin did not see Dr Keller's new keys"))?;
+        self.say(format!(
+            "  Dr Martin's app: {}",
+            render::key_change(&report)
+        ));
+        let err = servers
+            .recover(
+                &self.recovery_checks(&servers, key_dir, &KELLER).await?,
+                "wrong horse battery staple",
+            )
+            .await;
+        check(
+            matches!(err, Err(ClientError::Recovery(_))),
+            "a wrong password opened the key ring",
+        )?;
+        self.say("  a wrong password: the ring does not open, and both servers count the failure");
+        self.passed("lost device recovered");
+        Ok(())
     }
 
     async fn verification(&mut self, martin: &Client, camille: &Client) -> Result<(), CliError> {

@@ -36,6 +36,9 @@ pub enum CliError {
     /// From the embedded server.
     #[error("server: {0}")]
     Server(#[from] cachet_server::Error),
+    /// From the key server.
+    #[error("key server: {0}")]
+    KeyServer(#[from] cachet_keyserver::Error),
     /// Bad input caught by the CLI itself.
     #[error("{message}")]
     Usage {
@@ -85,7 +88,7 @@ impl CliError {
                 _ => exit::FAILURE,
             },
             Self::Usage { .. } => exit::USAGE,
-            Self::Server(_) | Self::Demo(_) | Self::Io(_) => exit::FAILURE,
+            Self::Server(_) | Self::KeyServer(_) | Self::Demo(_) | Self::Io(_) => exit::FAILURE,
         }
     }
 
@@ -167,6 +170,7 @@ impl CliError {
                 _ => None,
             },
             Self::Server(_) => s("see `cachet server --help`"),
+            Self::KeyServer(_) => s("see `cachet keyserver --help`"),
             Self::Demo(_) => s("the steps above show where it failed"),
             Self::Io(_) => None,
         }

@@ -20,8 +20,8 @@ async fn the_demo_passes_and_the_server_holds_no_plaintext() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&out)));
     let text = String::from_utf8_lossy(&out).into_owned();
-    assert_eq!(report.steps.len(), 9, "{text}");
-    assert!(text.contains("All 9 steps passed."));
+    assert_eq!(report.steps.len(), 10, "{text}");
+    assert!(text.contains("All 10 steps passed."));
     assert!(report.found.is_empty());
 
     // Every message text appears in double quotes as sent and as received.

@@ -193,6 +193,33 @@ impl Api {
         .await
     }
 
+    // ---- Encrypted message backup (recovery) ----
+
+    pub async fn put_backup(&self, s: &Signer, sealed: Vec<u8>) -> Result<()> {
+        self.send(
+            Method::POST,
+            "/api/v1/recovery/backup",
+            sealed,
+            OCTETS,
+            Some(s),
+            CHUNK_TIMEOUT,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_backup(&self, s: &Signer) -> Result<bytes::Bytes> {
+        self.send(
+            Method::GET,
+            "/api/v1/recovery/backup",
+            Vec::new(),
+            OCTETS,
+            Some(s),
+            CHUNK_TIMEOUT,
+        )
+        .await
+    }
+
     // ---- Directory ----
 
     pub async fn user(&self, s: &Signer, user_id: &str) -> Result<v1::UserProfile> {
@@ -390,7 +417,7 @@ impl Api {
     }
 }
 
-fn server_error(status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn server_error(status: StatusCode, body: &[u8]) -> ClientError {
     #[derive(serde::Deserialize)]
     struct Body {
         reason: String,

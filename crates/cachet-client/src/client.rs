@@ -215,6 +215,29 @@ pub struct NewProfile<'a> {
 }
 
 impl PendingRegistration {
+    /// Continues a registration whose code was requested elsewhere: the data server's
+    /// recovery check sends a registration code, so a recovery registers the new
+    /// installation with it.
+    pub fn resume(
+        server_url: &str,
+        identifier: &str,
+        challenge_id: &str,
+        options: ClientOptions,
+    ) -> Result<Self> {
+        let api = Api::new(
+            server_url,
+            options.clock.clone(),
+            options.root_certificate_pem.as_deref(),
+        )?;
+        Ok(Self {
+            api,
+            options,
+            server_url: server_url.to_owned(),
+            identifier: identifier.to_owned(),
+            challenge_id: challenge_id.to_owned(),
+        })
+    }
+
     /// The identifier being registered.
     pub fn identifier(&self) -> &str {
         &self.identifier

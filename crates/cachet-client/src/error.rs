@@ -87,6 +87,9 @@ pub enum ClientError {
     /// The server's answer broke the protocol.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// Password recovery failed: wrong password, or a server answered wrongly.
+    #[error("recovery: {0}")]
+    Recovery(#[from] cachet_recovery::RecoveryError),
     /// A ciphertext did not open with any of the keys tried.
     #[error("decryption failed")]
     Decrypt,

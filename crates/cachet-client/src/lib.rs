@@ -32,6 +32,7 @@ mod local_files;
 pub mod lockout;
 mod messaging;
 pub mod operator;
+pub mod recovery;
 pub mod secret;
 mod store;
 pub mod trust;

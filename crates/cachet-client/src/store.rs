@@ -156,7 +156,6 @@ impl Store {
         Ok(Self { conn })
     }
 
-    #[cfg(test)]
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
         Ok(self
@@ -165,7 +164,6 @@ impl Store {
             .optional()?)
     }
 
-    #[cfg(test)]
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)

@@ -23,6 +23,7 @@
 mod error;
 pub mod keyring;
 pub mod oprf;
+pub mod wire;
 
 pub use error::RecoveryError;
 pub use keyring::KeyRing;

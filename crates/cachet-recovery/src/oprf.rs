@@ -169,6 +169,54 @@ impl ServerShare {
     }
 }
 
+/// The random `δ` of a share refresh run between two servers (each in its own process):
+/// the data server adds it, the key server subtracts it. Secret until both applied it.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct RefreshDelta(Scalar);
+
+impl core::fmt::Debug for RefreshDelta {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RefreshDelta(<redacted>)")
+    }
+}
+
+impl RefreshDelta {
+    /// A fresh random delta.
+    pub fn generate() -> Self {
+        Self(Scalar::random(&mut OsRng))
+    }
+    /// Restores a delta sent over the wire.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecoveryError> {
+        Ok(Self(decode_scalar(bytes)?))
+    }
+    /// The delta for the wire.
+    pub fn expose_secret(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+}
+
+impl ServerShare {
+    /// The data server's half of a refresh: `k1 + δ`.
+    pub fn add_delta(&mut self, delta: &RefreshDelta) {
+        self.0 += delta.0;
+    }
+    /// The key server's half of a refresh: `k2 − δ`.
+    pub fn subtract_delta(&mut self, delta: &RefreshDelta) {
+        self.0 -= delta.0;
+    }
+}
+
+impl PublicShares {
+    /// The recorded pair after a refresh by `delta`: `(K1 + G·δ, K2 − G·δ)`.
+    pub fn refreshed(&self, delta: &RefreshDelta) -> Result<Self, RecoveryError> {
+        let d = G * delta.0;
+        Ok(Self {
+            data_server: PublicShare((self.data_server.point()? + d).compress().to_bytes()),
+            key_server: PublicShare((self.key_server.point()? - d).compress().to_bytes()),
+        })
+    }
+}
+
 fn dleq_challenge(
     k: &RistrettoPoint,
     a: &RistrettoPoint,
@@ -342,6 +390,19 @@ mod tests {
             before,
             *evaluate_with_both_shares("u_1", b"pw", &old_a, &b).expose_secret()
         );
+    }
+
+    #[test]
+    fn refresh_in_two_places_matches_the_published_pair() {
+        let (mut a, mut b, shares) = setup();
+        let before = run("u_1", b"pw", &a, &b, &shares);
+        let delta = RefreshDelta::from_bytes(&RefreshDelta::generate().expose_secret()).unwrap();
+        a.add_delta(&delta);
+        b.subtract_delta(&delta);
+        let fresh = shares.refreshed(&delta).unwrap();
+        assert_eq!(fresh.data_server, a.public());
+        assert_eq!(fresh.key_server, b.public());
+        assert_eq!(before, run("u_1", b"pw", &a, &b, &fresh));
     }
 
     #[test]

@@ -313,6 +313,15 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/log/proof/inclusion", get(api::log::inclusion))
         .route("/api/v1/log/proof/consistency", get(api::log::consistency))
+        // Recovery: encrypted message backup, operator's half of a share refresh.
+        .route(
+            "/api/v1/recovery/backup",
+            post(api::recovery::put_backup).get(api::recovery::get_backup),
+        )
+        .route(
+            cachet_keyserver::DATA_SERVER_REFRESH_ROUTE,
+            post(api::recovery::refresh),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -345,11 +354,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/vault/status", get(api::vault::status));
 
+    // Recovery: the same service as the key server's, over this server's store.
+    let recovery = cachet_keyserver::service::router(api::recovery::service(&state));
     open.merge(vault)
         .merge(gated)
         .fallback(|| async { Error::UnknownRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)
+        .merge(recovery)
         .layer(axum::middleware::map_response(ensure_json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

@@ -23,7 +23,11 @@ use crate::error::{Error, Result};
 use crate::store::{AuditDraft, Store};
 
 /// KEK purposes of the data server.
-pub const PURPOSES: &[&str] = &[PROFILES, IDENTIFIERS, AUDIT];
+pub const PURPOSES: &[&str] = &[PROFILES, IDENTIFIERS, AUDIT, OPRF_SHARES, KEY_RINGS];
+/// The data server's OPRF key shares of password recovery (sealed).
+pub const OPRF_SHARES: &str = "oprf-shares";
+/// The data server's copies of users' sealed key rings (sealed again).
+pub const KEY_RINGS: &str = "key-rings";
 /// Display names (sealed).
 pub const PROFILES: &str = "profiles";
 /// Identifier hashes (keyed hash only).

@@ -12,6 +12,7 @@ pub(crate) mod directory;
 pub(crate) mod log;
 pub(crate) mod messages;
 pub(crate) mod operator;
+pub(crate) mod recovery;
 pub(crate) mod register;
 pub(crate) mod vault;
 

@@ -6,6 +6,8 @@
 //! | display names | XChaCha20-Poly1305 under the `profiles` KEK, bound to (users, user id, display_name) |
 //! | identifier hashes | keyed hash under the `identifiers` KEK (done by the API through [`Vault::blind_identifier`]) |
 //! | audit subject and detail | sealed under the `audit` KEK, bound to (time, operator, action, column) |
+//! | recovery: this server's OPRF key share | sealed under the `oprf-shares` KEK, bound to the account |
+//! | recovery: the copy of the sealed key ring | sealed again under the `key-rings` KEK, bound to the account |
 //!
 //! The contact graph and mailbox owners stay in the clear: the server queries them inside
 //! its transactions to route envelopes and fan out key changes. Envelopes, attachment
@@ -23,10 +25,10 @@ use cachet_vault::KeyHierarchy;
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, SendOutcome, Store, UserRow,
+    Purged, RecoveryRow, SendOutcome, Store, UserRow,
 };
 use crate::error::{Error, Result};
-use crate::vault::{Vault, AUDIT, PROFILES};
+use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES};
 
 /// Prefix of a sealed text column.
 const SEALED_PREFIX: &str = "sealed:v1:";
@@ -298,6 +300,46 @@ impl Store for EncryptedStore {
         self.inner.user_count().await
     }
 
+    async fn recovery_account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
+        let Some(mut row) = self.inner.recovery_account(user_id).await? else {
+            return Ok(None);
+        };
+        if let Some(k) = self.vault.keys()? {
+            row.share = open_bytes(
+                &k,
+                OPRF_SHARES,
+                "recovery_accounts",
+                user_id,
+                "share",
+                &row.share,
+            )?;
+            row.envelope = open_bytes(
+                &k,
+                KEY_RINGS,
+                "recovery_accounts",
+                user_id,
+                "envelope",
+                &row.envelope,
+            )?;
+        }
+        Ok(Some(row))
+    }
+    async fn recovery_insert(&self, row: &RecoveryRow) -> Result<bool> {
+        let row = self.seal_recovery(row)?;
+        self.inner.recovery_insert(&row).await
+    }
+    async fn recovery_replace(&self, row: &RecoveryRow, expected_version: i64) -> Result<bool> {
+        let row = self.seal_recovery(row)?;
+        self.inner.recovery_replace(&row, expected_version).await
+    }
+    async fn put_backup(&self, user_id: &str, backup: &[u8], now: i64) -> Result<()> {
+        // Already end-to-end ciphertext under the user's backup key.
+        self.inner.put_backup(user_id, backup, now).await
+    }
+    async fn get_backup(&self, user_id: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get_backup(user_id).await
+    }
+
     // The trust log is public by design (anyone may audit it).
     async fn append_trust_block(
         &self,
@@ -321,7 +363,65 @@ impl Store for EncryptedStore {
     }
 }
 
+fn seal_bytes(
+    keys: &KeyHierarchy,
+    purpose: &str,
+    table: &str,
+    row: &str,
+    column: &str,
+    plain: &[u8],
+) -> Result<Vec<u8>> {
+    if plain.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sealed = keys.seal_row(purpose, table, row, column, plain)?;
+    Ok([SEALED_PREFIX.as_bytes(), &sealed].concat())
+}
+
+fn open_bytes(
+    keys: &KeyHierarchy,
+    purpose: &str,
+    table: &str,
+    row: &str,
+    column: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sealed = stored
+        .strip_prefix(SEALED_PREFIX.as_bytes())
+        .ok_or_else(|| Error::Internal(format!("{table}.{column} of {row} is not sealed")))?;
+    Ok(keys.open_row(purpose, table, row, column, sealed)?)
+}
+
 impl EncryptedStore {
+    fn seal_recovery(&self, row: &RecoveryRow) -> Result<RecoveryRow> {
+        let Some(k) = self.vault.keys()? else {
+            return Ok(row.clone());
+        };
+        let id = &row.user_id;
+        Ok(RecoveryRow {
+            share: seal_bytes(
+                &k,
+                OPRF_SHARES,
+                "recovery_accounts",
+                id,
+                "share",
+                &row.share,
+            )?,
+            envelope: seal_bytes(
+                &k,
+                KEY_RINGS,
+                "recovery_accounts",
+                id,
+                "envelope",
+                &row.envelope,
+            )?,
+            ..row.clone()
+        })
+    }
+
     /// Fills `opened_subject` and `opened_detail`; the hashed fields stay as stored. Vault
     /// events are logged in the clear (they name no user) and are copied as they are.
     fn open_audit(&self, e: &mut AuditEntry) -> Result<()> {

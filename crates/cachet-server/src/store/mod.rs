@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
 
 use crate::error::Result;
+pub use cachet_keyserver::RecoveryRow;
 
 pub mod conformance;
 pub mod encrypted;
@@ -346,4 +347,16 @@ pub trait Store: Send + Sync + 'static {
     /// The seed of the log key: stores `candidate` if there is none yet, and returns the
     /// stored one (so that every node signs with the same key).
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
+    // Recovery
+
+    /// This server's recovery state of an account (`docs/recovery.md`).
+    async fn recovery_account(&self, user_id: &str) -> Result<Option<RecoveryRow>>;
+    /// Creates an account's recovery state; false if it exists.
+    async fn recovery_insert(&self, row: &RecoveryRow) -> Result<bool>;
+    /// Replaces an account's recovery state if its version is still `expected_version`.
+    async fn recovery_replace(&self, row: &RecoveryRow, expected_version: i64) -> Result<bool>;
+    /// Stores (replacing) a user's encrypted message backup.
+    async fn put_backup(&self, user_id: &str, backup: &[u8], now: i64) -> Result<()>;
+    /// A user's encrypted message backup.
+    async fn get_backup(&self, user_id: &str) -> Result<Option<Vec<u8>>>;
 }

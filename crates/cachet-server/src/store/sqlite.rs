@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, SendOutcome, Store, StoredEnvelope, UserRow,
+    Purged, RecoveryRow, SendOutcome, Store, StoredEnvelope, UserRow,
 };
 use crate::audit::{entry_hash, GENESIS_HASH};
 use crate::error::{Error, Result};
@@ -1312,4 +1312,107 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(seed)
     }
+
+    // Recovery
+
+    async fn recovery_account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
+        sqlx::query(&format!(
+            "SELECT {RECOVERY_COLUMNS} FROM recovery_accounts WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(|r| -> Result<RecoveryRow> {
+            Ok(RecoveryRow {
+                user_id: r.try_get("user_id")?,
+                identifier_hash: r.try_get("identifier_hash")?,
+                share: r.try_get("share")?,
+                data_server_share: r.try_get("data_server_share")?,
+                key_server_share: r.try_get("key_server_share")?,
+                auth_public: r.try_get("auth_public")?,
+                envelope: r.try_get("envelope")?,
+                updated_at: r.try_get("updated_at")?,
+                failures: to_u32(r.try_get("failures")?),
+                last_failure_at: r.try_get("last_failure_at")?,
+                pending_delta: r.try_get("pending_delta")?,
+                version: r.try_get("version")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn recovery_insert(&self, r: &RecoveryRow) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO recovery_accounts ({RECOVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"
+        ))
+        .bind(&r.user_id)
+        .bind(&r.identifier_hash)
+        .bind(&r.share)
+        .bind(&r.data_server_share)
+        .bind(&r.key_server_share)
+        .bind(&r.auth_public)
+        .bind(&r.envelope)
+        .bind(r.updated_at)
+        .bind(i64::from(r.failures))
+        .bind(r.last_failure_at)
+        .bind(&r.pending_delta)
+        .bind(r.version)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_replace(&self, r: &RecoveryRow, expected_version: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE recovery_accounts SET share = $1, data_server_share = $2, \
+             key_server_share = $3, auth_public = $4, envelope = $5, updated_at = $6, \
+             failures = $7, last_failure_at = $8, pending_delta = $9, version = $10 \
+             WHERE user_id = $11 AND version = $12",
+        )
+        .bind(&r.share)
+        .bind(&r.data_server_share)
+        .bind(&r.key_server_share)
+        .bind(&r.auth_public)
+        .bind(&r.envelope)
+        .bind(r.updated_at)
+        .bind(i64::from(r.failures))
+        .bind(r.last_failure_at)
+        .bind(&r.pending_delta)
+        .bind(r.version)
+        .bind(&r.user_id)
+        .bind(expected_version)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_backup(&self, user_id: &str, backup: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO recovery_backups (user_id, backup, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET backup = excluded.backup, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(backup)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_backup(&self, user_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT backup FROM recovery_backups WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
 }
+
+/// Columns of `recovery_accounts`, in [`RecoveryRow`] order.
+const RECOVERY_COLUMNS: &str = "user_id, identifier_hash, share, data_server_share, \
+                                key_server_share, auth_public, envelope, updated_at, failures, \
+                                last_failure_at, pending_delta, version";

@@ -1,0 +1,131 @@
+//! The one error type of the recovery service, and its mapping to HTTP. Bodies are the
+//! data server's shape: `{"reason": "<stable_snake_case>", "message": "<text>"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// What can go wrong in a recovery request or in the key server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field breaks a rule.
+    #[error("invalid {0}: {1}")]
+    InvalidField(&'static str, String),
+    /// Not a phone number or e-mail address.
+    #[error("invalid identifier: {0}")]
+    InvalidIdentifier(&'static str),
+    /// Too many unexpired codes for this identifier.
+    #[error("too many codes requested for this identifier; wait for them to expire")]
+    TooManyCodes,
+    /// No such challenge (or consumed).
+    #[error("unknown challenge")]
+    UnknownChallenge,
+    /// The code expired.
+    #[error("the code expired")]
+    ChallengeExpired,
+    /// Too many wrong codes for this challenge.
+    #[error("too many wrong codes; request a new one")]
+    TooManyAttempts,
+    /// Wrong code.
+    #[error("wrong code")]
+    WrongCode,
+    /// No recovery enrolment for this identifier.
+    #[error("no recovery enrolment for this account")]
+    NotEnrolled,
+    /// The identifier belongs to another account than the one named.
+    #[error("the identifier belongs to another account")]
+    UserMismatch,
+    /// The client's copy of this server's public share is not the server's.
+    #[error("the public share given is not this server's")]
+    ShareMismatch,
+    /// A signature by the recovery auth key did not verify.
+    #[error("bad signature by the recovery authentication key")]
+    BadSignature,
+    /// Replacing an enrolment needs the signature of the key being replaced.
+    #[error("replacing an enrolment needs a signature by the current authentication key")]
+    BadPreviousSignature,
+    /// Rate limit: wait until the given time.
+    #[error("too many failed recoveries; retry after {0} (ms since the epoch)")]
+    RetryLater(i64),
+    /// Rate limit: locked out until the given time.
+    #[error("recovery locked after too many failures; retry after {0} (ms since the epoch)")]
+    LockedOut(i64),
+    /// A concurrent request changed the account; retry.
+    #[error("concurrent change of this account; retry")]
+    Concurrent,
+    /// An update older than the stored one, or outside the clock window.
+    #[error("stale or replayed update")]
+    StaleUpdate,
+    /// No encrypted message backup stored for this user.
+    #[error("no backup stored")]
+    NoBackup,
+    /// Configuration refused.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Database failure.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migration failure.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// File-system failure.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The other server refused or failed (share refresh).
+    #[error("peer server: {0}")]
+    Peer(String),
+    /// A bug or a broken invariant.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Status and stable reason.
+    pub fn status_and_reason(&self) -> (StatusCode, &'static str) {
+        use Error::*;
+        match self {
+            InvalidField(..) => (StatusCode::BAD_REQUEST, "invalid_field"),
+            InvalidIdentifier(_) => (StatusCode::BAD_REQUEST, "invalid_identifier"),
+            TooManyCodes => (StatusCode::TOO_MANY_REQUESTS, "too_many_codes"),
+            UnknownChallenge => (StatusCode::NOT_FOUND, "unknown_challenge"),
+            ChallengeExpired => (StatusCode::GONE, "challenge_expired"),
+            TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            WrongCode => (StatusCode::FORBIDDEN, "wrong_code"),
+            NotEnrolled => (StatusCode::NOT_FOUND, "not_enrolled"),
+            UserMismatch => (StatusCode::CONFLICT, "user_mismatch"),
+            ShareMismatch => (StatusCode::BAD_REQUEST, "share_mismatch"),
+            BadSignature => (StatusCode::FORBIDDEN, "bad_signature"),
+            BadPreviousSignature => (StatusCode::FORBIDDEN, "bad_previous_signature"),
+            RetryLater(_) => (StatusCode::TOO_MANY_REQUESTS, "retry_later"),
+            LockedOut(_) => (StatusCode::LOCKED, "locked_out"),
+            Concurrent => (StatusCode::CONFLICT, "concurrent_change"),
+            StaleUpdate => (StatusCode::CONFLICT, "stale_update"),
+            NoBackup => (StatusCode::NOT_FOUND, "no_backup"),
+            Peer(_) => (StatusCode::BAD_GATEWAY, "peer_failed"),
+            Config(_) | Database(_) | Migrate(_) | Io(_) | Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, reason, "recovery request failed");
+            "internal server error".to_owned()
+        } else {
+            tracing::debug!(error = %self, reason, "recovery request refused");
+            self.to_string()
+        };
+        (
+            status,
+            axum::Json(serde_json::json!({ "reason": reason, "message": message })),
+        )
+            .into_response()
+    }
+}

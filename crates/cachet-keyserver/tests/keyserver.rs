@@ -1,0 +1,377 @@
+//! The key server over HTTP: its own one-time codes, enrolment, recovery, the rate limit
+//! and its lock-out, replacement rules. The test plays the data server's share locally.
+#![allow(clippy::unwrap_used)]
+
+use cachet_crypto::{sign, BoxKeyPair, SignKeyPair, SymmetricKey};
+use cachet_keyserver::{spawn, KeyServerConfig, RunningKeyServer};
+use cachet_recovery::keyring::KeyGeneration;
+use cachet_recovery::oprf::{self, Evaluation, PublicShare, PublicShares, ServerShare};
+use cachet_recovery::wire;
+use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
+use serde_json::{json, Value};
+
+const PHONE: &str = "+33612345678";
+const USER: &str = "u_alice";
+
+struct Ks {
+    server: RunningKeyServer,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Ks {
+    async fn start(config: impl FnOnce(&mut KeyServerConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = KeyServerConfig::for_data_dir(dir.path());
+        config(&mut c);
+        Ks {
+            server: spawn(c).await.unwrap(),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn post(&self, route: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/recovery/{route}", self.server.url()))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Passes the key server's own identity check: returns (challenge_id, code).
+    async fn identity(&self) -> (String, String) {
+        let (status, body) = self.post("start", json!({ "identifier": PHONE })).await;
+        assert_eq!(status, 200, "{body}");
+        let codes = std::fs::read_to_string(self.server.dev_codes_path()).unwrap();
+        let code = codes.lines().last().unwrap().split('\t').nth(1).unwrap();
+        (
+            body["challenge_id"].as_str().unwrap().to_owned(),
+            code.to_owned(),
+        )
+    }
+
+    async fn evaluate(&self, id: &(String, String), blinded: &[u8]) -> (u16, Value) {
+        self.post(
+            "evaluate",
+            json!({ "challenge_id": id.0, "code": id.1, "user_id": USER,
+                    "blinded": hex::encode(blinded) }),
+        )
+        .await
+    }
+}
+
+fn evaluation(body: &Value) -> (PublicShare, Evaluation) {
+    let bytes = |k: &str| hex::decode(body[k].as_str().unwrap()).unwrap();
+    (
+        PublicShare(bytes("public_share").try_into().unwrap()),
+        Evaluation {
+            element: bytes("element").try_into().unwrap(),
+            proof: bytes("proof").try_into().unwrap(),
+        },
+    )
+}
+
+/// Runs the OPRF with the key server and a local data-server share.
+async fn run_oprf(
+    ks: &Ks,
+    id: &(String, String),
+    data: &ServerShare,
+    password: &str,
+) -> (PublicShares, RecoveryKeys) {
+    let (state, blinded) = oprf::blind(USER, password.as_bytes());
+    let (status, body) = ks.evaluate(id, &blinded).await;
+    assert_eq!(status, 200, "{body}");
+    let (key_server, eval) = evaluation(&body);
+    let shares = PublicShares {
+        data_server: data.public(),
+        key_server,
+    };
+    let out = oprf::finalize(state, &shares, &data.evaluate(&blinded).unwrap(), &eval).unwrap();
+    (
+        shares,
+        RecoveryKeys::derive(&out, USER, HardeningParams::INSECURE_FAST).unwrap(),
+    )
+}
+
+fn ring() -> KeyRing {
+    KeyRing {
+        user_id: USER.into(),
+        generations: vec![KeyGeneration {
+            key_version: 1,
+            box_keys: BoxKeyPair::generate(),
+            sign_keys: SignKeyPair::generate(),
+        }],
+        backup_key: SymmetricKey::generate(),
+    }
+}
+
+fn enrol_body(
+    id: &(String, String),
+    shares: &PublicShares,
+    keys: &RecoveryKeys,
+    envelope: &[u8],
+    previous: Option<&SignKeyPair>,
+) -> Value {
+    let message = wire::enrol_message(
+        &id.0,
+        USER,
+        &shares.data_server.0,
+        &shares.key_server.0,
+        keys.auth_key.public().as_bytes(),
+        envelope,
+    );
+    json!({
+        "challenge_id": id.0, "code": id.1, "user_id": USER,
+        "data_server_share": hex::encode(shares.data_server.0),
+        "key_server_share": hex::encode(shares.key_server.0),
+        "auth_public": hex::encode(keys.auth_key.public().as_bytes()),
+        "envelope": hex::encode(envelope),
+        "signature": hex::encode(sign::sign_detached(&message, &keys.auth_key)),
+        "previous_signature": previous
+            .map(|k| hex::encode(sign::sign_detached(&message, k)))
+            .unwrap_or_default(),
+    })
+}
+
+async fn enrol(ks: &Ks, data: &ServerShare, password: &str) -> (KeyRing, RecoveryKeys) {
+    let id = ks.identity().await;
+    let (shares, keys) = run_oprf(ks, &id, data, password).await;
+    let ring = ring();
+    let (status, body) = ks
+        .post(
+            "enrol",
+            enrol_body(&id, &shares, &keys, &ring.seal(&keys.wrap_key), None),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    (ring, keys)
+}
+
+#[tokio::test]
+async fn enrol_then_recover_with_its_own_code() {
+    let ks = Ks::start(|_| {}).await;
+    let data = ServerShare::generate();
+    let (ring, _) = enrol(&ks, &data, "sunflower1987").await;
+
+    // A new installation: pass the key server's check, fetch the envelope, run the OPRF.
+    let id = ks.identity().await;
+    let (status, account) = ks
+        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
+        .await;
+    assert_eq!(status, 200, "{account}");
+    assert_eq!(account["user_id"], USER);
+    let (shares, keys) = run_oprf(&ks, &id, &data, "sunflower1987").await;
+    assert_eq!(
+        hex::encode(shares.key_server.0),
+        account["key_server_share"]
+    );
+    let envelope = hex::decode(account["envelope"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        KeyRing::open(&envelope, &keys.wrap_key, USER).unwrap(),
+        ring
+    );
+
+    // The evaluation counted; the proven success takes it back.
+    let (_, a) = ks
+        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
+        .await;
+    assert_eq!(a["failures"], 1);
+    let sig = sign::sign_detached(&wire::success_message(&id.0, USER), &keys.auth_key);
+    let (status, _) = ks
+        .post(
+            "success",
+            json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(sig) }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, a) = ks
+        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
+        .await;
+    assert_eq!(a["failures"], 0);
+
+    // A success signed by anyone else is refused.
+    let forged = sign::sign_detached(
+        &wire::success_message(&id.0, USER),
+        &SignKeyPair::generate(),
+    );
+    let (status, body) = ks
+        .post(
+            "success",
+            json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(forged) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_signature"))
+    );
+    ks.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_identity_check_is_the_key_servers_own() {
+    let ks = Ks::start(|_| {}).await;
+    let (challenge, code) = ks.identity().await;
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, body) = ks
+        .post(
+            "account",
+            json!({ "challenge_id": challenge, "code": wrong }),
+        )
+        .await;
+    assert_eq!((status, body["reason"].as_str()), (403, Some("wrong_code")));
+    // A code of another server (any challenge id it never issued) is unknown here.
+    let (status, body) = ks
+        .post("account", json!({ "challenge_id": "c_0000", "code": code }))
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("unknown_challenge"))
+    );
+    for _ in 0..4 {
+        ks.post(
+            "account",
+            json!({ "challenge_id": challenge, "code": wrong }),
+        )
+        .await;
+    }
+    let (status, body) = ks
+        .post(
+            "account",
+            json!({ "challenge_id": challenge, "code": code }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
+    // Junk is a 400 with a reason, not a 500.
+    let (status, body) = ks.post("evaluate", json!({ "nonsense": true })).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("invalid_field"))
+    );
+    let (status, body) = ks.post("start", json!({ "identifier": "nobody" })).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("invalid_identifier"))
+    );
+    ks.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn online_guessing_meets_growing_delays_then_a_lockout() {
+    // 2 free guesses, then an hour's wait; the test never sleeps.
+    let ks = Ks::start(|c| {
+        c.free_attempts = Some(2);
+        c.base_delay_seconds = Some(3600);
+    })
+    .await;
+    let data = ServerShare::generate();
+    enrol(&ks, &data, "sunflower1987").await;
+    let id = ks.identity().await;
+    for guess in ["123456", "password"] {
+        let (state, blinded) = oprf::blind(USER, guess.as_bytes());
+        drop(state);
+        let (status, body) = ks.evaluate(&id, &blinded).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, blinded) = oprf::blind(USER, b"azerty");
+    let (status, body) = ks.evaluate(&id, &blinded).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (429, Some("retry_later"))
+    );
+    ks.server.shutdown().await.unwrap();
+
+    // No delays but a lock-out after 3 failures.
+    let ks = Ks::start(|c| {
+        c.free_attempts = Some(3);
+        c.max_failures = Some(3);
+    })
+    .await;
+    enrol(&ks, &data, "sunflower1987").await;
+    let id = ks.identity().await;
+    let mut answered = 0;
+    for i in 0..10 {
+        let (_, blinded) = oprf::blind(USER, format!("guess{i}").as_bytes());
+        let (status, body) = ks.evaluate(&id, &blinded).await;
+        if status == 200 {
+            answered += 1;
+        } else {
+            assert_eq!((status, body["reason"].as_str()), (423, Some("locked_out")));
+        }
+    }
+    assert_eq!(answered, 3, "the fourth guess onwards is locked out");
+    ks.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn replacing_an_enrolment_needs_the_old_password() {
+    let ks = Ks::start(|_| {}).await;
+    let data = ServerShare::generate();
+    let (_, old) = enrol(&ks, &data, "sunflower1987").await;
+
+    // Someone who passed the code check but does not know the password cannot re-enrol.
+    let id = ks.identity().await;
+    let (shares, keys) = run_oprf(&ks, &id, &data, "hijack").await;
+    let envelope = ring().seal(&keys.wrap_key);
+    let (status, body) = ks
+        .post("enrol", enrol_body(&id, &shares, &keys, &envelope, None))
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_previous_signature"))
+    );
+    // With the old auth key (the old password), a password change goes through.
+    let (status, body) = ks
+        .post(
+            "enrol",
+            enrol_body(&id, &shares, &keys, &envelope, Some(&old.auth_key)),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // A share that is not the key server's is refused.
+    let id = ks.identity().await;
+    let other = PublicShares {
+        key_server: ServerShare::generate().public(),
+        ..shares
+    };
+    let (status, body) = ks
+        .post(
+            "enrol",
+            enrol_body(&id, &other, &keys, &envelope, Some(&keys.auth_key)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (400, Some("share_mismatch"))
+    );
+
+    // Envelope updates: signed by the auth key, never replayed.
+    let now = cachet_keyserver::service::now_ms();
+    let update = |ts: i64, key: &SignKeyPair| {
+        let env = b"new sealed ring".to_vec();
+        json!({ "user_id": USER, "envelope": hex::encode(&env), "timestamp": ts,
+                "signature": hex::encode(sign::sign_detached(&wire::update_message(USER, ts, &env), key)) })
+    };
+    let (status, _) = ks.post("update", update(now, &keys.auth_key)).await;
+    assert_eq!(status, 204);
+    let (status, body) = ks.post("update", update(now, &keys.auth_key)).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (409, Some("stale_update"))
+    );
+    let (status, body) = ks.post("update", update(now + 1, &old.auth_key)).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("bad_signature"))
+    );
+    ks.server.shutdown().await.unwrap();
+}

@@ -1,0 +1,185 @@
+//! Password recovery on the data server (`docs/recovery.md`): the same service as the key
+//! server's ([`cachet_keyserver::service`]) over this server's store, its one-time codes
+//! (shared with registration, so one code serves the recovery and the new installation
+//! that follows), plus the encrypted message backup and the operator's half of a share
+//! refresh.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, Role, Service};
+use cachet_recovery::wire::{self, RateLimit};
+
+use crate::app::{no_content, now_ms, AppState, OperatorCaller, RawBody, UserCaller};
+use crate::notify::CodeNotifier;
+use crate::store::{self, AuditDraft, Store};
+
+type KsResult<T> = cachet_keyserver::Result<T>;
+
+fn internal(e: crate::Error) -> cachet_keyserver::Error {
+    cachet_keyserver::Error::Internal(e.to_string())
+}
+
+/// The data server's storage seen through the recovery service's trait.
+struct DataServerBackend {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn CodeNotifier>,
+}
+
+#[async_trait]
+impl RecoveryBackend for DataServerBackend {
+    async fn insert_challenge(&self, c: &Challenge) -> KsResult<()> {
+        self.store
+            .insert_challenge(&store::Challenge {
+                challenge_id: c.challenge_id.clone(),
+                identifier_hash: c.identifier_hash.clone(),
+                code_hash: c.code_hash.clone(),
+                attempts: c.attempts,
+                created_at: c.created_at,
+                expires_at: c.expires_at,
+            })
+            .await
+            .map_err(internal)
+    }
+    async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> KsResult<u64> {
+        self.store
+            .live_challenges(identifier_hash, now)
+            .await
+            .map_err(internal)
+    }
+    async fn get_challenge(&self, challenge_id: &str) -> KsResult<Option<Challenge>> {
+        Ok(self
+            .store
+            .get_challenge(challenge_id)
+            .await
+            .map_err(internal)?
+            .map(|c| Challenge {
+                challenge_id: c.challenge_id,
+                identifier_hash: c.identifier_hash,
+                code_hash: c.code_hash,
+                attempts: c.attempts,
+                created_at: c.created_at,
+                expires_at: c.expires_at,
+            }))
+    }
+    async fn record_failed_attempt(&self, challenge_id: &str) -> KsResult<()> {
+        self.store
+            .record_failed_attempt(challenge_id)
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+    async fn delete_challenge(&self, challenge_id: &str) -> KsResult<()> {
+        self.store
+            .delete_challenge(challenge_id)
+            .await
+            .map_err(internal)
+    }
+    async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> KsResult<()> {
+        self.notifier
+            .send_code(identifier, code, expires_at)
+            .await
+            .map_err(internal)
+    }
+    async fn user_for_identifier(&self, identifier_hash: &[u8]) -> KsResult<Option<String>> {
+        self.store
+            .user_by_identifier_hash(identifier_hash)
+            .await
+            .map_err(internal)
+    }
+    async fn account(&self, user_id: &str) -> KsResult<Option<RecoveryRow>> {
+        self.store.recovery_account(user_id).await.map_err(internal)
+    }
+    async fn insert_account(&self, row: &RecoveryRow) -> KsResult<bool> {
+        self.store.recovery_insert(row).await.map_err(internal)
+    }
+    async fn replace_account(&self, row: &RecoveryRow, expected_version: i64) -> KsResult<bool> {
+        self.store
+            .recovery_replace(row, expected_version)
+            .await
+            .map_err(internal)
+    }
+}
+
+/// The recovery service of this data server.
+pub(crate) fn service(state: &AppState) -> Arc<Service> {
+    Arc::new(Service {
+        backend: Arc::new(DataServerBackend {
+            store: state.store.clone(),
+            notifier: state.notifier.clone(),
+        }),
+        role: Role::DataServer,
+        limits: RateLimit::DEFAULT,
+        code_ttl_ms: i64::try_from(state.settings.code_ttl.as_millis()).unwrap_or(i64::MAX),
+        code_max_attempts: state.settings.code_max_attempts,
+        clock: service::now_ms,
+    })
+}
+
+/// `POST /api/v1/recovery/backup` (signed): stores the caller's encrypted message backup.
+pub(crate) async fn put_backup(
+    State(state): State<AppState>,
+    caller: UserCaller,
+    RawBody(body): RawBody,
+) -> KsResult<Response> {
+    if body.is_empty() {
+        return Err(cachet_keyserver::Error::InvalidField(
+            "backup",
+            "must not be empty".into(),
+        ));
+    }
+    state
+        .store
+        .put_backup(&caller.user_id, &body, now_ms())
+        .await
+        .map_err(internal)?;
+    Ok(no_content())
+}
+
+/// `GET /api/v1/recovery/backup` (signed): the caller's encrypted message backup.
+pub(crate) async fn get_backup(
+    State(state): State<AppState>,
+    caller: UserCaller,
+) -> KsResult<Response> {
+    let backup = state
+        .store
+        .get_backup(&caller.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or(cachet_keyserver::Error::NoBackup)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        backup,
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/operator/recovery/refresh` (operator): this server's half of a share
+/// refresh (adds `δ`), audited.
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    caller: OperatorCaller,
+    RawBody(body): RawBody,
+) -> KsResult<Response> {
+    let req: wire::RefreshRequest = serde_json::from_slice(&body)
+        .map_err(|e| cachet_keyserver::Error::InvalidField("body", e.to_string()))?;
+    service(&state).apply_refresh(&req).await?;
+    state
+        .store
+        .append_audit(&AuditDraft {
+            timestamp: now_ms(),
+            operator_id: caller.operator_id,
+            action: "refresh_recovery_share".into(),
+            subject: req.user_id,
+            detail: String::new(),
+        })
+        .await
+        .map_err(internal)?;
+    Ok(no_content())
+}

@@ -1,0 +1,348 @@
+//! End-to-end password recovery with a data server and a key server on loopback: a lost
+//! device recovered (old messages still readable, the new keys an authorised change),
+//! password change, share refresh, and the attacker's view of one server.
+#![allow(clippy::unwrap_used)]
+
+use cachet_client::recovery::{Checks, RecoveryServers};
+use cachet_client::{Client, ClientError, Conversation, Event, MessageKind, UnlockSecret};
+use cachet_crypto::SignKeyPair;
+use cachet_keyserver::{KeyServerConfig, RunningKeyServer};
+use cachet_recovery::oprf::{self, ServerShare};
+use cachet_recovery::{HardeningParams, KeyRing, RecoveryError, RecoveryKeys};
+use cachet_testkit::{dev_code, test_options, TestServer, PIN};
+
+const PARAMS: HardeningParams = HardeningParams::INSECURE_FAST;
+const PATIENT: &str = "+33600000901";
+const PASSWORD: &str = "sunflower1987";
+
+struct Servers {
+    data: TestServer,
+    key: RunningKeyServer,
+    key_dir: tempfile::TempDir,
+}
+
+impl Servers {
+    async fn start() -> Self {
+        let key_dir = tempfile::tempdir().unwrap();
+        let key = cachet_keyserver::spawn(KeyServerConfig::for_data_dir(key_dir.path()))
+            .await
+            .unwrap();
+        Self {
+            data: TestServer::start().await,
+            key,
+            key_dir,
+        }
+    }
+
+    fn recovery(&self) -> RecoveryServers {
+        RecoveryServers::new(&self.data.url(), &self.key.url(), PARAMS).unwrap()
+    }
+
+    /// Passes both servers' identity checks (codes read from both development files).
+    async fn checks(&self, identifier: &str) -> Checks {
+        let started = self.recovery().start(identifier).await.unwrap();
+        started.with_codes(
+            &dev_code(self.data.data_dir(), identifier).unwrap(),
+            &dev_code(self.key_dir.path(), identifier).unwrap(),
+        )
+    }
+
+    async fn recover(&self, profile: &str, password: &str) -> Result<Client, ClientError> {
+        let checks = self.checks(PATIENT).await;
+        Client::recover(
+            &self.data.profile_dir(profile),
+            &self.recovery(),
+            PATIENT,
+            &checks,
+            password,
+            "Patient",
+            &UnlockSecret::new(PIN),
+            test_options(),
+        )
+        .await
+        .map(|r| r.client)
+    }
+
+    async fn enable(&self, client: &Client, password: &str) {
+        let checks = self.checks(PATIENT).await;
+        client
+            .enable_recovery(&self.key.url(), &checks, password, PARAMS)
+            .await
+            .unwrap();
+    }
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_device_is_recovered_with_both_servers() {
+    let s = Servers::start().await;
+    let doctor = s.data.register("doctor", "+33600000900", "Dr Grey").await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    doctor
+        .add_contact(patient.user_id(), Some("patient"))
+        .await
+        .unwrap();
+    patient
+        .add_contact(doctor.user_id(), Some("doctor"))
+        .await
+        .unwrap();
+    s.enable(&patient, PASSWORD).await;
+    assert!(patient.recovery_enabled().unwrap());
+    // History kept on the old phone, backed up encrypted at the data server.
+    doctor
+        .send_text(patient.user_id(), "your history")
+        .await
+        .unwrap();
+    patient
+        .send_text(doctor.user_id(), "my question")
+        .await
+        .unwrap();
+    assert_eq!(texts(&patient.receive(0).await.unwrap()), ["your history"]);
+    assert_eq!(patient.backup_messages().await.unwrap(), 2);
+    let sealed = s
+        .data
+        .store()
+        .get_backup(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("your history"));
+    doctor.receive(0).await.unwrap();
+    doctor
+        .send_text(patient.user_id(), "sent to your old keys")
+        .await
+        .unwrap();
+    let user_id = patient.user_id().to_owned();
+    drop(patient); // the phone is lost, and its profile with it
+
+    let recovered = s.recover("patient-2", PASSWORD).await.unwrap();
+    assert_eq!(recovered.user_id(), user_id);
+    assert_eq!(recovered.key_version(), 2);
+    assert_eq!(
+        texts(&recovered.receive(0).await.unwrap()),
+        ["sent to your old keys"]
+    );
+    // The history comes back from the backup, opened with the recovered backup key.
+    assert_eq!(recovered.restore_messages().await.unwrap(), 2);
+    let conversation = Conversation::Direct(doctor.user_id().to_owned());
+    let bodies: Vec<String> = recovered
+        .messages(&conversation, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(bodies.contains(&"your history".to_owned()), "{bodies:?}");
+    assert!(bodies.contains(&"my question".to_owned()), "{bodies:?}");
+    assert!(
+        bodies.contains(&"sent to your old keys".to_owned()),
+        "{bodies:?}"
+    );
+    // The doctor sees a key change signed by the previous Sign Key.
+    let events = doctor.receive(0).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::KeyChanged(r) if r.new_version == 2)),
+        "{events:?}"
+    );
+
+    // The new generation was sealed into the ring at both servers: a second loss
+    // recovers both generations.
+    let again = s.recover("patient-3", PASSWORD).await.unwrap();
+    assert_eq!(again.key_version(), 3);
+    assert_eq!(again.export_key_history().unwrap().installations.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
+    let s = Servers::start().await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let err = s.recover("p-wrong", "sunflower1988").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Recovery(RecoveryError::WrongPasswordOrDamaged)
+        ),
+        "{err:?}"
+    );
+    // The failure counts at the data server (and at the key server).
+    let row = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.failures, 1);
+
+    s.enable(&patient, "new password 2027").await;
+    let err = s.recover("p-old", PASSWORD).await.unwrap_err();
+    assert!(matches!(err, ClientError::Recovery(_)), "{err:?}");
+    s.recover("p-new", "new password 2027").await.unwrap();
+    // The proven success reset the count.
+    let row = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
+    let mut s = Servers::start().await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let before = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let operator = SignKeyPair::generate();
+    cachet_server::add_operator(s.data.data_dir(), "olga", operator.public().as_bytes())
+        .await
+        .unwrap();
+    let n = cachet_keyserver::refresh_shares(s.key_dir.path(), &s.data.url(), "olga", &operator)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let after = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(before.share, after.share);
+    assert_ne!(before.data_server_share, after.data_server_share);
+
+    // The user does nothing; recovery still works.
+    s.recover("patient-2", PASSWORD).await.unwrap();
+
+    // A data-server share stolen before the refresh does not combine with the key
+    // server's current share.
+    let key_backend = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path())
+        .await
+        .unwrap();
+    let key_row = cachet_keyserver::RecoveryBackend::account(&key_backend, patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    let stolen = ServerShare::from_bytes(&before.share).unwrap();
+    let current_k2 = ServerShare::from_bytes(&key_row.share).unwrap();
+    let out = oprf::evaluate_with_both_shares(
+        patient.user_id(),
+        PASSWORD.as_bytes(),
+        &stolen,
+        &current_k2,
+    );
+    let keys = RecoveryKeys::derive(&out, patient.user_id(), PARAMS).unwrap();
+    assert!(KeyRing::open(&key_row.envelope, &keys.wrap_key, patient.user_id()).is_err());
+    key_backend.close().await;
+    s.data.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_data_server_can_neither_open_the_ring_nor_guess_offline() {
+    let s = Servers::start().await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let uid = patient.user_id().to_owned();
+    // Everything the data server holds: its share and the sealed key ring.
+    let row = s
+        .data
+        .store()
+        .recovery_account(&uid)
+        .await
+        .unwrap()
+        .unwrap();
+    let k1 = ServerShare::from_bytes(&row.share).unwrap();
+    // Offline, it must stand in for the key server's share: no guess opens the ring,
+    // not even the right password.
+    for guess in ["123456", "password", PASSWORD] {
+        let out =
+            oprf::evaluate_with_both_shares(&uid, guess.as_bytes(), &k1, &ServerShare::generate());
+        let keys = RecoveryKeys::derive(&out, &uid, PARAMS).unwrap();
+        assert!(KeyRing::open(&row.envelope, &keys.wrap_key, &uid).is_err());
+    }
+    // Online, each guess costs a key server evaluation, and the key server stops it
+    // (3 free guesses, then delays), even with its code check passed every time.
+    let mut refused = None;
+    for (i, guess) in ["123456", "password", "azerty", "doctolib", "sunflower"]
+        .iter()
+        .enumerate()
+    {
+        // The corrupt data server does not count its own evaluations.
+        let store = s.data.store();
+        let row = store.recovery_account(&uid).await.unwrap().unwrap();
+        let mut reset = row.clone();
+        reset.failures = 0;
+        reset.version += 1;
+        assert!(store.recovery_replace(&reset, row.version).await.unwrap());
+        let checks = s.checks(PATIENT).await;
+        let recovery = s.recovery();
+        match Client::recover(
+            &s.data.profile_dir(&format!("attacker-{i}")),
+            &recovery,
+            PATIENT,
+            &checks,
+            guess,
+            "x",
+            &UnlockSecret::new(PIN),
+            test_options(),
+        )
+        .await
+        {
+            Err(ClientError::Server { reason, .. }) => {
+                refused = Some((i, reason));
+                break;
+            }
+            Err(_) => {}
+            Ok(_) => panic!("a wrong guess recovered the ring"),
+        }
+    }
+    let (i, reason) = refused.expect("online guessing was stopped");
+    assert_eq!(i, 3, "three free guesses");
+    assert_eq!(reason, "retry_later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_swaps_its_share_is_detected() {
+    let s = Servers::start().await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    // The data server quietly replaces its share (to steer the output to a key it knows).
+    let store = s.data.store();
+    let row = store
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut evil = row.clone();
+    evil.share = ServerShare::generate().expose_secret().to_vec();
+    evil.version += 1;
+    assert!(store.recovery_replace(&evil, row.version).await.unwrap());
+    let err = s.recover("patient-2", PASSWORD).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Recovery(RecoveryError::InconsistentPublicShares)
+        ),
+        "{err:?}"
+    );
+}
