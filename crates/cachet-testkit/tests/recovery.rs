@@ -346,3 +346,27 @@ async fn a_server_that_swaps_its_share_is_detected() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_master_key_the_data_server_keeps_its_share_and_ring_copy_sealed() {
+    use cachet_server::store::Store as _;
+    let s = Servers::start().await;
+    let op = s.data.add_operator("holder").await;
+    op.on(&s.data).init(7, 5).await.unwrap();
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let user_id = patient.user_id().to_owned();
+
+    // The rows as a thief of the database reads them: sealed, bound to the account.
+    let raw = cachet_server::store::SqliteStore::open_in(s.data.data_dir())
+        .await
+        .unwrap();
+    let row = raw.recovery_account(&user_id).await.unwrap().unwrap();
+    assert!(row.share.starts_with(b"sealed:v1:"));
+    assert!(row.envelope.starts_with(b"sealed:v1:"));
+    raw.close().await;
+
+    // Through the server they open: a lost device is still recovered.
+    let recovered = s.recover("patient-new", PASSWORD).await.unwrap();
+    assert_eq!(recovered.user_id(), user_id);
+}

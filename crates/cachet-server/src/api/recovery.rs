@@ -27,6 +27,10 @@ fn internal(e: crate::Error) -> cachet_keyserver::Error {
 struct DataServerBackend {
     store: Arc<dyn Store>,
     notifier: Arc<dyn CodeNotifier>,
+    /// Identifier hashes are kept blinded (keyed) when a master key protects the server:
+    /// blinded on the way in here, so the challenge and everything derived from it (the
+    /// user lookup, the account row) only ever hold the blinded form.
+    vault: Arc<crate::vault::Vault>,
 }
 
 #[async_trait]
@@ -35,7 +39,10 @@ impl RecoveryBackend for DataServerBackend {
         self.store
             .insert_challenge(&store::Challenge {
                 challenge_id: c.challenge_id.clone(),
-                identifier_hash: c.identifier_hash.clone(),
+                identifier_hash: self
+                    .vault
+                    .blind_identifier(&c.identifier_hash)
+                    .map_err(internal)?,
                 code_hash: c.code_hash.clone(),
                 attempts: c.attempts,
                 created_at: c.created_at,
@@ -45,8 +52,12 @@ impl RecoveryBackend for DataServerBackend {
             .map_err(internal)
     }
     async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> KsResult<u64> {
+        let blinded = self
+            .vault
+            .blind_identifier(identifier_hash)
+            .map_err(internal)?;
         self.store
-            .live_challenges(identifier_hash, now)
+            .live_challenges(&blinded, now)
             .await
             .map_err(internal)
     }
@@ -110,6 +121,7 @@ pub(crate) fn service(state: &AppState) -> Arc<Service> {
         backend: Arc::new(DataServerBackend {
             store: state.store.clone(),
             notifier: state.notifier.clone(),
+            vault: state.vault.clone(),
         }),
         role: Role::DataServer,
         limits: RateLimit::DEFAULT,
