@@ -283,3 +283,83 @@ async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_init_seal_unseal_and_audit_through_the_cli() {
+    let env = Env::start().await;
+    let key = env.home.path().join("alice.key");
+    let out = env
+        .cachet("unused")
+        .args(["operator", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    env.cachet("unused")
+        .args(["server", "add-operator", "alice", &public, "--data-dir"])
+        .arg(env.data.path())
+        .assert()
+        .success();
+
+    // Without a key: a one-line reason and a hint.
+    let out = env
+        .cachet("unused")
+        .args(["operator", "--name", "alice", "seal"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "no operator key given");
+
+    let as_alice = |args: &[&str]| {
+        let mut cmd = env.cachet("unused");
+        cmd.args(["operator", "--name", "alice", "--key"])
+            .arg(&key)
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let shares = env.home.path().join("shares");
+    let out = as_alice(&[
+        "init",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "--out-dir",
+        shares.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for i in 1..=3 {
+        assert!(shares.join(format!("share-{i}.txt")).is_file());
+    }
+    let out = as_alice(&["seal"]);
+    assert!(stdout(&out).contains("SEALED"), "{}", stdout(&out));
+    let share = |i: u32| shares.join(format!("share-{i}.txt")).display().to_string();
+    let out = as_alice(&["unseal", "--share-file", &share(1)]);
+    assert!(stdout(&out).contains("1 of 2"), "{}", stdout(&out));
+    let out = as_alice(&["unseal", "--share-file", &share(3)]);
+    assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
+    let out = env
+        .cachet("unused")
+        .args(["operator", "status"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
+
+    let out = as_alice(&["audit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stdout(&out);
+    for needle in ["vault_init", "vault_seal", "vault_unseal", "audit log OK"] {
+        assert!(log.contains(needle), "{log}");
+    }
+    let head = log.split("head ").nth(1).unwrap().trim().to_owned();
+    let out = as_alice(&["audit", "--expect-head", &head]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_alice(&["audit", "--expect-head", &"ab".repeat(32)]);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+}
