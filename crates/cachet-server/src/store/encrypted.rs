@@ -81,8 +81,10 @@ fn open_text(
         .map_err(|_| Error::Internal(format!("{table}.{column} of {row}: not UTF-8")))
 }
 
-fn audit_row(a: &AuditDraft) -> String {
-    format!("{}/{}/{}", a.timestamp, a.operator_id, a.action)
+/// The identity an audit entry's sealed columns are bound to (its sequence number is
+/// only assigned by the store, after sealing).
+fn audit_row(timestamp: i64, operator_id: &str, action: &str) -> String {
+    format!("{timestamp}/{operator_id}/{action}")
 }
 
 impl EncryptedStore {
@@ -97,7 +99,7 @@ impl EncryptedStore {
         let Some(k) = self.vault.keys()? else {
             return Ok(a.clone());
         };
-        let row = audit_row(a);
+        let row = audit_row(a.timestamp, &a.operator_id, &a.action);
         Ok(AuditDraft {
             subject: seal_text(&k, AUDIT, "audit_log", &row, "subject", &a.subject)?,
             detail: seal_text(&k, AUDIT, "audit_log", &row, "detail", &a.detail)?,
@@ -428,7 +430,7 @@ impl EncryptedStore {
         let (subject, detail) = match self.vault.keys()? {
             None => (None, None),
             Some(k) => {
-                let row = format!("{}/{}/{}", e.timestamp, e.operator_id, e.action);
+                let row = audit_row(e.timestamp, &e.operator_id, &e.action);
                 (
                     open_text(&k, AUDIT, "audit_log", &row, "subject", &e.subject)?,
                     open_text(&k, AUDIT, "audit_log", &row, "detail", &e.detail)?,
