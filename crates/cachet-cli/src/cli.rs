@@ -189,14 +189,32 @@ pub enum KeyserverAction {
         /// The data server's URL.
         #[arg(long, value_name = "URL")]
         data_server: String,
-        /// Operator name at the data server (`op:NAME`).
+        /// Operator name, registered at both servers (`op:NAME`).
         #[arg(long)]
         operator: String,
         /// File holding the operator's 32-byte Ed25519 seed in hex.
         #[arg(long, value_name = "FILE")]
         operator_key: PathBuf,
+        /// The running key server's URL (it opens its own shares, which may be sealed
+        /// under its master key).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7781")]
+        key_server: String,
+    },
+    /// Register an operator of this key server (its vault and audit routes, and
+    /// refresh): `cachet operator --server <key server> ...` then works as on the data
+    /// server. Run it before the key server holds accounts, then `cachet operator init`.
+    AddOperator {
+        /// Operator name (a-z 0-9 . _ -).
+        name: String,
+        /// Their 32-byte Ed25519 public key, in hex (`cachet operator keygen` prints it).
+        public_key: String,
         /// The key server's data directory.
-        #[arg(long, value_name = "DIR", default_value = "cachet-keyserver-data")]
+        #[arg(
+            long,
+            env = "CACHET_KEYSERVER_DATA_DIR",
+            value_name = "DIR",
+            default_value = "cachet-keyserver-data"
+        )]
         data_dir: PathBuf,
     },
 }

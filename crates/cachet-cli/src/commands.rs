@@ -1389,7 +1389,7 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
             data_server,
             operator,
             operator_key,
-            data_dir,
+            key_server,
         }) => {
             let text = std::fs::read_to_string(&operator_key)
                 .map_err(|e| CliError::Io(format!("{}: {e}", operator_key.display())))?;
@@ -1403,9 +1403,32 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
                     )
                 })?;
             let key = cachet_crypto::SignKeyPair::from_seed(seed);
-            let n =
-                cachet_keyserver::refresh_shares(&data_dir, &data_server, &operator, &key).await?;
+            let n = cachet_keyserver::refresh_shares(&key_server, &data_server, &operator, &key)
+                .await?;
             println!("refreshed the key shares of {n} account(s)");
+            Ok(())
+        }
+        Some(KeyserverAction::AddOperator {
+            name,
+            public_key,
+            data_dir,
+        }) => {
+            let key = hex::decode(public_key.trim()).map_err(|_| {
+                CliError::usage(
+                    "the public key is not hex",
+                    "give the 32-byte Ed25519 key as 64 hex digits",
+                )
+            })?;
+            if !cachet_keyserver::add_operator(&data_dir, &name, &key).await? {
+                return Err(CliError::usage(
+                    format!("an operator named {name:?} exists already"),
+                    "choose another name",
+                ));
+            }
+            println!(
+                "operator op:{name} registered in the key server at {}",
+                data_dir.display()
+            );
             Ok(())
         }
         None => {

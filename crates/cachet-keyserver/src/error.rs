@@ -59,6 +59,18 @@ pub enum Error {
     /// No encrypted message backup stored for this user.
     #[error("no backup stored")]
     NoBackup,
+    /// The key server is sealed: its master key is not in memory.
+    #[error("the key server is sealed; operators must unseal it (cachet operator --server <key server> unseal)")]
+    Sealed,
+    /// A vault operation refused (share, sharing, state of the vault).
+    #[error("{0}")]
+    Vault(cachet_vault::VaultError),
+    /// An operator route without a valid operator signature.
+    #[error("operator signature refused: {0}")]
+    Unauthenticated(String),
+    /// The same signed request was sent twice.
+    #[error("this signed request was already used; sign a new one")]
+    ReplayedSignature,
     /// Configuration refused.
     #[error("configuration: {0}")]
     Config(String),
@@ -77,6 +89,15 @@ pub enum Error {
     /// A bug or a broken invariant.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<cachet_vault::VaultError> for Error {
+    fn from(e: cachet_vault::VaultError) -> Self {
+        match e {
+            cachet_vault::VaultError::Sealed => Error::Sealed,
+            other => Error::Vault(other),
+        }
+    }
 }
 
 /// Result with [`Error`].
@@ -105,6 +126,26 @@ impl Error {
             StaleUpdate => (StatusCode::CONFLICT, "stale_update"),
             NoBackup => (StatusCode::NOT_FOUND, "no_backup"),
             Peer(_) => (StatusCode::BAD_GATEWAY, "peer_failed"),
+            Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
+            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ReplayedSignature => (StatusCode::UNAUTHORIZED, "replayed_signature"),
+            Vault(e) => {
+                use cachet_vault::VaultError as V;
+                match e {
+                    V::MalformedShare(_) => (StatusCode::BAD_REQUEST, "malformed_share"),
+                    V::CorruptShare { .. } => (StatusCode::BAD_REQUEST, "corrupt_share"),
+                    V::DuplicateShare { .. } => (StatusCode::CONFLICT, "duplicate_share"),
+                    V::WrongMasterKey => (StatusCode::BAD_REQUEST, "wrong_master_key"),
+                    V::InvalidSharing(_) => (StatusCode::BAD_REQUEST, "invalid_sharing"),
+                    V::BadConfig(_) => (StatusCode::BAD_REQUEST, "invalid_sealed_root"),
+                    V::NotInitialised => (StatusCode::CONFLICT, "vault_not_initialised"),
+                    V::AlreadyInitialised => (StatusCode::CONFLICT, "vault_already_initialised"),
+                    V::NeedsEmptyDatabase => (StatusCode::CONFLICT, "vault_needs_empty_database"),
+                    V::ConcurrentChange => (StatusCode::CONFLICT, "concurrent_change"),
+                    V::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
+                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+                }
+            }
             Config(_) | Database(_) | Migrate(_) | Io(_) | Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }

@@ -8,6 +8,8 @@
 //!
 //! * [`spawn`] starts a key server in the background (tests, demo); [`serve`] runs one
 //!   until a shutdown future resolves.
+//! * [`vault`] puts the key server's own database under its own master key, opened by
+//!   its own key holders' Shamir shares.
 //! * [`refresh_shares`] re-randomises every account's shares together with the data
 //!   server, without the users.
 #![forbid(unsafe_code)]
@@ -17,17 +19,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cachet_crypto::SignKeyPair;
-use cachet_recovery::oprf::RefreshDelta;
-use cachet_recovery::wire::{self, RateLimit};
+use cachet_recovery::wire::RateLimit;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod error;
+pub mod refresh;
 pub mod service;
 pub mod sqlite;
+pub mod vault;
 
 pub use error::{Error, Result};
+pub use refresh::refresh_shares;
 pub use service::{RecoveryBackend, RecoveryRow, Role, Service};
 pub use sqlite::SqliteBackend;
 
@@ -129,17 +132,60 @@ impl RunningKeyServer {
     }
 }
 
-/// The key server's routes over its SQLite backend.
-pub fn router(backend: Arc<SqliteBackend>, limits: RateLimit) -> axum::Router {
+/// The key server's routes over its SQLite backend: the recovery service (refused
+/// while sealed, its protected columns sealed under `vault`), and the operator routes.
+pub fn router(
+    backend: Arc<SqliteBackend>,
+    vault: Arc<vault::Vault>,
+    limits: RateLimit,
+) -> axum::Router {
+    let sealed = Arc::new(vault::SealedBackend::new(backend.clone(), vault.clone()));
     let service = Arc::new(Service {
-        backend,
+        backend: sealed.clone(),
         role: Role::KeyServer,
         limits,
         code_ttl_ms: 600_000,
         code_max_attempts: 5,
         clock: service::now_ms,
     });
-    service::router(service).route("/healthz", axum::routing::get(|| async { "ok" }))
+    let gate = vault.clone();
+    let operators = vault::OperatorState {
+        backend: backend.clone(),
+        vault: vault.clone(),
+    };
+    service::router(service.clone())
+        .merge(refresh::router(refresh::RefreshState {
+            operators: operators.clone(),
+            service,
+            accounts: sealed,
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            vault::refuse_while_sealed(gate.clone(), req, next)
+        }))
+        .merge(vault::operator_router(operators))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+}
+
+/// Registers an operator of the key server (its vault and audit routes) in its database.
+/// Returns false if the name is taken.
+pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Result<bool> {
+    // The data server's rule, so one operator name works at both.
+    let allowed =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+        return Err(Error::InvalidField(
+            "name",
+            "1 to 64 of a-z, 0-9, '.', '_' or '-'".into(),
+        ));
+    }
+    cachet_crypto::SignPublicKey::from_slice(public_key)
+        .map_err(|_| Error::InvalidField("public_key", "not a 32-byte Ed25519 key".into()))?;
+    let backend = SqliteBackend::open_in(data_dir).await?;
+    let added = backend
+        .add_operator(name, public_key, service::now_ms())
+        .await;
+    backend.close().await;
+    added
 }
 
 /// Resolves once shutdown has begun (or its sender is gone).
@@ -153,13 +199,19 @@ pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
     let data_dir = config.data_dir();
     let limits = config.limits()?;
     let backend = Arc::new(SqliteBackend::open_in(&data_dir).await?);
+    let vault = vault::load(backend.clone()).await?;
+    if vault.is_sealed() {
+        tracing::warn!(
+            "key server is sealed: operators must unseal it (cachet operator --server <this key server> unseal)"
+        );
+    }
     let listen = config
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7781)));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
-    let app = router(backend.clone(), limits);
+    let app = router(backend.clone(), vault, limits);
     let janitor_backend = backend.clone();
     let mut janitor_rx = rx.clone();
     tokio::spawn(async move {
@@ -195,89 +247,4 @@ pub async fn serve(config: KeyServerConfig, shutdown: impl Future<Output = ()>) 
     shutdown.await;
     tracing::info!("shutting down");
     running.shutdown().await
-}
-
-/// Refreshes the key shares of every enrolled account with the data server, without the
-/// users: for each account a random `δ` is recorded here first (so an interruption
-/// resumes with the same `δ`), the data server adds it to its share (an operator
-/// request signed with `operator_key` as `op:<operator>`), then this server subtracts it.
-/// Both sides are idempotent. Returns how many accounts were refreshed.
-pub async fn refresh_shares(
-    data_dir: &Path,
-    data_server_url: &str,
-    operator: &str,
-    operator_key: &SignKeyPair,
-) -> Result<usize> {
-    let backend = Arc::new(SqliteBackend::open_in(data_dir).await?);
-    let service = Service {
-        backend: backend.clone(),
-        role: Role::KeyServer,
-        limits: RateLimit::DEFAULT,
-        code_ttl_ms: 0,
-        code_max_attempts: 0,
-        clock: service::now_ms,
-    };
-    let http = reqwest::Client::new();
-    let url = format!(
-        "{}{DATA_SERVER_REFRESH_ROUTE}",
-        data_server_url.trim_end_matches('/')
-    );
-    let mut done = 0;
-    for user_id in backend.enrolled_users().await? {
-        let Some(row) = backend.account(&user_id).await? else {
-            continue;
-        };
-        let delta = if row.pending_delta.is_empty() {
-            let delta = RefreshDelta::generate();
-            let mut next = row.clone();
-            next.pending_delta = delta.expose_secret().to_vec();
-            next.version += 1;
-            if !backend.replace_account(&next, row.version).await? {
-                return Err(Error::Concurrent);
-            }
-            delta
-        } else {
-            RefreshDelta::from_bytes(&row.pending_delta)
-                .map_err(|_| Error::Internal("stored delta is malformed".into()))?
-        };
-        let request = wire::RefreshRequest {
-            user_id: user_id.clone(),
-            delta: hex::encode(delta.expose_secret()),
-            old_data_server_share: hex::encode(&row.data_server_share),
-            old_key_server_share: hex::encode(&row.key_server_share),
-        };
-        let body = serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
-        let headers = cachet_proto::auth::sign_request(
-            &cachet_proto::auth::Caller {
-                user_id: format!("op:{operator}"),
-                build_number: 1,
-                client_type: cachet_proto::v1::ClientType::Unspecified,
-            },
-            operator_key,
-            &cachet_proto::auth::RequestTarget {
-                method: "POST",
-                path: DATA_SERVER_REFRESH_ROUTE,
-                body: &body,
-            },
-            service::now_ms(),
-        );
-        let response = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header(cachet_proto::auth::UID_HEADER, headers.uid)
-            .header(cachet_proto::auth::SIG_HEADER, headers.sig)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Error::Peer(e.to_string()))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
-            return Err(Error::Peer(format!("{status}: {text}")));
-        }
-        service.apply_refresh(&request).await?;
-        done += 1;
-    }
-    backend.close().await;
-    Ok(done)
 }

@@ -12,6 +12,9 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
+use cachet_proto::audit::{entry_hash, GENESIS_HASH};
+use cachet_proto::v1::AuditEntry;
+
 use crate::error::Result;
 use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
 
@@ -19,6 +22,9 @@ use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
 pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 /// File of the development notifier inside the data directory.
 pub const DEV_CODES_FILE: &str = "dev-codes.txt";
+
+/// `seq, timestamp, operator_id, action, subject, detail, prev_hash, hash`.
+type AuditRow = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -85,13 +91,170 @@ impl SqliteBackend {
         .await?)
     }
 
-    /// Deletes expired challenges.
+    /// Deletes expired challenges and seen signatures past the clock window.
     pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        sqlx::query("DELETE FROM seen_signatures WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+
+    /// Number of recovery accounts.
+    pub async fn account_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ---- Key hierarchy, operators and audit log ----
+
+    /// The stored vault document.
+    pub async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT config FROM vault_config WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Compare-and-swap of the vault document (`expected` `None`: must be absent).
+    pub async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        let changed = match expected {
+            None => sqlx::query(
+                "INSERT INTO vault_config (id, config) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(config)
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+            Some(old) => {
+                sqlx::query("UPDATE vault_config SET config = $1 WHERE id = 1 AND config = $2")
+                    .bind(config)
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(changed == 1)
+    }
+
+    /// Registers an operator's public key; false if the name is taken.
+    pub async fn add_operator(&self, name: &str, public_key: &[u8], now: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO operators (name, public_key, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(public_key)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// An operator's public key.
+    pub async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT public_key FROM operators WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a request signature; false if it was seen before (a replay).
+    pub async fn remember_signature(&self, replay_id: &[u8], expires_at: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO seen_signatures (replay_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (replay_id) DO NOTHING",
+        )
+        .bind(replay_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Appends an entry to the hash-chained audit log (`cachet_proto::audit`).
+    pub async fn append_audit(
+        &self,
+        timestamp: i64,
+        operator_id: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<AuditEntry> {
+        let mut tx = self.pool.begin().await?;
+        let last: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_vec()));
+        let mut entry = AuditEntry {
+            seq: u64::try_from(prev_seq).unwrap_or(0) + 1,
+            timestamp,
+            operator_id: operator_id.to_owned(),
+            action: action.to_owned(),
+            subject: "vault".to_owned(),
+            detail: detail.to_owned(),
+            prev_hash: prev_hash.clone(),
+            ..Default::default()
+        };
+        entry.hash = entry_hash(&prev_hash, &entry).to_vec();
+        sqlx::query(
+            "INSERT INTO audit_log (seq, timestamp, operator_id, action, subject, detail, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
+        .bind(entry.timestamp)
+        .bind(&entry.operator_id)
+        .bind(&entry.action)
+        .bind(&entry.subject)
+        .bind(&entry.detail)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Audit entries after `after`, oldest first.
+    pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT seq, timestamp, operator_id, action, subject, detail, prev_hash, hash \
+                 FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, timestamp, operator_id, action, subject, detail, prev_hash, hash)| {
+                    AuditEntry {
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        timestamp,
+                        operator_id,
+                        action,
+                        subject,
+                        detail,
+                        prev_hash,
+                        hash,
+                        ..Default::default()
+                    }
+                },
+            )
+            .collect())
     }
 
     /// Closes the pool.

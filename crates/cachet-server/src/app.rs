@@ -175,6 +175,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
 pub(crate) struct UserCaller {
     pub user_id: String,
     pub client_type: ClientType,
+    /// Set on [`crate::auth::DEFERRED_REPLAY_ROUTES`]: the handler must record it.
+    pub replay: Option<crate::store::SeenSignature>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for UserCaller {
@@ -185,10 +187,11 @@ impl<S: Send + Sync> FromRequestParts<S> for UserCaller {
             Some(Authenticated {
                 principal: Principal::User(user_id),
                 client_type,
-                ..
+                replay,
             }) => Ok(UserCaller {
                 user_id: user_id.clone(),
                 client_type: *client_type,
+                replay: replay.clone(),
             }),
             Some(_) => Err(Error::UserOnly),
             None => Err(Error::Internal("route is not behind authentication".into())),

@@ -16,6 +16,7 @@ use cachet_proto::v1::ClientType;
 
 use crate::app::{now_ms, read_body, AppState};
 use crate::error::{Error, Result};
+use crate::store::SeenSignature;
 
 /// Prefix of operator ids in `x-siilo-uid` (`op:<name>`).
 pub const OPERATOR_PREFIX: &str = "op:";
@@ -37,7 +38,17 @@ pub(crate) enum Principal {
 pub(crate) struct Authenticated {
     pub principal: Principal,
     pub client_type: ClientType,
+    /// The replay-cache entry, when the handler writes it in its own commit
+    /// ([`DEFERRED_REPLAY_ROUTES`]); `None` when it is already written.
+    pub replay: Option<SeenSignature>,
 }
+
+/// Routes whose handler records the signature in the same commit as its own write
+/// (`Store::store_message_and_remember`, `Store::ack_and_remember`, or
+/// `remember_signature` before a long poll), so a message costs one durable write per
+/// request instead of two. Their handlers must use `UserCaller::replay`.
+pub(crate) const DEFERRED_REPLAY_ROUTES: &[&str] =
+    &["/api/v1/messages/send", "/api/v1/messages/receive"];
 
 /// Is this a valid operator name: 1 to 64 of `[a-z0-9._-]`.
 pub fn valid_operator_name(name: &str) -> bool {
@@ -108,18 +119,28 @@ async fn verify(state: &AppState, req: Request) -> Result<Request> {
     parsed.check_target(&target, now_ms())?;
     let (principal, key) = caller_key(state, parsed.user_id()).await?;
     parsed.verify(&key)?;
-    let replay_id = cachet_crypto::sha256(parsed.replay_id());
-    let expires_at = parsed
-        .header
-        .timestamp
-        .saturating_add(MAX_SKEW_MS + REPLAY_MARGIN_MS);
-    if !state
-        .store
-        .remember_signature(&replay_id, expires_at)
-        .await?
-    {
-        return Err(Error::ReplayedSignature);
-    }
+    let seen = SeenSignature {
+        hash: cachet_crypto::sha256(parsed.replay_id()).to_vec(),
+        expires_at: parsed
+            .header
+            .timestamp
+            .saturating_add(MAX_SKEW_MS + REPLAY_MARGIN_MS),
+    };
+    let deferred = matches!(principal, Principal::User(_))
+        && parts.method == Method::POST
+        && DEFERRED_REPLAY_ROUTES.contains(&parts.uri.path());
+    let replay = if deferred {
+        Some(seen)
+    } else {
+        if !state
+            .store
+            .remember_signature(&seen.hash, seen.expires_at)
+            .await?
+        {
+            return Err(Error::ReplayedSignature);
+        }
+        None
+    };
     let client_type =
         ClientType::try_from(parsed.header.client_type).unwrap_or(ClientType::Unspecified);
     tracing::debug!(
@@ -132,6 +153,7 @@ async fn verify(state: &AppState, req: Request) -> Result<Request> {
     req.extensions_mut().insert(Authenticated {
         principal,
         client_type,
+        replay,
     });
     Ok(req)
 }

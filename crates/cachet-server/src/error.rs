@@ -209,7 +209,7 @@ pub enum Error {
     VaultNeedsEmptyDatabase,
     /// A share, sharing or sealed value was refused.
     #[error("{0}")]
-    Vault(#[from] cachet_vault::VaultError),
+    Vault(cachet_vault::VaultError),
 
     // ---- Internal ----
     /// The database failed.
@@ -328,6 +328,8 @@ impl Error {
                     V::DuplicateShare { .. } => (S::CONFLICT, "duplicate_share"),
                     V::WrongMasterKey => (S::BAD_REQUEST, "wrong_master_key"),
                     V::InvalidSharing(_) => (S::BAD_REQUEST, "invalid_sharing"),
+                    V::BadConfig(_) => (S::BAD_REQUEST, "invalid_sealed_root"),
+                    V::ConcurrentChange => (S::CONFLICT, "concurrent_change"),
                     _ => (S::INTERNAL_SERVER_ERROR, "internal_error"),
                 }
             }
@@ -394,5 +396,19 @@ impl IntoResponse for Error {
         }
         tracing::debug!(error = %self, reason, "request refused");
         json_error_response(status, reason, &self.to_string())
+    }
+}
+
+impl From<cachet_vault::VaultError> for Error {
+    /// The states of the vault keep their own variants (and HTTP statuses).
+    fn from(e: cachet_vault::VaultError) -> Self {
+        use cachet_vault::VaultError as V;
+        match e {
+            V::Sealed => Error::Sealed,
+            V::NotInitialised => Error::VaultNotInitialised,
+            V::AlreadyInitialised => Error::VaultAlreadyInitialised,
+            V::NeedsEmptyDatabase => Error::VaultNeedsEmptyDatabase,
+            other => Error::Vault(other),
+        }
     }
 }

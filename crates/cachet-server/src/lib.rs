@@ -180,7 +180,7 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Metadata is sealed under the key hierarchy on its way to the database.
-    let vault = vault::Vault::load(components.store.clone()).await?;
+    let vault = vault::load(components.store.clone()).await?;
     if vault.is_sealed() {
         tracing::warn!("server is sealed: operators must unseal it (cachet operator unseal)");
     }

@@ -1,26 +1,18 @@
-//! The server's key hierarchy at run time: sealed start, unseal by Shamir shares,
-//! rotation, re-sharing and export (the software equivalent of the HSM pair of the
-//! seeds; `docs/operations.md`).
-//!
-//! A server whose database holds no vault runs **unprotected** (development, the demo,
-//! and every server before `cachet operator init`). Once initialised, every start is
-//! **sealed**: the master key exists only in memory, so a restarted server serves nothing
-//! but its vault status until operators enter enough shares.
-//!
-//! What the database keeps (`vault_config`) is not secret: the threshold, a digest per
-//! share, a check value of the master key and the key-encryption keys wrapped under it.
-//! Copying it to a second server (`export`/`import`) gives that server the same hierarchy,
-//! opened by any threshold of the same shares.
+//! The data server's key hierarchy: its KEK purposes and its [`VaultStorage`] over the
+//! [`Store`]. The sealed/unsealed life itself is `cachet_vault::Vault`
+//! (`docs/operations.md`).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use cachet_vault::{
-    KeyHierarchy, MasterKey, SealedRoot, ShareToken, UnsealProgress, Unsealer, WrappedKek,
-};
-use serde::{Deserialize, Serialize};
+use async_trait::async_trait;
+pub use cachet_vault::Status;
+use cachet_vault::VaultStorage;
 
 use crate::error::{Error, Result};
 use crate::store::{AuditDraft, Store};
+
+/// The data server's vault.
+pub type Vault = cachet_vault::Vault<StoreVault>;
 
 /// KEK purposes of the data server.
 pub const PURPOSES: &[&str] = &[PROFILES, IDENTIFIERS, AUDIT, OPRF_SHARES, KEY_RINGS];
@@ -35,246 +27,27 @@ pub const IDENTIFIERS: &str = "identifiers";
 /// Audit log subjects and details (sealed).
 pub const AUDIT: &str = "audit";
 
-/// The non-secret document kept in the database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct VaultConfig {
-    /// Format version (1).
-    pub version: u32,
-    /// Shares needed to unseal.
-    pub threshold: u8,
-    /// SHA-256 of each share, hex, by index.
-    pub share_digests: Vec<String>,
-    /// Check value of the master key, hex.
-    pub master_check: String,
-    /// Key-encryption keys wrapped under the master key.
-    pub keks: Vec<StoredKek>,
-}
+/// The vault's view of the raw store (not the encrypting wrapper).
+pub struct StoreVault(pub Arc<dyn Store>);
 
-/// One wrapped KEK in [`VaultConfig`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StoredKek {
-    /// What it protects.
-    pub purpose: String,
-    /// `nonce ‖ ciphertext`, hex.
-    pub sealed: String,
-}
+#[async_trait]
+impl VaultStorage for StoreVault {
+    type Error = Error;
 
-fn unhex<const N: usize>(text: &str) -> Result<[u8; N]> {
-    let bytes = hex::decode(text).map_err(|_| Error::invalid("sealed_root", "bad hex"))?;
-    bytes
-        .try_into()
-        .map_err(|_| Error::invalid("sealed_root", "bad length"))
-}
-
-impl VaultConfig {
-    fn new(root: &SealedRoot, keks: &[WrappedKek]) -> Self {
-        Self {
-            version: 1,
-            threshold: root.threshold,
-            share_digests: root.share_digests.iter().map(hex::encode).collect(),
-            master_check: hex::encode(root.master_check),
-            keks: keks
-                .iter()
-                .map(|k| StoredKek {
-                    purpose: k.purpose.clone(),
-                    sealed: hex::encode(&k.sealed),
-                })
-                .collect(),
-        }
+    async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        self.0.vault_config().await
     }
 
-    /// Parses and checks a stored or imported document.
-    pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let config: Self = serde_json::from_slice(bytes)
-            .map_err(|e| Error::invalid("sealed_root", e.to_string()))?;
-        if config.version != 1 {
-            return Err(Error::invalid("sealed_root", "unknown version"));
-        }
-        config.root()?;
-        config.wrapped()?;
-        Ok(config)
+    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        self.0.put_vault_config(expected, config).await
     }
 
-    /// The JSON document.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+    async fn holds_records(&self) -> Result<bool> {
+        Ok(self.0.user_count().await? > 0)
     }
 
-    fn root(&self) -> Result<SealedRoot> {
-        let threshold = self.threshold;
-        if threshold < 2 || usize::from(threshold) > self.share_digests.len() {
-            return Err(Error::invalid("sealed_root", "threshold out of range"));
-        }
-        Ok(SealedRoot {
-            threshold,
-            share_digests: self
-                .share_digests
-                .iter()
-                .map(|d| unhex::<32>(d))
-                .collect::<Result<_>>()?,
-            master_check: unhex::<32>(&self.master_check)?,
-        })
-    }
-
-    fn wrapped(&self) -> Result<Vec<WrappedKek>> {
-        self.keks
-            .iter()
-            .map(|k| {
-                Ok(WrappedKek {
-                    purpose: k.purpose.clone(),
-                    sealed: hex::decode(&k.sealed)
-                        .map_err(|_| Error::invalid("sealed_root", "bad hex"))?,
-                })
-            })
-            .collect()
-    }
-}
-
-enum Phase {
-    /// No vault in the database: metadata is stored as given.
-    Unprotected,
-    /// A vault exists; the master key is not in memory.
-    Sealed {
-        config: VaultConfig,
-        unsealer: Box<Unsealer>,
-        entered_by: Vec<String>,
-    },
-    /// The master key and the KEKs are in memory.
-    Unsealed {
-        config: VaultConfig,
-        master: MasterKey,
-        keys: Arc<KeyHierarchy>,
-    },
-}
-
-/// What [`Vault::status`] reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// A vault exists.
-    pub initialised: bool,
-    /// The master key is not in memory.
-    pub sealed: bool,
-    /// Shares entered in the current unseal.
-    pub shares_entered: u32,
-    /// Shares needed.
-    pub threshold: u32,
-    /// Shares handed out.
-    pub shares: u32,
-    /// Who entered them.
-    pub entered_by: Vec<String>,
-}
-
-/// The run-time vault of one server node.
-pub struct Vault {
-    store: Arc<dyn Store>,
-    phase: RwLock<Phase>,
-    /// Serialises init, unseal, rotation and import (each reads then writes the config).
-    ops: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for Vault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Vault(<redacted>)")
-    }
-}
-
-fn split(shares: u32, threshold: u32) -> Result<(u8, u8)> {
-    let s = u8::try_from(shares).map_err(|_| Error::invalid("shares", "at most 255"))?;
-    let t = u8::try_from(threshold).map_err(|_| Error::invalid("threshold", "at most 255"))?;
-    Ok((s, t))
-}
-
-impl Vault {
-    /// Loads the vault state of the database: sealed if a vault exists, else unprotected.
-    /// `store` must be the raw store (not the encrypting wrapper).
-    pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Self>> {
-        let phase = match store.vault_config().await? {
-            None => Phase::Unprotected,
-            Some(bytes) => {
-                let config = VaultConfig::from_json(&bytes)?;
-                Phase::Sealed {
-                    unsealer: Box::new(Unsealer::new(config.root()?)),
-                    config,
-                    entered_by: Vec::new(),
-                }
-            }
-        };
-        Ok(Arc::new(Self {
-            store,
-            phase: RwLock::new(phase),
-            ops: tokio::sync::Mutex::new(()),
-        }))
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Phase> {
-        self.phase.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Phase> {
-        self.phase.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// True while a vault exists and its key is not in memory.
-    pub fn is_sealed(&self) -> bool {
-        matches!(*self.read(), Phase::Sealed { .. })
-    }
-
-    /// The key hierarchy: `None` when unprotected, `Sealed` when sealed.
-    pub fn keys(&self) -> Result<Option<Arc<KeyHierarchy>>> {
-        match &*self.read() {
-            Phase::Unprotected => Ok(None),
-            Phase::Sealed { .. } => Err(Error::Sealed),
-            Phase::Unsealed { keys, .. } => Ok(Some(keys.clone())),
-        }
-    }
-
-    /// The form of an identifier hash the database keeps: a keyed hash once a vault
-    /// protects the server (a stolen database cannot be tested against phone numbers).
-    pub fn blind_identifier(&self, discovery_hash: &[u8]) -> Result<Vec<u8>> {
-        match self.keys()? {
-            None => Ok(discovery_hash.to_vec()),
-            Some(keys) => Ok(keys
-                .keyed_hash(IDENTIFIERS, "identifier_hash", discovery_hash)?
-                .to_vec()),
-        }
-    }
-
-    /// The status, for operators and monitoring.
-    pub fn status(&self) -> Status {
-        match &*self.read() {
-            Phase::Unprotected => Status {
-                initialised: false,
-                sealed: false,
-                shares_entered: 0,
-                threshold: 0,
-                shares: 0,
-                entered_by: Vec::new(),
-            },
-            Phase::Sealed {
-                config, entered_by, ..
-            } => Status {
-                initialised: true,
-                sealed: true,
-                shares_entered: entered_by.len() as u32,
-                threshold: config.threshold.into(),
-                shares: config.share_digests.len() as u32,
-                entered_by: entered_by.clone(),
-            },
-            Phase::Unsealed { config, .. } => Status {
-                initialised: true,
-                sealed: false,
-                shares_entered: 0,
-                threshold: config.threshold.into(),
-                shares: config.share_digests.len() as u32,
-                entered_by: Vec::new(),
-            },
-        }
-    }
-
-    async fn audit(&self, operator: &str, action: &str, detail: String) -> Result<()> {
-        // Written through the raw store: the entry names no user, and while the vault
-        // opens the wrapper may not be usable yet.
-        self.store
+    async fn record(&self, operator: &str, action: &str, detail: String) -> Result<()> {
+        self.0
             .append_audit(&AuditDraft {
                 timestamp: crate::app::now_ms(),
                 operator_id: operator.to_owned(),
@@ -285,201 +58,15 @@ impl Vault {
             .await
             .map(|_| ())
     }
+}
 
-    /// Creates the master key, splits it and protects this (empty) server with it.
-    /// The server is unsealed afterwards. Returns one token per holder.
-    pub async fn init(
-        &self,
-        shares: u32,
-        threshold: u32,
-        operator: &str,
-    ) -> Result<Vec<ShareToken>> {
-        let _op = self.ops.lock().await;
-        if !matches!(*self.read(), Phase::Unprotected) || self.store.vault_config().await?.is_some()
-        {
-            return Err(Error::VaultAlreadyInitialised);
-        }
-        if self.store.user_count().await? > 0 {
-            return Err(Error::VaultNeedsEmptyDatabase);
-        }
-        let (s, t) = split(shares, threshold)?;
-        let (master, root, tokens) = cachet_vault::init(s, t)?;
-        let mut keys = KeyHierarchy::open(&master, &[])?;
-        let wrapped = keys.ensure_purposes(&master, PURPOSES);
-        let config = VaultConfig::new(&root, &wrapped);
-        if !self.store.put_vault_config(None, &config.to_json()).await? {
-            return Err(Error::VaultAlreadyInitialised);
-        }
-        *self.write() = Phase::Unsealed {
-            config,
-            master,
-            keys: Arc::new(keys),
-        };
-        self.audit(operator, "vault_init", format!("{s} shares, threshold {t}"))
-            .await?;
-        Ok(tokens)
-    }
+/// Loads the vault of the data server's database.
+pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Vault>> {
+    Vault::load(StoreVault(store), PURPOSES).await
+}
 
-    /// Enters one share. Wrong, corrupted or foreign shares are named and not kept.
-    pub async fn unseal(&self, token: &ShareToken, operator: &str) -> Result<UnsealProgress> {
-        let _op = self.ops.lock().await;
-        let opened = {
-            let mut phase = self.write();
-            match &mut *phase {
-                Phase::Unprotected => return Err(Error::VaultNotInitialised),
-                Phase::Unsealed { .. } => return Ok(UnsealProgress::Unsealed),
-                Phase::Sealed {
-                    config,
-                    unsealer,
-                    entered_by,
-                } => match unsealer.submit(token)? {
-                    progress @ UnsealProgress::Need { .. } => {
-                        entered_by.push(operator.to_owned());
-                        return Ok(progress);
-                    }
-                    UnsealProgress::Unsealed => {
-                        let master = unsealer
-                            .master_key()
-                            .cloned()
-                            .ok_or(Error::Internal("unsealer lost its key".into()))?;
-                        let mut keys = KeyHierarchy::open(&master, &config.wrapped()?)?;
-                        // A server upgraded with a new purpose gets its KEK now.
-                        let wrapped = keys.ensure_purposes(&master, PURPOSES);
-                        entered_by.push(operator.to_owned());
-                        let who = entered_by.join(", ");
-                        let old = config.clone();
-                        let new = VaultConfig::new(&config.root()?, &wrapped);
-                        *phase = Phase::Unsealed {
-                            config: new.clone(),
-                            master,
-                            keys: Arc::new(keys),
-                        };
-                        (old, new, who)
-                    }
-                },
-            }
-        };
-        let (old, new, who) = opened;
-        if old.keks != new.keks {
-            self.store
-                .put_vault_config(Some(&old.to_json()), &new.to_json())
-                .await?;
-        }
-        self.audit(operator, "vault_unseal", format!("shares entered by {who}"))
-            .await?;
-        Ok(UnsealProgress::Unsealed)
-    }
-
-    /// Forgets the master key (an operator's emergency stop); a restart does the same.
-    pub async fn seal(&self, operator: &str) -> Result<()> {
-        let _op = self.ops.lock().await;
-        let config = match &*self.read() {
-            Phase::Unsealed { config, .. } => config.clone(),
-            Phase::Sealed { .. } => return Ok(()),
-            Phase::Unprotected => return Err(Error::VaultNotInitialised),
-        };
-        *self.write() = Phase::Sealed {
-            unsealer: Box::new(Unsealer::new(config.root()?)),
-            config,
-            entered_by: Vec::new(),
-        };
-        self.audit(operator, "vault_seal", String::new()).await
-    }
-
-    /// A new master key: the KEKs are re-wrapped (no row changes) and the new key is split
-    /// for the holders. Old shares stop working.
-    pub async fn rotate(
-        &self,
-        shares: u32,
-        threshold: u32,
-        operator: &str,
-    ) -> Result<Vec<ShareToken>> {
-        self.resplit(shares, threshold, operator, true).await
-    }
-
-    /// The same master key split anew for a new set of holders; old shares stop working.
-    pub async fn reshare(
-        &self,
-        shares: u32,
-        threshold: u32,
-        operator: &str,
-    ) -> Result<Vec<ShareToken>> {
-        self.resplit(shares, threshold, operator, false).await
-    }
-
-    async fn resplit(
-        &self,
-        shares: u32,
-        threshold: u32,
-        operator: &str,
-        new_master: bool,
-    ) -> Result<Vec<ShareToken>> {
-        let _op = self.ops.lock().await;
-        let (s, t) = split(shares, threshold)?;
-        let (old, master, keys) = match &*self.read() {
-            Phase::Unsealed {
-                config,
-                master,
-                keys,
-            } => (config.clone(), master.clone(), keys.clone()),
-            Phase::Sealed { .. } => return Err(Error::Sealed),
-            Phase::Unprotected => return Err(Error::VaultNotInitialised),
-        };
-        let master = if new_master {
-            MasterKey::generate()
-        } else {
-            master
-        };
-        let (root, tokens) = cachet_vault::reshare(&master, s, t)?;
-        let config = VaultConfig::new(&root, &keys.wrap_all(&master));
-        if !self
-            .store
-            .put_vault_config(Some(&old.to_json()), &config.to_json())
-            .await?
-        {
-            return Err(Error::Internal(
-                "the vault changed concurrently on another node; retry".into(),
-            ));
-        }
-        *self.write() = Phase::Unsealed {
-            config,
-            master,
-            keys,
-        };
-        let action = if new_master {
-            "vault_rotate"
-        } else {
-            "vault_reshare"
-        };
-        self.audit(operator, action, format!("{s} shares, threshold {t}"))
-            .await?;
-        Ok(tokens)
-    }
-
-    /// The sealed key material, for a second server.
-    pub fn export(&self) -> Result<Vec<u8>> {
-        match &*self.read() {
-            Phase::Unprotected => Err(Error::VaultNotInitialised),
-            Phase::Sealed { config, .. } | Phase::Unsealed { config, .. } => Ok(config.to_json()),
-        }
-    }
-
-    /// Takes the sealed key material of another server (this one must have none). The
-    /// server is sealed afterwards.
-    pub async fn import(&self, bytes: &[u8], operator: &str) -> Result<()> {
-        let _op = self.ops.lock().await;
-        let config = VaultConfig::from_json(bytes)?;
-        if !matches!(*self.read(), Phase::Unprotected) {
-            return Err(Error::VaultAlreadyInitialised);
-        }
-        if !self.store.put_vault_config(None, &config.to_json()).await? {
-            return Err(Error::VaultAlreadyInitialised);
-        }
-        *self.write() = Phase::Sealed {
-            unsealer: Box::new(Unsealer::new(config.root()?)),
-            config,
-            entered_by: Vec::new(),
-        };
-        self.audit(operator, "vault_import", String::new()).await
-    }
+/// The form of an identifier hash the database keeps: a keyed hash once a vault protects
+/// the server (a stolen database cannot be tested against phone numbers).
+pub fn blind_identifier(vault: &Vault, discovery_hash: &[u8]) -> Result<Vec<u8>> {
+    Ok(vault.blind_identifier(IDENTIFIERS, discovery_hash)?)
 }

@@ -217,7 +217,12 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
     cachet_server::add_operator(s.data.data_dir(), "olga", operator.public().as_bytes())
         .await
         .unwrap();
-    let n = cachet_keyserver::refresh_shares(s.key_dir.path(), &s.data.url(), "olga", &operator)
+    assert!(
+        cachet_keyserver::add_operator(s.key_dir.path(), "olga", operator.public().as_bytes())
+            .await
+            .unwrap()
+    );
+    let n = cachet_keyserver::refresh_shares(&s.key.url(), &s.data.url(), "olga", &operator)
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -369,4 +374,127 @@ async fn under_a_master_key_the_data_server_keeps_its_share_and_ring_copy_sealed
     // Through the server they open: a lost device is still recovered.
     let recovered = s.recover("patient-new", PASSWORD).await.unwrap();
     assert_eq!(recovered.user_id(), user_id);
+}
+
+/// Reads the key server's database files (the database, its WAL) as one byte string.
+fn dump(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(cachet_keyserver::sqlite::DATABASE_FILE) {
+            all.extend(std::fs::read(path).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
+    use cachet_client::OperatorClient;
+
+    let mut s = Servers::start().await;
+    // The key server's own holders, registered in its own database.
+    let kim_seed = [42u8; 32];
+    let kim = SignKeyPair::from_seed(kim_seed);
+    assert!(
+        cachet_keyserver::add_operator(s.key_dir.path(), "kim", kim.public().as_bytes())
+            .await
+            .unwrap()
+    );
+    let op = |url: &str| {
+        OperatorClient::new(url, "kim", SignKeyPair::from_seed(kim_seed), None).unwrap()
+    };
+    let shares = op(&s.key.url()).init(7, 5).await.unwrap().tokens;
+    assert_eq!(shares.len(), 7);
+
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let data_row = s
+        .data
+        .store()
+        .recovery_account(patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // At rest: the key server's share, the key ring and the identifier hash are not in
+    // the clear; the raw row's share is a sealed box, not a scalar.
+    let raw = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path())
+        .await
+        .unwrap();
+    let row = cachet_keyserver::RecoveryBackend::account(&raw, patient.user_id())
+        .await
+        .unwrap()
+        .unwrap();
+    raw.close().await;
+    assert_ne!(row.share.len(), 32, "the share is stored sealed");
+    assert!(!contains(&row.envelope, &data_row.envelope));
+    let files = dump(s.key_dir.path());
+    assert!(
+        !contains(&files, &data_row.envelope),
+        "key ring in the clear"
+    );
+    assert!(
+        !contains(&files, &cachet_proto::discovery_hash(PATIENT)),
+        "identifier hash in the clear"
+    );
+
+    // A restart comes up sealed: recovery is refused, with the reason.
+    let key_dir = s.key_dir.path().to_path_buf();
+    let old = std::mem::replace(
+        &mut s.key,
+        cachet_keyserver::spawn(KeyServerConfig::for_data_dir(&key_dir))
+            .await
+            .unwrap(),
+    );
+    // (The old one still holds the port it had; stop it.)
+    old.shutdown().await.unwrap();
+    let status = op(&s.key.url()).vault_status().await.unwrap();
+    assert!(status.initialised && status.sealed);
+    match s.recovery().start(PATIENT).await {
+        Err(e) => assert!(e.to_string().contains("sealed"), "{e}"),
+        Ok(_) => panic!("a sealed key server answered a recovery"),
+    }
+
+    // Four holders are not enough; a corrupted share is named; the fifth opens it.
+    for token in &shares[..4] {
+        let status = op(&s.key.url()).unseal(token).await.unwrap();
+        assert!(status.sealed);
+    }
+    let mut corrupt = shares[5].clone();
+    let at = corrupt.len() - 3;
+    let flipped = if &corrupt[at..=at] == "A" { "B" } else { "A" };
+    corrupt.replace_range(at..=at, flipped);
+    let err = op(&s.key.url()).unseal(&corrupt).await.unwrap_err();
+    assert!(err.to_string().contains("share 6"), "{err}");
+    let status = op(&s.key.url()).unseal(&shares[4]).await.unwrap();
+    assert!(!status.sealed);
+
+    // Recovery works again, and so does a share refresh driven through the running key
+    // server (the only place its share is ever opened).
+    s.recover("patient-2", PASSWORD).await.unwrap();
+    let olga = SignKeyPair::generate();
+    cachet_server::add_operator(s.data.data_dir(), "olga", olga.public().as_bytes())
+        .await
+        .unwrap();
+    cachet_keyserver::add_operator(&key_dir, "olga", olga.public().as_bytes())
+        .await
+        .unwrap();
+    let n = cachet_keyserver::refresh_shares(&s.key.url(), &s.data.url(), "olga", &olga)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    s.recover("patient-3", PASSWORD).await.unwrap();
+
+    // Every vault action is in the key server's own hash-chained audit log.
+    let report = op(&s.key.url()).audit().await.unwrap();
+    let actions: Vec<&str> = report.entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["vault_init", "vault_unseal"]);
+    assert!(report.entries.iter().all(|e| e.operator_id == "op:kim"));
+    s.data.stop().await;
 }

@@ -32,4 +32,22 @@ pub enum VaultError {
     /// No KEK exists for this purpose.
     #[error("no key-encryption key for purpose {0:?}")]
     UnknownPurpose(String),
+    /// The server is sealed: its master key is not in memory.
+    #[error("the server is sealed; operators must unseal it (cachet operator unseal)")]
+    Sealed,
+    /// A vault operation needs an initialised vault.
+    #[error("no master key protects this server yet (cachet operator init)")]
+    NotInitialised,
+    /// `init` or `import` on a server that already has a vault.
+    #[error("this server already has a master key")]
+    AlreadyInitialised,
+    /// `init` on a database that already holds records in the clear.
+    #[error("the vault must be initialised before the first record is stored")]
+    NeedsEmptyDatabase,
+    /// A stored or imported vault document is malformed.
+    #[error("not a valid vault document: {0}")]
+    BadConfig(&'static str),
+    /// Another node changed the vault at the same time.
+    #[error("the vault changed concurrently on another node; retry")]
+    ConcurrentChange,
 }

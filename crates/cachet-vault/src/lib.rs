@@ -10,14 +10,18 @@
 //!   re-wraps the KEKs only; the data stays as it is.
 //! * A row is sealed with XChaCha20-Poly1305 under its purpose's KEK, with the table and
 //!   row id as associated data, so a ciphertext moved to another row does not open.
+//! * [`Vault`] is that hierarchy's life in a running server (sealed, unsealing,
+//!   unsealed), over the server's own database through [`VaultStorage`].
 #![forbid(unsafe_code)]
 
 mod error;
 mod hierarchy;
+pub mod runtime;
 mod shamir;
 
 pub use error::VaultError;
 pub use hierarchy::{KeyHierarchy, WrappedKek};
+pub use runtime::{Status, Vault, VaultConfig, VaultStorage};
 pub use shamir::{init, reshare, SealedRoot, ShareToken, UnsealProgress, Unsealer};
 
 /// A 32-byte master key, only ever in memory.

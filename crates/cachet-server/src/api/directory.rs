@@ -65,7 +65,7 @@ pub(crate) async fn discover(
     let blinded = req
         .identifier_hashes
         .iter()
-        .map(|h| state.vault.blind_identifier(h))
+        .map(|h| crate::vault::blind_identifier(&state.vault, h))
         .collect::<Result<Vec<_>>>()?;
     // Only matches come back; hashes of non-users are neither answered nor kept.
     let found = state.store.discover(&blinded).await?;

@@ -17,7 +17,25 @@ pub(crate) async fn send(
     caller: UserCaller,
     RawBody(bytes): RawBody,
 ) -> Result<Response> {
-    let mut env = cachet_proto::decode::envelope(&bytes)?;
+    let result = send_checked(&state, &caller, &bytes).await;
+    // A refused send is remembered too: replayed later, when a recipient exists or a
+    // case admits the sender, it must not succeed. (Its refusal was decided before the
+    // cache was consulted, so a replay of it is told so here.)
+    if let (Err(e), Some(seen)) = (&result, &caller.replay) {
+        if !matches!(e, Error::ReplayedSignature)
+            && !state
+                .store
+                .remember_signature(&seen.hash, seen.expires_at)
+                .await?
+        {
+            return Err(Error::ReplayedSignature);
+        }
+    }
+    result
+}
+
+async fn send_checked(state: &AppState, caller: &UserCaller, bytes: &[u8]) -> Result<Response> {
+    let mut env = cachet_proto::decode::envelope(bytes)?;
     if env.contact_update.is_some() {
         return Err(Error::ContactUpdateForbidden);
     }
@@ -90,7 +108,11 @@ pub(crate) async fn send(
     msg.deliveries
         .sort_by(|a, b| a.recipient_id.cmp(&b.recipient_id));
 
-    match state.store.store_message(&msg).await? {
+    let outcome = match &caller.replay {
+        Some(seen) => state.store.store_message_and_remember(&msg, seen).await?,
+        None => state.store.store_message(&msg).await?,
+    };
+    match outcome {
         SendOutcome::Stored => {
             let woken: Vec<String> = msg
                 .deliveries
@@ -125,13 +147,32 @@ pub(crate) async fn receive(
     RawBody(bytes): RawBody,
 ) -> Result<Protobuf<EnvelopeList>> {
     let ack = cachet_proto::decode::ack(&bytes)?;
-    if !ack.delivery_ids.is_empty() {
-        // Web clients read old conversations from the server (whitepaper 8, footnote 2).
-        let keep = (caller.client_type == ClientType::Web).then(now_ms);
-        state
-            .store
-            .ack(&caller.user_id, &ack.delivery_ids, keep)
-            .await?;
+    // Web clients read old conversations from the server (whitepaper 8, footnote 2).
+    let keep = (caller.client_type == ClientType::Web).then(now_ms);
+    // The signature is recorded before anything is answered, with the acks if any.
+    match (&caller.replay, ack.delivery_ids.is_empty()) {
+        (Some(seen), false) => {
+            state
+                .store
+                .ack_and_remember(&caller.user_id, &ack.delivery_ids, keep, seen)
+                .await?;
+        }
+        (Some(seen), true) => {
+            if !state
+                .store
+                .remember_signature(&seen.hash, seen.expires_at)
+                .await?
+            {
+                return Err(Error::ReplayedSignature);
+            }
+        }
+        (None, false) => {
+            state
+                .store
+                .ack(&caller.user_id, &ack.delivery_ids, keep)
+                .await?;
+        }
+        (None, true) => {}
     }
     let limit = page_limit(Some(ack.limit), state.settings.receive_max_envelopes);
     let wait = Duration::from_secs(u64::from(ack.wait_seconds)).min(state.settings.long_poll_max);

@@ -39,9 +39,7 @@ impl RecoveryBackend for DataServerBackend {
         self.store
             .insert_challenge(&store::Challenge {
                 challenge_id: c.challenge_id.clone(),
-                identifier_hash: self
-                    .vault
-                    .blind_identifier(&c.identifier_hash)
+                identifier_hash: crate::vault::blind_identifier(&self.vault, &c.identifier_hash)
                     .map_err(internal)?,
                 code_hash: c.code_hash.clone(),
                 attempts: c.attempts,
@@ -52,10 +50,8 @@ impl RecoveryBackend for DataServerBackend {
             .map_err(internal)
     }
     async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> KsResult<u64> {
-        let blinded = self
-            .vault
-            .blind_identifier(identifier_hash)
-            .map_err(internal)?;
+        let blinded =
+            crate::vault::blind_identifier(&self.vault, identifier_hash).map_err(internal)?;
         self.store
             .live_challenges(&blinded, now)
             .await

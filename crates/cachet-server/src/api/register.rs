@@ -76,9 +76,8 @@ pub(crate) async fn start(
     let identifier = check_identifier(&req.identifier)?;
     let now = now_ms();
     let ttl = i64::try_from(state.settings.code_ttl.as_millis()).unwrap_or(i64::MAX);
-    let identifier_hash = state
-        .vault
-        .blind_identifier(&cachet_proto::discovery_hash(&identifier))?;
+    let identifier_hash =
+        crate::vault::blind_identifier(&state.vault, &cachet_proto::discovery_hash(&identifier))?;
     if state.store.live_challenges(&identifier_hash, now).await? >= MAX_LIVE_CHALLENGES {
         return Err(Error::TooManyCodes);
     }

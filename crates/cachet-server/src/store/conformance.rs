@@ -9,7 +9,7 @@ use cachet_proto::v1::{CaseRecord, ContactUpdateReason, KeyRecord, SealedCaseKey
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, Delivery, NewInstallation, NewMessage, NewUser,
-    SendOutcome, Store,
+    SeenSignature, SendOutcome, Store,
 };
 use crate::error::Error;
 
@@ -103,6 +103,7 @@ pub async fn run_all(store: &dyn Store) {
     registration_and_key_history(store).await;
     challenges(store).await;
     replay_cache(store).await;
+    replay_entries_commit_with_their_request(store).await;
     message_ids_are_idempotent_and_never_reused(store).await;
     mailboxes_are_ordered_and_private(store).await;
     web_acks_are_kept_until_purged(store).await;
@@ -309,6 +310,85 @@ pub async fn replay_cache(store: &dyn Store) {
         .remember_signature(&sig, T0 + 1)
         .await
         .expect("still seen"));
+}
+
+/// A send or an ack and its request's replay-cache entry commit together: a replayed
+/// request writes nothing, and its entry is in the cache like any other.
+pub async fn replay_entries_commit_with_their_request(store: &dyn Store) {
+    let (alice, _) = new_user(store).await;
+    let (bob, _) = new_user(store).await;
+    let fresh = || SeenSignature {
+        hash: cachet_crypto::random_bytes::<32>().to_vec(),
+        expires_at: T0 + 1,
+    };
+    let first = fresh();
+    let m = message(&alice, "r-1", 1, &[&bob], b"ct-r1");
+    assert_eq!(
+        store
+            .store_message_and_remember(&m, &first)
+            .await
+            .expect("send"),
+        SendOutcome::Stored
+    );
+    // The same signature on another message: refused, nothing stored.
+    let other = message(&alice, "r-2", 2, &[&bob], b"ct-r2");
+    assert!(matches!(
+        store.store_message_and_remember(&other, &first).await,
+        Err(Error::ReplayedSignature)
+    ));
+    let page = store.pending(&bob, 10).await.expect("pending");
+    assert_eq!(page.envelopes.len(), 1, "the replayed send stored nothing");
+    assert!(!store
+        .remember_signature(&first.hash, first.expires_at)
+        .await
+        .expect("cached"));
+
+    // An ack with a used signature acks nothing; with a fresh one it does.
+    let ids = [page.envelopes[0].delivery_id];
+    assert!(matches!(
+        store.ack_and_remember(&bob, &ids, None, &first).await,
+        Err(Error::ReplayedSignature)
+    ));
+    assert_eq!(
+        store
+            .pending(&bob, 10)
+            .await
+            .expect("pending")
+            .envelopes
+            .len(),
+        1
+    );
+    let ack = fresh();
+    assert_eq!(
+        store
+            .ack_and_remember(&bob, &ids, None, &ack)
+            .await
+            .expect("ack"),
+        1
+    );
+    assert!(store
+        .pending(&bob, 10)
+        .await
+        .expect("pending")
+        .envelopes
+        .is_empty());
+    assert!(!store
+        .remember_signature(&ack.hash, ack.expires_at)
+        .await
+        .expect("cached"));
+    // An ack of nothing still records its signature.
+    let empty = fresh();
+    assert_eq!(
+        store
+            .ack_and_remember(&bob, &[], None, &empty)
+            .await
+            .expect("ack"),
+        0
+    );
+    assert!(!store
+        .remember_signature(&empty.hash, empty.expires_at)
+        .await
+        .expect("cached"));
 }
 
 /// Resends are idempotent; an id reused for other content is refused; unknown

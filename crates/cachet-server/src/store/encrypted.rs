@@ -25,7 +25,7 @@ use cachet_vault::KeyHierarchy;
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, RecoveryRow, SendOutcome, Store, UserRow,
+    Purged, RecoveryRow, SeenSignature, SendOutcome, Store, UserRow,
 };
 use crate::error::{Error, Result};
 use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES};
@@ -233,6 +233,24 @@ impl Store for EncryptedStore {
         keep_acked_at: Option<i64>,
     ) -> Result<u64> {
         self.inner.ack(user_id, delivery_ids, keep_acked_at).await
+    }
+    async fn store_message_and_remember(
+        &self,
+        msg: &NewMessage,
+        seen: &SeenSignature,
+    ) -> Result<SendOutcome> {
+        self.inner.store_message_and_remember(msg, seen).await
+    }
+    async fn ack_and_remember(
+        &self,
+        user_id: &str,
+        delivery_ids: &[u64],
+        keep_acked_at: Option<i64>,
+        seen: &SeenSignature,
+    ) -> Result<u64> {
+        self.inner
+            .ack_and_remember(user_id, delivery_ids, keep_acked_at, seen)
+            .await
     }
     async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage> {
         self.inner.pending(user_id, limit).await

@@ -107,6 +107,16 @@ pub struct Delivery {
     pub envelope: Vec<u8>,
 }
 
+/// A signed request's entry in the replay cache: the hash of its signature, kept until
+/// the clock window has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSignature {
+    /// SHA-256 of the signature.
+    pub hash: Vec<u8>,
+    /// When the entry may be forgotten, ms since the epoch.
+    pub expires_at: i64,
+}
+
 /// An accepted envelope, with everything it fans out to.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -233,6 +243,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Remembers an accepted signature until `expires_at`. Returns false if it was seen.
     async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool>;
+
+    /// [`Store::store_message`] and the request's replay-cache entry in one commit: a
+    /// send costs one durable write instead of two. A replay gets `ReplayedSignature`
+    /// and writes nothing. (The default makes two commits; the stores override it.)
+    async fn store_message_and_remember(
+        &self,
+        msg: &NewMessage,
+        seen: &SeenSignature,
+    ) -> Result<SendOutcome> {
+        if !self.remember_signature(&seen.hash, seen.expires_at).await? {
+            return Err(crate::error::Error::ReplayedSignature);
+        }
+        self.store_message(msg).await
+    }
+
+    /// [`Store::ack`] and the request's replay-cache entry in one commit.
+    async fn ack_and_remember(
+        &self,
+        user_id: &str,
+        delivery_ids: &[u64],
+        keep_acked_at: Option<i64>,
+        seen: &SeenSignature,
+    ) -> Result<u64> {
+        if !self.remember_signature(&seen.hash, seen.expires_at).await? {
+            return Err(crate::error::Error::ReplayedSignature);
+        }
+        self.ack(user_id, delivery_ids, keep_acked_at).await
+    }
     /// An operator's Sign Key.
     async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Adds an operator or replaces their key, and audits it.

@@ -32,7 +32,7 @@ use sqlx::Row;
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, RecoveryRow, SendOutcome, Store, StoredEnvelope, UserRow,
+    Purged, RecoveryRow, SeenSignature, SendOutcome, Store, StoredEnvelope, UserRow,
 };
 use crate::audit::{entry_hash, GENESIS_HASH};
 use crate::error::{Error, Result};
@@ -67,6 +67,21 @@ fn to_u64(v: i64) -> u64 {
 
 fn to_u32(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(0)
+}
+
+/// Records a signature in the replay cache; false if it was there. A concurrent insert
+/// of the same hash makes this wait for that transaction, then do nothing.
+async fn remember_in(conn: &mut PgConnection, seen: &SeenSignature) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO seen_signatures (signature_hash, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (signature_hash) DO NOTHING",
+    )
+    .bind(&seen.hash)
+    .bind(seen.expires_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 impl PostgresStore {
@@ -465,8 +480,17 @@ impl PostgresStore {
         Ok(n)
     }
 
-    async fn store_message_once(&self, msg: &NewMessage) -> Result<SendOutcome> {
+    async fn store_message_attempt(
+        &self,
+        msg: &NewMessage,
+        seen: Option<&SeenSignature>,
+    ) -> Result<SendOutcome> {
         let mut tx = self.pool.begin().await?;
+        if let Some(seen) = seen {
+            if !remember_in(&mut tx, seen).await? {
+                return Err(Error::ReplayedSignature);
+            }
+        }
         // A concurrent insert of the same (sender, id) makes this wait for its outcome.
         let inserted = sqlx::query(
             "INSERT INTO messages (sender_id, message_id, digest, created_at) \
@@ -550,12 +574,19 @@ impl PostgresStore {
         Ok(SendOutcome::Stored)
     }
 
-    async fn ack_once(
+    async fn ack_attempt(
         &self,
         user_id: &str,
         ids: &[i64],
         keep_acked_at: Option<i64>,
+        seen: Option<&SeenSignature>,
     ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(seen) = seen {
+            if !remember_in(&mut tx, seen).await? {
+                return Err(Error::ReplayedSignature);
+            }
+        }
         let n = match keep_acked_at {
             Some(at) => sqlx::query(
                 "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
@@ -564,18 +595,19 @@ impl PostgresStore {
             .bind(user_id)
             .bind(at)
             .bind(ids)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected(),
             None => {
                 sqlx::query("DELETE FROM mailbox WHERE recipient_id = $1 AND delivery_id = ANY($2)")
                     .bind(user_id)
                     .bind(ids)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected()
             }
         };
+        tx.commit().await?;
         Ok(n)
     }
 
@@ -830,17 +862,15 @@ impl Store for PostgresStore {
     }
 
     async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool> {
-        // A concurrent insert of the same hash makes this wait, then do nothing.
-        let inserted = sqlx::query(
-            "INSERT INTO seen_signatures (signature_hash, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (signature_hash) DO NOTHING",
+        let mut conn = self.pool.acquire().await?;
+        remember_in(
+            &mut conn,
+            &SeenSignature {
+                hash: signature_hash.to_vec(),
+                expires_at,
+            },
         )
-        .bind(signature_hash)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        .await
     }
 
     async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -931,7 +961,29 @@ impl Store for PostgresStore {
     }
 
     async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome> {
-        retrying(|| self.store_message_once(msg)).await
+        retrying(|| self.store_message_attempt(msg, None)).await
+    }
+
+    async fn store_message_and_remember(
+        &self,
+        msg: &NewMessage,
+        seen: &SeenSignature,
+    ) -> Result<SendOutcome> {
+        retrying(|| self.store_message_attempt(msg, Some(seen))).await
+    }
+
+    async fn ack_and_remember(
+        &self,
+        user_id: &str,
+        delivery_ids: &[u64],
+        keep_acked_at: Option<i64>,
+        seen: &SeenSignature,
+    ) -> Result<u64> {
+        let ids: Vec<i64> = delivery_ids
+            .iter()
+            .filter_map(|&id| i64::try_from(id).ok())
+            .collect();
+        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, Some(seen))).await
     }
 
     async fn ack(
@@ -947,7 +999,7 @@ impl Store for PostgresStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        retrying(|| self.ack_once(user_id, &ids, keep_acked_at)).await
+        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, None)).await
     }
 
     async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage> {

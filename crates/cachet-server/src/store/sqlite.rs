@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, RecoveryRow, SendOutcome, Store, StoredEnvelope, UserRow,
+    Purged, RecoveryRow, SeenSignature, SendOutcome, Store, StoredEnvelope, UserRow,
 };
 use crate::audit::{entry_hash, GENESIS_HASH};
 use crate::error::{Error, Result};
@@ -274,6 +274,66 @@ async fn enqueue(
 }
 
 /// The writes of `store_message`, on the group-commit transaction.
+/// Delivery ids as the database stores them (ids beyond `i64` match nothing).
+fn delivery_ids_in(delivery_ids: &[u64]) -> Vec<i64> {
+    delivery_ids
+        .iter()
+        .filter_map(|&id| i64::try_from(id).ok())
+        .collect()
+}
+
+/// Records a signature in the replay cache; false if it was there.
+async fn remember_in(conn: &mut SqliteConnection, seen: &SeenSignature) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO seen_signatures (signature_hash, expires_at) VALUES ($1, $2) \
+         ON CONFLICT (signature_hash) DO NOTHING",
+    )
+    .bind(&seen.hash)
+    .bind(seen.expires_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+async fn ack_in(
+    tx: &mut SqliteConnection,
+    user_id: &str,
+    ids: &[i64],
+    keep_acked_at: Option<i64>,
+) -> Result<u64> {
+    let mut total = 0;
+    for chunk in ids.chunks(IN_CHUNK) {
+        let n = match keep_acked_at {
+            Some(at) => {
+                let sql = format!(
+                    "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
+                                 AND acked_at IS NULL AND delivery_id IN ({})",
+                    placeholders(3, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(user_id).bind(at);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?.rows_affected()
+            }
+            None => {
+                let sql = format!(
+                    "DELETE FROM mailbox WHERE recipient_id = $1 AND delivery_id IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(user_id);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?.rows_affected()
+            }
+        };
+        total += n;
+    }
+    Ok(total)
+}
+
 async fn store_message_in(tx: &mut SqliteConnection, msg: &NewMessage) -> Result<SendOutcome> {
     let inserted = sqlx::query(
         "INSERT INTO messages (sender_id, message_id, digest, created_at) \
@@ -705,22 +765,12 @@ impl Store for SqliteStore {
     }
 
     async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool> {
-        let hash = signature_hash.to_vec();
+        let seen = SeenSignature {
+            hash: signature_hash.to_vec(),
+            expires_at,
+        };
         self.group
-            .run(move |conn| {
-                Box::pin(async move {
-                    let inserted = sqlx::query(
-                        "INSERT INTO seen_signatures (signature_hash, expires_at) VALUES ($1, $2) \
-                         ON CONFLICT (signature_hash) DO NOTHING",
-                    )
-                    .bind(hash)
-                    .bind(expires_at)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    Ok(inserted == 1)
-                })
-            })
+            .run(move |conn| Box::pin(async move { remember_in(conn, &seen).await }))
             .await
     }
 
@@ -853,47 +903,50 @@ impl Store for SqliteStore {
         delivery_ids: &[u64],
         keep_acked_at: Option<i64>,
     ) -> Result<u64> {
-        let ids: Vec<i64> = delivery_ids
-            .iter()
-            .filter_map(|&id| i64::try_from(id).ok())
-            .collect();
+        let ids = delivery_ids_in(delivery_ids);
         if ids.is_empty() {
             return Ok(0);
         }
         let user_id = user_id.to_owned();
         self.group
+            .run(move |tx| Box::pin(async move { ack_in(tx, &user_id, &ids, keep_acked_at).await }))
+            .await
+    }
+
+    async fn store_message_and_remember(
+        &self,
+        msg: &NewMessage,
+        seen: &SeenSignature,
+    ) -> Result<SendOutcome> {
+        let (msg, seen) = (msg.clone(), seen.clone());
+        self.group
+            .run(move |conn| {
+                Box::pin(async move {
+                    if !remember_in(conn, &seen).await? {
+                        return Err(Error::ReplayedSignature);
+                    }
+                    store_message_in(conn, &msg).await
+                })
+            })
+            .await
+    }
+
+    async fn ack_and_remember(
+        &self,
+        user_id: &str,
+        delivery_ids: &[u64],
+        keep_acked_at: Option<i64>,
+        seen: &SeenSignature,
+    ) -> Result<u64> {
+        let ids = delivery_ids_in(delivery_ids);
+        let (user_id, seen) = (user_id.to_owned(), seen.clone());
+        self.group
             .run(move |tx| {
                 Box::pin(async move {
-                let mut total = 0;
-                for chunk in ids.chunks(IN_CHUNK) {
-                    let n = match keep_acked_at {
-                        Some(at) => {
-                            let sql = format!(
-                                "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
-                                 AND acked_at IS NULL AND delivery_id IN ({})",
-                                placeholders(3, chunk.len())
-                            );
-                            let mut q = sqlx::query(&sql).bind(&user_id).bind(at);
-                            for id in chunk {
-                                q = q.bind(id);
-                            }
-                            q.execute(&mut *tx).await?.rows_affected()
-                        }
-                        None => {
-                            let sql = format!(
-                                "DELETE FROM mailbox WHERE recipient_id = $1 AND delivery_id IN ({})",
-                                placeholders(2, chunk.len())
-                            );
-                            let mut q = sqlx::query(&sql).bind(&user_id);
-                            for id in chunk {
-                                q = q.bind(id);
-                            }
-                            q.execute(&mut *tx).await?.rows_affected()
-                        }
-                    };
-                    total += n;
-                }
-                    Ok(total)
+                    if !remember_in(tx, &seen).await? {
+                        return Err(Error::ReplayedSignature);
+                    }
+                    ack_in(tx, &user_id, &ids, keep_acked_at).await
                 })
             })
             .await

@@ -187,3 +187,59 @@ async fn seen_signatures_live_in_the_database_and_survive_a_restart() {
         .assert_error(401, "replayed_signature");
     again.shutdown().await.expect("shutdown");
 }
+
+/// Sends and acks record their signature in the same commit as their write; a replay of
+/// either is refused and changes nothing, and so is the replay of a refused send.
+#[tokio::test]
+async fn replayed_sends_and_acks_are_refused_and_change_nothing() {
+    const SEND: &str = "/api/v1/messages/send";
+    let s = TestServer::start().await;
+    let alice = s.register("Alice").await;
+    let bob = s.register("Bob").await;
+
+    let body = text_envelope(&alice, &[&bob], &mid(), "once").encode_to_vec();
+    let h = Client::headers_at(&alice, &Method::POST, SEND, &body, now_ms());
+    assert_eq!(
+        s.raw(Method::POST, SEND, &h, body.clone()).await.status,
+        204
+    );
+    s.raw(Method::POST, SEND, &h, body)
+        .await
+        .assert_error(401, "replayed_signature");
+
+    let list = receive(&s, &bob, vec![], 0).await;
+    assert_eq!(list.envelopes.len(), 1);
+    let id = list.envelopes[0].delivery_id;
+
+    // An ack replayed after new mail arrived acks nothing more.
+    let ack_body = Ack {
+        delivery_ids: vec![id],
+        wait_seconds: 0,
+        limit: 0,
+    }
+    .encode_to_vec();
+    let h = Client::headers_at(&bob, &Method::POST, RECEIVE, &ack_body, now_ms());
+    assert_eq!(
+        s.raw(Method::POST, RECEIVE, &h, ack_body.clone())
+            .await
+            .status,
+        200
+    );
+    send_ok(&s, &alice, &text_envelope(&alice, &[&bob], &mid(), "twice")).await;
+    s.raw(Method::POST, RECEIVE, &h, ack_body)
+        .await
+        .assert_error(401, "replayed_signature");
+    assert_eq!(receive(&s, &bob, vec![], 0).await.envelopes.len(), 1);
+
+    // A send refused for an unknown recipient stays refused when replayed.
+    let mut env = text_envelope(&alice, &[&bob], &mid(), "later");
+    env.recipients[0].recipient_id = "u_nobody_yet".into();
+    let body = env.encode_to_vec();
+    let h = Client::headers_at(&alice, &Method::POST, SEND, &body, now_ms());
+    s.raw(Method::POST, SEND, &h, body.clone())
+        .await
+        .assert_error(400, "unknown_recipient");
+    s.raw(Method::POST, SEND, &h, body)
+        .await
+        .assert_error(401, "replayed_signature");
+}

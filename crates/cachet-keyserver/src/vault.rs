@@ -1,0 +1,391 @@
+//! The key server's own key hierarchy: a master key of its own, opened by its own key
+//! holders' Shamir shares, independent of the data server's (two servers, two vaults:
+//! a stolen copy of both databases still needs a threshold of holders of each).
+//!
+//! Once initialised, the key server starts sealed and its recovery routes answer `503
+//! sealed` until operators unseal it. What it protects at rest:
+//!
+//! | column | protection |
+//! | --- | --- |
+//! | `accounts.share`, `accounts.pending_delta` (its OPRF key share, a refresh's `δ`) | XChaCha20-Poly1305 under the `oprf-shares` KEK, bound to table, account and column |
+//! | `accounts.envelope` (the sealed key ring) | sealed again under the `key-rings` KEK |
+//! | `accounts.identifier_hash`, `challenges.identifier_hash` | keyed hash under the `identifiers` KEK |
+//!
+//! The operator routes are the data server's (`/api/v1/vault/status`,
+//! `/api/v1/operator/vault/*`, `/api/v1/operator/audit`), with the same protobuf bodies,
+//! so `cachet operator --server <key server>` drives both. Operators are registered in
+//! the key server's own database (`cachet keyserver add-operator`); every request is
+//! signed by the operator's Ed25519 key and every vault action is appended to a
+//! hash-chained audit log.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use cachet_crypto::SignPublicKey;
+use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
+use cachet_proto::v1::{AuditLog, UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
+use cachet_vault::{KeyHierarchy, ShareToken, VaultStorage};
+use prost::Message;
+
+use crate::error::{Error, Result};
+use crate::service::{now_ms, Challenge, RecoveryBackend, RecoveryRow};
+use crate::sqlite::SqliteBackend;
+
+/// The key server's OPRF key shares (and refresh deltas).
+pub const OPRF_SHARES: &str = "oprf-shares";
+/// The key server's copies of users' sealed key rings.
+pub const KEY_RINGS: &str = "key-rings";
+/// Identifier hashes (keyed hash only).
+pub const IDENTIFIERS: &str = "identifiers";
+/// KEK purposes of the key server.
+pub const PURPOSES: &[&str] = &[OPRF_SHARES, KEY_RINGS, IDENTIFIERS];
+
+/// Prefix of operator user ids in signed requests.
+const OPERATOR_PREFIX: &str = "op:";
+/// Longest share token accepted.
+const MAX_TOKEN: usize = 512;
+
+/// The key server's vault.
+pub type Vault = cachet_vault::Vault<BackendVault>;
+
+/// The vault's view of the key server's database.
+#[derive(Debug)]
+pub struct BackendVault(pub Arc<SqliteBackend>);
+
+#[async_trait]
+impl VaultStorage for BackendVault {
+    type Error = Error;
+
+    async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        self.0.vault_config().await
+    }
+
+    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        self.0.put_vault_config(expected, config).await
+    }
+
+    async fn holds_records(&self) -> Result<bool> {
+        Ok(self.0.account_count().await? > 0)
+    }
+
+    async fn record(&self, operator: &str, action: &str, detail: String) -> Result<()> {
+        self.0
+            .append_audit(now_ms(), operator, action, &detail)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Loads the vault of the key server's database.
+pub async fn load(backend: Arc<SqliteBackend>) -> Result<Arc<Vault>> {
+    Vault::load(BackendVault(backend), PURPOSES).await
+}
+
+/// The recovery backend the service sees: the SQLite backend with the protected columns
+/// sealed on the way in and opened on the way out. Unprotected (no vault): unchanged.
+#[derive(Debug)]
+pub struct SealedBackend {
+    inner: Arc<SqliteBackend>,
+    vault: Arc<Vault>,
+}
+
+const ACCOUNTS: &str = "accounts";
+
+impl SealedBackend {
+    /// Wraps `inner` under `vault`.
+    pub fn new(inner: Arc<SqliteBackend>, vault: Arc<Vault>) -> Self {
+        Self { inner, vault }
+    }
+
+    fn keys(&self) -> Result<Option<Arc<KeyHierarchy>>> {
+        Ok(self.vault.keys()?)
+    }
+
+    fn blind(&self, identifier_hash: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.vault.blind_identifier(IDENTIFIERS, identifier_hash)?)
+    }
+
+    fn seal_row(&self, row: &RecoveryRow) -> Result<RecoveryRow> {
+        let Some(k) = self.keys()? else {
+            return Ok(row.clone());
+        };
+        let id = &row.user_id;
+        Ok(RecoveryRow {
+            share: k.seal_row(OPRF_SHARES, ACCOUNTS, id, "share", &row.share)?,
+            pending_delta: k.seal_row(
+                OPRF_SHARES,
+                ACCOUNTS,
+                id,
+                "pending_delta",
+                &row.pending_delta,
+            )?,
+            envelope: k.seal_row(KEY_RINGS, ACCOUNTS, id, "envelope", &row.envelope)?,
+            ..row.clone()
+        })
+    }
+
+    fn open_row(&self, mut row: RecoveryRow) -> Result<RecoveryRow> {
+        let Some(k) = self.keys()? else {
+            return Ok(row);
+        };
+        let id = row.user_id.clone();
+        row.share = k.open_row(OPRF_SHARES, ACCOUNTS, &id, "share", &row.share)?;
+        row.pending_delta = k.open_row(
+            OPRF_SHARES,
+            ACCOUNTS,
+            &id,
+            "pending_delta",
+            &row.pending_delta,
+        )?;
+        row.envelope = k.open_row(KEY_RINGS, ACCOUNTS, &id, "envelope", &row.envelope)?;
+        Ok(row)
+    }
+}
+
+// Identifier hashes enter in the clear only through `insert_challenge` and
+// `live_challenges`; everything downstream (a challenge's hash, an account's) already
+// holds the blinded form, so it is not blinded twice.
+#[async_trait]
+impl RecoveryBackend for SealedBackend {
+    async fn insert_challenge(&self, challenge: &Challenge) -> Result<()> {
+        let challenge = Challenge {
+            identifier_hash: self.blind(&challenge.identifier_hash)?,
+            ..challenge.clone()
+        };
+        self.inner.insert_challenge(&challenge).await
+    }
+    async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64> {
+        self.inner
+            .live_challenges(&self.blind(identifier_hash)?, now)
+            .await
+    }
+    async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>> {
+        self.keys()?;
+        self.inner.get_challenge(challenge_id).await
+    }
+    async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
+        self.inner.record_failed_attempt(challenge_id).await
+    }
+    async fn delete_challenge(&self, challenge_id: &str) -> Result<()> {
+        self.inner.delete_challenge(challenge_id).await
+    }
+    async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> Result<()> {
+        self.inner.send_code(identifier, code, expires_at).await
+    }
+    async fn user_for_identifier(&self, identifier_hash: &[u8]) -> Result<Option<String>> {
+        self.keys()?;
+        self.inner.user_for_identifier(identifier_hash).await
+    }
+    async fn account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
+        match self.inner.account(user_id).await? {
+            Some(row) => Ok(Some(self.open_row(row)?)),
+            None => Ok(None),
+        }
+    }
+    async fn insert_account(&self, row: &RecoveryRow) -> Result<bool> {
+        self.inner.insert_account(&self.seal_row(row)?).await
+    }
+    async fn replace_account(&self, row: &RecoveryRow, expected_version: i64) -> Result<bool> {
+        self.inner
+            .replace_account(&self.seal_row(row)?, expected_version)
+            .await
+    }
+}
+
+/// Refuses every recovery route while the vault is sealed, before any work is done.
+pub async fn refuse_while_sealed(vault: Arc<Vault>, req: Request, next: Next) -> Response {
+    if vault.is_sealed() {
+        return Error::Sealed.into_response();
+    }
+    next.run(req).await
+}
+
+// ---- Operator routes ----
+
+/// State of the operator routes.
+#[derive(Debug, Clone)]
+pub struct OperatorState {
+    /// The raw database (operators, audit log, replay cache).
+    pub backend: Arc<SqliteBackend>,
+    /// The vault.
+    pub vault: Arc<Vault>,
+}
+
+/// Checks an operator's signature over the request; returns `op:<name>`.
+pub(crate) async fn operator(
+    state: &OperatorState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let parsed = ParsedSignature::parse(text(UID_HEADER), text(SIG_HEADER))
+        .map_err(|e| Error::Unauthenticated(e.to_string()))?;
+    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let target = RequestTarget {
+        method: method.as_str(),
+        path,
+        body,
+    };
+    let now = now_ms();
+    parsed
+        .check_target(&target, now)
+        .map_err(|e| Error::Unauthenticated(e.to_string()))?;
+    let name = parsed
+        .user_id()
+        .strip_prefix(OPERATOR_PREFIX)
+        .ok_or_else(|| Error::Unauthenticated("operator routes need an operator".into()))?;
+    let key = state.backend.operator_key(name).await?.ok_or_else(|| {
+        Error::Unauthenticated(format!("no operator {name:?} on this key server"))
+    })?;
+    let key = SignPublicKey::from_slice(&key)
+        .map_err(|_| Error::Internal("stored operator key is malformed".into()))?;
+    parsed
+        .verify(&key)
+        .map_err(|e| Error::Unauthenticated(e.to_string()))?;
+    let replay_id = cachet_crypto::sha256(parsed.replay_id());
+    let expires_at = parsed.header.timestamp.saturating_add(2 * MAX_SKEW_MS);
+    if !state
+        .backend
+        .remember_signature(&replay_id, expires_at)
+        .await?
+    {
+        return Err(Error::ReplayedSignature);
+    }
+    Ok(format!("{OPERATOR_PREFIX}{name}"))
+}
+
+fn decode<T: Message + Default>(body: &[u8]) -> Result<T> {
+    T::decode(body).map_err(|e| Error::InvalidField("body", format!("not a valid message: {e}")))
+}
+
+fn protobuf(message: &impl Message) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        message.encode_to_vec(),
+    )
+        .into_response()
+}
+
+fn status_message(vault: &Vault) -> VaultStatus {
+    let s = vault.status();
+    VaultStatus {
+        initialised: s.initialised,
+        sealed: s.sealed,
+        shares_entered: s.shares_entered,
+        threshold: s.threshold,
+        shares: s.shares,
+        entered_by: s.entered_by,
+    }
+}
+
+fn shares(vault: &Vault, tokens: &[ShareToken]) -> Response {
+    protobuf(&VaultShares {
+        tokens: tokens
+            .iter()
+            .map(|t| t.expose_secret().to_owned())
+            .collect(),
+        status: Some(status_message(vault)),
+    })
+}
+
+async fn h_status(State(state): State<OperatorState>) -> Response {
+    protobuf(&status_message(&state.vault))
+}
+
+/// One handler for every signed vault action: the path names it.
+async fn h_vault(
+    State(state): State<OperatorState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let op = operator(&state, &method, &uri, &headers, &body).await?;
+    let vault = &state.vault;
+    let action = uri.path().rsplit('/').next().unwrap_or_default();
+    let response = match action {
+        "init" => {
+            let req: VaultSplit = decode(&body)?;
+            shares(vault, &vault.init(req.shares, req.threshold, &op).await?)
+        }
+        "rotate" => {
+            let req: VaultSplit = decode(&body)?;
+            shares(vault, &vault.rotate(req.shares, req.threshold, &op).await?)
+        }
+        "reshare" => {
+            let req: VaultSplit = decode(&body)?;
+            shares(vault, &vault.reshare(req.shares, req.threshold, &op).await?)
+        }
+        "unseal" => {
+            let req: UnsealShare = decode(&body)?;
+            if req.token.len() > MAX_TOKEN {
+                return Err(Error::InvalidField("token", "too long".into()));
+            }
+            vault
+                .unseal(&ShareToken::from_text(&req.token), &op)
+                .await?;
+            protobuf(&status_message(vault))
+        }
+        "seal" => {
+            vault.seal(&op).await?;
+            tracing::warn!(operator = %op, "key server sealed by an operator");
+            protobuf(&status_message(vault))
+        }
+        "export" => protobuf(&VaultExport {
+            sealed_root: vault.export()?,
+        }),
+        "import" => {
+            let req: VaultExport = decode(&body)?;
+            vault.import(&req.sealed_root, &op).await?;
+            protobuf(&status_message(vault))
+        }
+        _ => return Err(Error::InvalidField("route", "unknown vault action".into())),
+    };
+    tracing::info!(operator = %op, action, "vault action");
+    Ok(response)
+}
+
+/// `after` and `limit` of the audit route.
+#[derive(Debug, serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: u64,
+    limit: Option<u32>,
+}
+
+async fn h_audit(
+    State(state): State<OperatorState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Response> {
+    operator(&state, &method, &uri, &headers, &[]).await?;
+    let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
+    let entries = state.backend.audit_entries(page.after, limit).await?;
+    Ok(protobuf(&AuditLog { entries }))
+}
+
+/// The vault and audit routes of the key server (they answer while it is sealed).
+pub fn operator_router(state: OperatorState) -> Router {
+    Router::new()
+        .route("/api/v1/vault/status", get(h_status))
+        .route("/api/v1/operator/vault/init", post(h_vault))
+        .route("/api/v1/operator/vault/unseal", post(h_vault))
+        .route("/api/v1/operator/vault/seal", post(h_vault))
+        .route("/api/v1/operator/vault/rotate", post(h_vault))
+        .route("/api/v1/operator/vault/reshare", post(h_vault))
+        .route("/api/v1/operator/vault/export", get(h_vault))
+        .route("/api/v1/operator/vault/import", post(h_vault))
+        .route("/api/v1/operator/audit", get(h_audit))
+        .with_state(state)
+}
