@@ -245,6 +245,11 @@ pub struct SplitArgs {
     /// Write share N to DIR/share-N.txt (readable by you only) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Seal share N to the key of the Nth operator named here (comma-separated, one per
+    /// share, each registered on the server): you see only sealed shares, and each
+    /// holder's `cachet operator unseal --share-file` opens theirs with their own key.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub holders: Vec<String>,
 }
 
 /// `cachet operator ...`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cachet_client::{
     Client, ClientError, ClientOptions, Contact, Conversation, Event, MessageKind, NewProfile,
-    StoredMessage, TrustState, UnlockSecret,
+    Split, StoredMessage, TrustState, UnlockSecret,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -1104,6 +1104,9 @@ fn hand_out_shares(
     split: &SplitArgs,
     shares: &cachet_proto::v1::VaultShares,
 ) -> Result<()> {
+    if !shares.sealed_tokens.is_empty() {
+        return hand_out_sealed_shares(ctx, split, shares);
+    }
     match &split.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -1137,6 +1140,47 @@ fn hand_out_shares(
     Ok(())
 }
 
+/// Shares sealed to named holders: safe to pass around, each opens only with its
+/// holder's operator key.
+fn hand_out_sealed_shares(
+    ctx: &Ctx,
+    split: &SplitArgs,
+    shares: &cachet_proto::v1::VaultShares,
+) -> Result<()> {
+    let pairs = shares.holders.iter().zip(&shares.sealed_tokens);
+    match &split.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            let mut files = Vec::new();
+            for (i, (holder, sealed)) in pairs.enumerate() {
+                let path = dir.join(format!("share-{}-{holder}.sealed.txt", i + 1));
+                write_private(&path, &format!("{sealed}\n"))?;
+                files.push(path.display().to_string());
+            }
+            ctx.say(format!(
+                "{} shares written to {}, each sealed to its holder's key (any {} open the server). Send each file to its holder.",
+                files.len(),
+                dir.display(),
+                split.threshold
+            ));
+            ctx.emit(json!({ "share_files": files, "holders": shares.holders }));
+        }
+        None => {
+            ctx.say(format!(
+                "{} shares, each sealed to its holder's key (any {} open the server):",
+                shares.sealed_tokens.len(),
+                split.threshold
+            ));
+            for (holder, sealed) in pairs {
+                ctx.say(format!("  {holder}: {sealed}"));
+            }
+            ctx.emit(json!({ "sealed_shares": shares.sealed_tokens, "holders": shares.holders }));
+        }
+    }
+    Ok(())
+}
+
 async fn operator(ctx: &Ctx, args: OperatorArgs) -> Result<()> {
     if let OperatorAction::Keygen { out } = &args.action {
         let key = cachet_crypto::SignKeyPair::generate();
@@ -1161,16 +1205,27 @@ async fn operator(ctx: &Ctx, args: OperatorArgs) -> Result<()> {
             Ok(())
         }
         OperatorAction::Init(split) => {
-            let shares = op.init(split.shares, split.threshold).await?;
+            let shares = op
+                .split(Split::Init, split.shares, split.threshold, &split.holders)
+                .await?;
             hand_out_shares(ctx, &split, &shares)
         }
         OperatorAction::Rotate(split) => {
-            let shares = op.rotate(split.shares, split.threshold).await?;
+            let shares = op
+                .split(Split::Rotate, split.shares, split.threshold, &split.holders)
+                .await?;
             ctx.say("master key rotated; the old shares no longer open the server");
             hand_out_shares(ctx, &split, &shares)
         }
         OperatorAction::Reshare(split) => {
-            let shares = op.reshare(split.shares, split.threshold).await?;
+            let shares = op
+                .split(
+                    Split::Reshare,
+                    split.shares,
+                    split.threshold,
+                    &split.holders,
+                )
+                .await?;
             ctx.say("master key re-shared; the old shares no longer open the server");
             hand_out_shares(ctx, &split, &shares)
         }
@@ -1182,7 +1237,10 @@ async fn operator(ctx: &Ctx, args: OperatorArgs) -> Result<()> {
                     })?)
                 }
                 None => zeroize::Zeroizing::new(
-                    rpassword::prompt_password("share (cachet-share-v1:...): ").map_err(|_| {
+                    rpassword::prompt_password(
+                        "share (cachet-share-v1:... or cachet-sealed-share-v1:...): ",
+                    )
+                    .map_err(|_| {
                         CliError::usage(
                             "no share given",
                             "pass --share-file FILE or run on a terminal",

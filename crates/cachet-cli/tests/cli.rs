@@ -362,4 +362,30 @@ async fn operators_init_seal_unseal_and_audit_through_the_cli() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = as_alice(&["audit", "--expect-head", &"ab".repeat(32)]);
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+
+    // Re-shared to named holders: the files hold sealed shares only, and the holder's
+    // own key opens them at unseal.
+    let sealed = env.home.path().join("sealed");
+    let out = as_alice(&[
+        "reshare",
+        "--shares",
+        "2",
+        "--threshold",
+        "2",
+        "--holders",
+        "alice,alice",
+        "--out-dir",
+        sealed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = |i: u32| sealed.join(format!("share-{i}-alice.sealed.txt"));
+    let text = std::fs::read_to_string(file(1)).unwrap();
+    assert!(text.starts_with("cachet-sealed-share-v1:"), "{text}");
+    as_alice(&["seal"]);
+    for i in 1..=2 {
+        let out = as_alice(&["unseal", "--share-file", file(i).to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = as_alice(&["status"]);
+    assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
 }

@@ -48,7 +48,7 @@ pub use error::{human_duration, ClientError, Result};
 pub use groups::Group;
 pub use local_files::LocalFiles;
 pub use messaging::{Conversation, Event, MessageKind, StoredMessage};
-pub use operator::{AuditReport, OperatorClient};
+pub use operator::{AuditReport, OperatorClient, Split};
 pub use secret::{SecretKind, UnlockSecret};
 pub use trust::{KeyTrust, SignedChangePolicy, TrustState};
 pub use vault::{

@@ -24,6 +24,17 @@ pub struct AuditReport {
     pub head: Vec<u8>,
 }
 
+/// What a [`OperatorClient::split`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Create the master key of an empty server.
+    Init,
+    /// Replace the master key.
+    Rotate,
+    /// Split the same master key for new holders.
+    Reshare,
+}
+
 /// A connection to one data server as one operator.
 #[derive(Debug)]
 pub struct OperatorClient {
@@ -73,15 +84,44 @@ impl OperatorClient {
 
     /// Creates the master key of an empty server and returns one share per holder.
     pub async fn init(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
-        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
-        self.call(Method::POST, "/api/v1/operator/vault/init", body, true)
-            .await
+        self.split(Split::Init, shares, threshold, &[]).await
     }
 
-    /// Enters one share.
+    /// Init, rotation or re-sharing. With `holders` (one operator name per share, as
+    /// registered on the server), share N comes back sealed to operator N's key
+    /// (`sealed_tokens`), so whoever runs the command sees no share in the clear.
+    pub async fn split(
+        &self,
+        kind: Split,
+        shares: u32,
+        threshold: u32,
+        holders: &[String],
+    ) -> Result<v1::VaultShares> {
+        let body = v1::VaultSplit {
+            shares,
+            threshold,
+            holders: holders.to_vec(),
+        }
+        .encode_to_vec();
+        let path = match kind {
+            Split::Init => "/api/v1/operator/vault/init",
+            Split::Rotate => "/api/v1/operator/vault/rotate",
+            Split::Reshare => "/api/v1/operator/vault/reshare",
+        };
+        self.call(Method::POST, path, body, true).await
+    }
+
+    /// Enters one share: a plain token, or a share sealed to this operator (opened here
+    /// with the operator's own key; the server only ever sees the token).
     pub async fn unseal(&self, token: &str) -> Result<v1::VaultStatus> {
+        let token = if cachet_vault::holder::is_sealed_share(token) {
+            cachet_vault::holder::open_share(token, &self.signer.key)
+                .map_err(|e| ClientError::InvalidInput(e.to_string()))?
+        } else {
+            cachet_vault::ShareToken::from_text(token)
+        };
         let body = v1::UnsealShare {
-            token: token.trim().to_owned(),
+            token: token.expose_secret().to_owned(),
         }
         .encode_to_vec();
         self.call(Method::POST, "/api/v1/operator/vault/unseal", body, true)
@@ -101,16 +141,12 @@ impl OperatorClient {
 
     /// A new master key (KEKs re-wrapped, no row rewritten), split into new shares.
     pub async fn rotate(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
-        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
-        self.call(Method::POST, "/api/v1/operator/vault/rotate", body, true)
-            .await
+        self.split(Split::Rotate, shares, threshold, &[]).await
     }
 
     /// The same master key split into new shares for new holders.
     pub async fn reshare(&self, shares: u32, threshold: u32) -> Result<v1::VaultShares> {
-        let body = v1::VaultSplit { shares, threshold }.encode_to_vec();
-        self.call(Method::POST, "/api/v1/operator/vault/reshare", body, true)
-            .await
+        self.split(Split::Reshare, shares, threshold, &[]).await
     }
 
     /// The sealed key material (no secret in it), for a second server.

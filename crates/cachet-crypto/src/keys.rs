@@ -199,6 +199,15 @@ impl SignPublicKey {
         }
         Ok(key)
     }
+    /// The X25519 public key of the same key pair (the birational map of libsodium's
+    /// `crypto_sign_ed25519_pk_to_curve25519`, as age does for SSH keys), so that
+    /// someone known by a signing key can also be sent a sealed secret. Small-order keys
+    /// are refused.
+    pub fn to_box_public(&self) -> Result<BoxPublicKey, CryptoError> {
+        Ok(BoxPublicKey(
+            self.verifying_key()?.to_montgomery().to_bytes(),
+        ))
+    }
 }
 
 impl fmt::Debug for SignPublicKey {
@@ -239,6 +248,18 @@ impl SignKeyPair {
     /// The public key.
     pub fn public(&self) -> SignPublicKey {
         SignPublicKey(self.signing.verifying_key().to_bytes())
+    }
+    /// The X25519 secret key matching [`SignPublicKey::to_box_public`] (libsodium's
+    /// `crypto_sign_ed25519_sk_to_curve25519`: the first half of SHA-512 of the seed).
+    pub fn to_box_secret(&self) -> BoxSecretKey {
+        let mut scalar = self.signing.to_scalar_bytes();
+        // Clamped as libsodium stores it (X25519 clamps again; the bytes then match).
+        scalar[0] &= 248;
+        scalar[31] &= 127;
+        scalar[31] |= 64;
+        let key = BoxSecretKey::from_bytes(scalar);
+        scalar.zeroize();
+        key
     }
     pub(crate) fn signing_key(&self) -> &ed25519_dalek::SigningKey {
         &self.signing

@@ -195,6 +195,18 @@ proptest! {
         let pair = BoxKeyPair::from_secret(BoxSecretKey::from_bytes(sk));
         prop_assert_eq!(pair.public, BoxPublicKey(pk));
     }
+
+    #[test]
+    fn ed25519_to_x25519_matches(seed in any::<[u8; 32]>()) {
+        // A signing key pair converted to a box key pair, as libsodium converts it.
+        let ours = SignKeyPair::from_seed(seed);
+        let (pk, sk) = sodium::sign_seed_keypair(&seed);
+        let public = ours.public().to_box_public().expect("valid key");
+        prop_assert_eq!(Some(public.0), sodium::sign_pk_to_curve25519(&pk));
+        let secret = ours.to_box_secret();
+        prop_assert_eq!(*secret.expose_secret(), sodium::sign_sk_to_curve25519(&sk));
+        prop_assert_eq!(secret.public_key(), public);
+    }
 }
 
 #[test]

@@ -95,6 +95,9 @@ impl From<cachet_vault::VaultError> for Error {
     fn from(e: cachet_vault::VaultError) -> Self {
         match e {
             cachet_vault::VaultError::Sealed => Error::Sealed,
+            cachet_vault::VaultError::BadConfig(why) => {
+                Error::InvalidField("sealed_root", why.into())
+            }
             other => Error::Vault(other),
         }
     }
@@ -137,7 +140,6 @@ impl Error {
                     V::DuplicateShare { .. } => (StatusCode::CONFLICT, "duplicate_share"),
                     V::WrongMasterKey => (StatusCode::BAD_REQUEST, "wrong_master_key"),
                     V::InvalidSharing(_) => (StatusCode::BAD_REQUEST, "invalid_sharing"),
-                    V::BadConfig(_) => (StatusCode::BAD_REQUEST, "invalid_sealed_root"),
                     V::NotInitialised => (StatusCode::CONFLICT, "vault_not_initialised"),
                     V::AlreadyInitialised => (StatusCode::CONFLICT, "vault_already_initialised"),
                     V::NeedsEmptyDatabase => (StatusCode::CONFLICT, "vault_needs_empty_database"),

@@ -31,7 +31,7 @@ use axum::Router;
 use cachet_crypto::SignPublicKey;
 use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
 use cachet_proto::v1::{AuditLog, UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
-use cachet_vault::{KeyHierarchy, ShareToken, VaultStorage};
+use cachet_vault::{holder, KeyHierarchy, ShareToken, VaultStorage};
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -287,14 +287,50 @@ fn status_message(vault: &Vault) -> VaultStatus {
     }
 }
 
-fn shares(vault: &Vault, tokens: &[ShareToken]) -> Response {
-    protobuf(&VaultShares {
-        tokens: tokens
-            .iter()
-            .map(|t| t.expose_secret().to_owned())
-            .collect(),
-        status: Some(status_message(vault)),
-    })
+/// The holders named in a split request and their keys, checked before anything is
+/// split (an unknown holder after init would lose that share).
+async fn holders(state: &OperatorState, req: &VaultSplit) -> Result<Vec<SignPublicKey>> {
+    let mut keys = Vec::with_capacity(req.holders.len());
+    for name in &req.holders {
+        let bare = name.strip_prefix(OPERATOR_PREFIX).unwrap_or(name);
+        let key =
+            state.backend.operator_key(bare).await?.ok_or_else(|| {
+                Error::InvalidField("holders", format!("no operator named {bare:?}"))
+            })?;
+        keys.push(
+            SignPublicKey::from_slice(&key)
+                .map_err(|_| Error::Internal("stored operator key is malformed".into()))?,
+        );
+    }
+    if !keys.is_empty() {
+        holder::check_holders(req.shares, &keys)?;
+    }
+    Ok(keys)
+}
+
+fn shares(
+    vault: &Vault,
+    tokens: &[ShareToken],
+    req: &VaultSplit,
+    keys: &[SignPublicKey],
+) -> Result<Response> {
+    let status = Some(status_message(vault));
+    if keys.is_empty() {
+        return Ok(protobuf(&VaultShares {
+            tokens: tokens
+                .iter()
+                .map(|t| t.expose_secret().to_owned())
+                .collect(),
+            status,
+            ..Default::default()
+        }));
+    }
+    Ok(protobuf(&VaultShares {
+        sealed_tokens: holder::seal_to_holders(tokens, keys)?,
+        holders: req.holders.clone(),
+        status,
+        ..Default::default()
+    }))
 }
 
 async fn h_status(State(state): State<OperatorState>) -> Response {
@@ -313,17 +349,15 @@ async fn h_vault(
     let vault = &state.vault;
     let action = uri.path().rsplit('/').next().unwrap_or_default();
     let response = match action {
-        "init" => {
+        "init" | "rotate" | "reshare" => {
             let req: VaultSplit = decode(&body)?;
-            shares(vault, &vault.init(req.shares, req.threshold, &op).await?)
-        }
-        "rotate" => {
-            let req: VaultSplit = decode(&body)?;
-            shares(vault, &vault.rotate(req.shares, req.threshold, &op).await?)
-        }
-        "reshare" => {
-            let req: VaultSplit = decode(&body)?;
-            shares(vault, &vault.reshare(req.shares, req.threshold, &op).await?)
+            let keys = holders(&state, &req).await?;
+            let tokens = match action {
+                "init" => vault.init(req.shares, req.threshold, &op).await?,
+                "rotate" => vault.rotate(req.shares, req.threshold, &op).await?,
+                _ => vault.reshare(req.shares, req.threshold, &op).await?,
+            };
+            shares(vault, &tokens, &req, &keys)?
         }
         "unseal" => {
             let req: UnsealShare = decode(&body)?;

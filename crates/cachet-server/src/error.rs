@@ -328,7 +328,6 @@ impl Error {
                     V::DuplicateShare { .. } => (S::CONFLICT, "duplicate_share"),
                     V::WrongMasterKey => (S::BAD_REQUEST, "wrong_master_key"),
                     V::InvalidSharing(_) => (S::BAD_REQUEST, "invalid_sharing"),
-                    V::BadConfig(_) => (S::BAD_REQUEST, "invalid_sealed_root"),
                     V::ConcurrentChange => (S::CONFLICT, "concurrent_change"),
                     _ => (S::INTERNAL_SERVER_ERROR, "internal_error"),
                 }
@@ -408,6 +407,7 @@ impl From<cachet_vault::VaultError> for Error {
             V::NotInitialised => Error::VaultNotInitialised,
             V::AlreadyInitialised => Error::VaultAlreadyInitialised,
             V::NeedsEmptyDatabase => Error::VaultNeedsEmptyDatabase,
+            V::BadConfig(why) => Error::invalid("sealed_root", why),
             other => Error::Vault(other),
         }
     }

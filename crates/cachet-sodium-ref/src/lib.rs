@@ -315,6 +315,31 @@ pub fn sign_seed_keypair(seed: &Key) -> (Key, [u8; SIGN_SECRET_BYTES]) {
     (pk, sk)
 }
 
+/// `crypto_sign_ed25519_pk_to_curve25519`: the X25519 public key of an Ed25519 key, or
+/// `None` when libsodium refuses the point (invalid or of small order).
+pub fn sign_pk_to_curve25519(pk: &Key) -> Option<Key> {
+    init();
+    let mut out = [0u8; KEY_BYTES];
+    // SAFETY: `out` is valid for 32 writes, `pk` for 32 reads.
+    let status =
+        unsafe { ffi::crypto_sign_ed25519_pk_to_curve25519(out.as_mut_ptr(), pk.as_ptr()) };
+    (status == 0).then_some(out)
+}
+
+/// `crypto_sign_ed25519_sk_to_curve25519`: the X25519 secret key of an Ed25519 secret key.
+pub fn sign_sk_to_curve25519(sk: &[u8; SIGN_SECRET_BYTES]) -> Key {
+    init();
+    let mut out = [0u8; KEY_BYTES];
+    // SAFETY: `out` is valid for 32 writes, `sk` for 64 reads.
+    let status =
+        unsafe { ffi::crypto_sign_ed25519_sk_to_curve25519(out.as_mut_ptr(), sk.as_ptr()) };
+    assert_eq!(
+        status, 0,
+        "crypto_sign_ed25519_sk_to_curve25519 cannot fail"
+    );
+    out
+}
+
 /// `crypto_sign_detached`: the 64-byte signature of `message`.
 pub fn sign_detached(message: &[u8], sk: &[u8; SIGN_SECRET_BYTES]) -> [u8; SIGNATURE_BYTES] {
     init();

@@ -395,7 +395,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
-    use cachet_client::OperatorClient;
+    use cachet_client::{OperatorClient, Split};
 
     let mut s = Servers::start().await;
     // The key server's own holders, registered in its own database.
@@ -409,7 +409,22 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
     let op = |url: &str| {
         OperatorClient::new(url, "kim", SignKeyPair::from_seed(kim_seed), None).unwrap()
     };
-    let shares = op(&s.key.url()).init(7, 5).await.unwrap().tokens;
+    // Every share sealed to kim's key (one holder here, for brevity).
+    let sealed = op(&s.key.url())
+        .split(Split::Init, 7, 5, &vec!["kim".to_owned(); 7])
+        .await
+        .unwrap();
+    assert!(sealed.tokens.is_empty());
+    let shares: Vec<String> = sealed
+        .sealed_tokens
+        .iter()
+        .map(|t| {
+            cachet_vault::holder::open_share(t, &kim)
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(shares.len(), 7);
 
     let patient = s.data.register("patient", PATIENT, "Patient").await;
@@ -472,7 +487,11 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
     corrupt.replace_range(at..=at, flipped);
     let err = op(&s.key.url()).unseal(&corrupt).await.unwrap_err();
     assert!(err.to_string().contains("share 6"), "{err}");
-    let status = op(&s.key.url()).unseal(&shares[4]).await.unwrap();
+    // (A sealed share is opened by the client with the holder's key.)
+    let status = op(&s.key.url())
+        .unseal(&sealed.sealed_tokens[4])
+        .await
+        .unwrap();
     assert!(!status.sealed);
 
     // Recovery works again, and so does a share refresh driven through the running key

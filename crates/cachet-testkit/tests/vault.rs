@@ -2,7 +2,7 @@
 //! encrypted at rest, rotation, re-sharing, export to a second server and the audit log.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use cachet_client::{ClientError, OperatorClient};
+use cachet_client::{ClientError, OperatorClient, Split};
 use cachet_server::store::{SqliteStore, Store};
 use cachet_testkit::{TestOperator, TestServer};
 
@@ -309,4 +309,60 @@ async fn init_is_refused_on_a_database_with_users_and_bad_requests_get_reasons()
     // Users cannot call operator routes.
     let status = admin.vault_status().await.unwrap();
     assert!(!status.initialised);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_sealed_to_their_holders_open_only_with_each_holders_key() {
+    let mut server = TestServer::start().await;
+    let ops = operators(&server, 7).await;
+    let names: Vec<String> = ops.iter().map(|o| o.name.clone()).collect();
+
+    // A holder who is not a registered operator is refused before anything is split.
+    let mut wrong = names.clone();
+    wrong[6] = "nobody".into();
+    let err = ops[0]
+        .on(&server)
+        .split(Split::Init, 7, 5, &wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_field", "{err}");
+    assert!(!ops[0].on(&server).vault_status().await.unwrap().initialised);
+    let err = ops[0]
+        .on(&server)
+        .split(Split::Init, 7, 5, &names[..6])
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "invalid_sharing", "{err}");
+
+    // The operator who runs init sees sealed shares only.
+    let shares = ops[0]
+        .on(&server)
+        .split(Split::Init, 7, 5, &names)
+        .await
+        .unwrap();
+    assert!(shares.tokens.is_empty());
+    assert_eq!(shares.holders, names);
+    assert_eq!(shares.sealed_tokens.len(), 7);
+    assert!(shares
+        .sealed_tokens
+        .iter()
+        .all(|t| t.starts_with("cachet-sealed-share-v1:") && !t.contains("cachet-share-v1:")));
+
+    server.restart().await;
+    // A holder cannot enter another holder's share: it does not open with their key.
+    let err = ops[1]
+        .on(&server)
+        .unseal(&shares.sealed_tokens[2])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another holder"), "{err}");
+    let status = ops[0].on(&server).vault_status().await.unwrap();
+    assert_eq!(status.shares_entered, 0);
+
+    // Each of five holders opens their own, and the server opens.
+    for (op, sealed) in ops.iter().zip(&shares.sealed_tokens).skip(2) {
+        op.on(&server).unseal(sealed).await.unwrap();
+    }
+    assert!(!ops[0].on(&server).vault_status().await.unwrap().sealed);
+    server.register("doctor", PHONE, NAME).await;
 }

@@ -32,6 +32,9 @@ pub enum VaultError {
     /// No KEK exists for this purpose.
     #[error("no key-encryption key for purpose {0:?}")]
     UnknownPurpose(String),
+    /// A sealed share did not open with this key: it was sealed to another holder.
+    #[error("this sealed share belongs to another holder (or was tampered with)")]
+    NotYourShare,
     /// The server is sealed: its master key is not in memory.
     #[error("the server is sealed; operators must unseal it (cachet operator unseal)")]
     Sealed,

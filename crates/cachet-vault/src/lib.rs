@@ -16,6 +16,7 @@
 
 mod error;
 mod hierarchy;
+pub mod holder;
 pub mod runtime;
 mod shamir;
 

@@ -3,11 +3,12 @@
 //! and every change is written to the audit log.
 
 use axum::extract::State;
+use cachet_crypto::SignPublicKey;
 use cachet_proto::v1::{UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
-use cachet_vault::ShareToken;
+use cachet_vault::{holder, ShareToken};
 
 use crate::app::{AppState, OperatorCaller, Proto, Protobuf};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::vault::Status;
 
 /// Longest share token accepted (a 32-byte share is about 70 characters).
@@ -24,14 +25,60 @@ fn status_message(s: Status) -> VaultStatus {
     }
 }
 
-fn shares(state: &AppState, tokens: Vec<ShareToken>) -> Protobuf<VaultShares> {
-    Protobuf(VaultShares {
-        tokens: tokens
-            .iter()
-            .map(|t| t.expose_secret().to_owned())
-            .collect(),
-        status: Some(status_message(state.vault.status())),
+/// The holders named in a split request, with their registered keys, checked before
+/// anything is split (an unknown holder after init would lose that share).
+async fn holders(state: &AppState, req: &VaultSplit) -> Result<Holders> {
+    let mut keys = Vec::with_capacity(req.holders.len());
+    for name in &req.holders {
+        let bare = name
+            .strip_prefix(crate::auth::OPERATOR_PREFIX)
+            .unwrap_or(name);
+        let key = state
+            .store
+            .operator_key(bare)
+            .await?
+            .ok_or_else(|| Error::invalid("holders", format!("no operator named {bare:?}")))?;
+        keys.push(
+            SignPublicKey::from_slice(&key)
+                .map_err(|_| Error::Internal("stored operator key is malformed".into()))?,
+        );
+    }
+    if !keys.is_empty() {
+        holder::check_holders(req.shares, &keys)?;
+    }
+    Ok(Holders {
+        names: req.holders.clone(),
+        keys,
     })
+}
+
+struct Holders {
+    names: Vec<String>,
+    keys: Vec<SignPublicKey>,
+}
+
+fn shares(
+    state: &AppState,
+    tokens: Vec<ShareToken>,
+    holders: Holders,
+) -> Result<Protobuf<VaultShares>> {
+    let status = Some(status_message(state.vault.status()));
+    if holders.keys.is_empty() {
+        return Ok(Protobuf(VaultShares {
+            tokens: tokens
+                .iter()
+                .map(|t| t.expose_secret().to_owned())
+                .collect(),
+            status,
+            ..Default::default()
+        }));
+    }
+    Ok(Protobuf(VaultShares {
+        sealed_tokens: holder::seal_to_holders(&tokens, &holders.keys)?,
+        holders: holders.names,
+        status,
+        ..Default::default()
+    }))
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Protobuf<VaultStatus> {
@@ -43,12 +90,13 @@ pub(crate) async fn init(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
+    let holders = holders(&state, &req).await?;
     let tokens = state
         .vault
         .init(req.shares, req.threshold, &op.operator_id)
         .await?;
     tracing::info!(operator = %op.operator_id, shares = req.shares, threshold = req.threshold, "vault initialised");
-    Ok(shares(&state, tokens))
+    shares(&state, tokens, holders)
 }
 
 pub(crate) async fn unseal(
@@ -79,12 +127,13 @@ pub(crate) async fn rotate(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
+    let holders = holders(&state, &req).await?;
     let tokens = state
         .vault
         .rotate(req.shares, req.threshold, &op.operator_id)
         .await?;
     tracing::info!(operator = %op.operator_id, "master key rotated");
-    Ok(shares(&state, tokens))
+    shares(&state, tokens, holders)
 }
 
 pub(crate) async fn reshare(
@@ -92,12 +141,13 @@ pub(crate) async fn reshare(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
+    let holders = holders(&state, &req).await?;
     let tokens = state
         .vault
         .reshare(req.shares, req.threshold, &op.operator_id)
         .await?;
     tracing::info!(operator = %op.operator_id, "master key re-shared");
-    Ok(shares(&state, tokens))
+    shares(&state, tokens, holders)
 }
 
 pub(crate) async fn export(
