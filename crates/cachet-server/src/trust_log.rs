@@ -1,7 +1,9 @@
 //! The server side of the trust chain (`docs/trust-chain.md`): blocks live in the store,
 //! the Merkle tree over them in memory (rebuilt from the store at start, and brought up
 //! to date before every answer, so several nodes sharing one database agree), and tree
-//! heads are signed with the log key, whose seed is kept in the database.
+//! heads are signed with the log key, whose seed is kept in the database (sealed under
+//! the key hierarchy once a vault protects the server, so it is read on first use, after
+//! the unseal).
 //!
 //! The server only orders blocks: each is signed by its author. Before appending, it
 //! replays the user's chain with the new block by the same rules the clients apply, so a
@@ -23,36 +25,48 @@ const SYNC_PAGE: u32 = 10_000;
 
 /// The log key and the in-memory tree.
 pub(crate) struct TrustLog {
-    key: SignKeyPair,
+    key: tokio::sync::OnceCell<SignKeyPair>,
     tree: Mutex<MerkleLog>,
 }
 
 impl std::fmt::Debug for TrustLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustLog")
-            .field("log_key", &hex::encode(self.key.public().as_bytes()))
+            .field(
+                "log_key",
+                &self.key.get().map(|k| hex::encode(k.public().as_bytes())),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl TrustLog {
-    /// Loads (or makes, on first start) the log key, and the tree from the store.
+    /// Loads the tree from the store (the key waits for its first use).
     pub(crate) async fn open(store: &dyn Store) -> Result<Self> {
-        let candidate = SignKeyPair::generate().expose_seed();
-        let seed = store.trust_log_seed(&candidate).await?;
-        let key = SignKeyPair::from_seed_slice(&seed)
-            .map_err(|_| Error::Internal("stored log key seed is not 32 bytes".into()))?;
         let log = Self {
-            key,
+            key: tokio::sync::OnceCell::new(),
             tree: Mutex::new(MerkleLog::new()),
         };
         drop(log.synced(store).await?);
         Ok(log)
     }
 
+    /// The log key, loaded (or made, the first time) through `store`, which must be
+    /// the encrypting store: under a vault the seed is sealed.
+    async fn key(&self, store: &dyn Store) -> Result<&SignKeyPair> {
+        self.key
+            .get_or_try_init(|| async {
+                let candidate = zeroize::Zeroizing::new(SignKeyPair::generate().expose_seed());
+                let seed = zeroize::Zeroizing::new(store.trust_log_seed(candidate.as_ref()).await?);
+                SignKeyPair::from_seed_slice(&seed)
+                    .map_err(|_| Error::Internal("stored log key seed is not 32 bytes".into()))
+            })
+            .await
+    }
+
     /// The public log key.
-    pub(crate) fn public_key(&self) -> SignPublicKey {
-        self.key.public()
+    pub(crate) async fn public_key(&self, store: &dyn Store) -> Result<SignPublicKey> {
+        Ok(self.key(store).await?.public())
     }
 
     /// The tree, with every block the store holds.
@@ -77,8 +91,17 @@ impl TrustLog {
     }
 
     /// Signs the head of `tree`.
-    pub(crate) fn sign_head(&self, tree: &MerkleLog) -> SignedTreeHead {
-        SignedTreeHead::sign(tree.size(), tree.root(), now_ms(), &self.key)
+    pub(crate) async fn sign_head(
+        &self,
+        store: &dyn Store,
+        tree: &MerkleLog,
+    ) -> Result<SignedTreeHead> {
+        Ok(SignedTreeHead::sign(
+            tree.size(),
+            tree.root(),
+            now_ms(),
+            self.key(store).await?,
+        ))
     }
 
     /// Checks `block` against its user's chain and appends it. Returns its index.

@@ -15,7 +15,16 @@ use crate::store::{AuditDraft, Store};
 pub type Vault = cachet_vault::Vault<StoreVault>;
 
 /// KEK purposes of the data server.
-pub const PURPOSES: &[&str] = &[PROFILES, IDENTIFIERS, AUDIT, OPRF_SHARES, KEY_RINGS];
+pub const PURPOSES: &[&str] = &[
+    PROFILES,
+    IDENTIFIERS,
+    AUDIT,
+    OPRF_SHARES,
+    KEY_RINGS,
+    TRUST_LOG,
+];
+/// The trust log's signing-key seed (sealed).
+pub const TRUST_LOG: &str = "trust-log";
 /// The data server's OPRF key shares of password recovery (sealed).
 pub const OPRF_SHARES: &str = "oprf-shares";
 /// The data server's copies of users' sealed key rings (sealed again).

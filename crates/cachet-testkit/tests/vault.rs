@@ -145,10 +145,13 @@ async fn a_dump_of_the_database_shows_none_of_the_protected_metadata() {
     let mut server = TestServer::start().await;
     let ops = operators(&server, 1).await;
     let admin = ops[0].on(&server);
-    admin.init(7, 5).await.unwrap();
+    let tokens = admin.init(7, 5).await.unwrap().tokens;
     let doctor = server.register("doctor", PHONE, NAME).await;
     admin.verify_profile(doctor.user_id(), NOTE).await.unwrap();
     let user_id = doctor.user_id().to_owned();
+    // The trust log's signing seed, as the running server reads it (made on first use).
+    let log_seed = server.store().trust_log_seed(&[9; 32]).await.unwrap();
+    assert_eq!(log_seed.len(), 32);
     server.stop().await;
 
     // Every byte of every file the server wrote.
@@ -166,6 +169,7 @@ async fn a_dump_of_the_database_shows_none_of_the_protected_metadata() {
             ("operator note", NOTE.as_bytes()),
             ("identifier hash", discovery.as_slice()),
             ("phone number", PHONE.as_bytes()),
+            ("trust log seed", log_seed.as_slice()),
         ] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
@@ -191,7 +195,26 @@ async fn a_dump_of_the_database_shows_none_of_the_protected_metadata() {
         .find(|e| e.action == "verify_profile")
         .unwrap();
     assert!(verify.subject.starts_with("sealed:v1:") && verify.detail.starts_with("sealed:v1:"));
+    let stored_seed = raw.trust_log_seed(&[7; 32]).await.unwrap();
+    assert!(
+        stored_seed.starts_with(b"sealed:v1:"),
+        "the log seed is sealed"
+    );
     raw.close().await;
+
+    // Sealed after a restart, the seed cannot be read; unsealed, the same key is back.
+    server.restart().await;
+    assert!(matches!(
+        server.store().trust_log_seed(&[9; 32]).await,
+        Err(cachet_server::Error::Sealed)
+    ));
+    for token in &tokens[..5] {
+        ops[0].on(&server).unseal(token).await.unwrap();
+    }
+    assert_eq!(
+        server.store().trust_log_seed(&[9; 32]).await.unwrap(),
+        log_seed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,10 +67,11 @@ pub(crate) async fn head(
     State(state): State<AppState>,
     _caller: AnyCaller,
 ) -> Result<Protobuf<LogHead>> {
-    let tree = state.trust.synced(state.store.as_ref()).await?;
+    let store = state.store.as_ref();
+    let tree = state.trust.synced(store).await?;
     Ok(Protobuf(LogHead {
-        sth: state.trust.sign_head(&tree).to_bytes(),
-        log_key: state.trust.public_key().as_bytes().to_vec(),
+        sth: state.trust.sign_head(store, &tree).await?.to_bytes(),
+        log_key: state.trust.public_key(store).await?.as_bytes().to_vec(),
     }))
 }
 

@@ -8,6 +8,7 @@
 //! | audit subject and detail | sealed under the `audit` KEK, bound to (time, operator, action, column) |
 //! | recovery: this server's OPRF key share | sealed under the `oprf-shares` KEK, bound to the account |
 //! | recovery: the copy of the sealed key ring | sealed again under the `key-rings` KEK, bound to the account |
+//! | the trust log's signing-key seed | sealed under the `trust-log` KEK (made after `init`) |
 //!
 //! The contact graph and mailbox owners stay in the clear: the server queries them inside
 //! its transactions to route envelopes and fan out key changes. Envelopes, attachment
@@ -28,7 +29,7 @@ use super::{
     Purged, RecoveryRow, SeenSignature, SendOutcome, Store, UserRow,
 };
 use crate::error::{Error, Result};
-use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES};
+use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES, TRUST_LOG};
 
 /// Prefix of a sealed text column.
 const SEALED_PREFIX: &str = "sealed:v1:";
@@ -379,7 +380,17 @@ impl Store for EncryptedStore {
         self.inner.trust_blocks_of(user_id).await
     }
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
-        self.inner.trust_log_seed(candidate).await
+        let Some(k) = self.vault.keys()? else {
+            return self.inner.trust_log_seed(candidate).await;
+        };
+        let sealed = seal_bytes(&k, TRUST_LOG, "trust_log_key", "1", "seed", candidate)?;
+        let stored = self.inner.trust_log_seed(&sealed).await?;
+        if !stored.starts_with(SEALED_PREFIX.as_bytes()) {
+            // Made before the vault existed (a log head was served before `init`).
+            tracing::warn!("the trust log key was made before the vault and is kept in the clear");
+            return Ok(stored);
+        }
+        open_bytes(&k, TRUST_LOG, "trust_log_key", "1", "seed", &stored)
     }
 }
 
