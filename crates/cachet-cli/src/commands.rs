@@ -212,6 +212,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Recovery(args) => recovery(&ctx, args).await,
         Command::Keyserver(args) => keyserver(*args).await,
         Command::Operator(args) => operator(&ctx, args).await,
+        Command::Audit(args) => audit(&ctx, args).await,
         Command::Demo(args) => {
             let options = cachet_cli::demo::DemoOptions {
                 data_dir: args.data_dir,
@@ -943,6 +944,89 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         c.alias, c.alias
     ));
     ctx.emit(json!({"contact": c, "safety_number": number}));
+    ctx.keep(&client);
+    Ok(())
+}
+
+fn read_head(path: &Path) -> Result<cachet_client::SignedTreeHead> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
+    cachet_client::parse_head(&text).map_err(|e| {
+        CliError::usage(
+            format!("{}: {e}", path.display()),
+            "give a file written by `cachet audit --export`",
+        )
+    })
+}
+
+async fn audit(ctx: &Ctx, args: AuditArgs) -> Result<()> {
+    if args.compare.len() > 2 {
+        return Err(CliError::usage(
+            "--compare takes one or two head files",
+            "compare your head with one file, or two files with each other",
+        ));
+    }
+    let client = ctx.unlocked()?;
+    let report = client.audit_log(args.full).await?;
+    ctx.say(format!("server     {}", report.server));
+    ctx.say(format!(
+        "log key    {}{}",
+        report.log_key,
+        if report.pinned_now {
+            " (pinned now: trust on first use)"
+        } else {
+            " (pinned)"
+        }
+    ));
+    ctx.say(format!(
+        "head       {} blocks, root {}",
+        report.size, report.root
+    ));
+    ctx.say(match report.previous_size {
+        Some(n) => format!("consistent with the head saved before ({n} blocks); saved"),
+        None => "no head saved before; saved".to_owned(),
+    });
+    if let Some(n) = report.chains_replayed {
+        ctx.say(format!(
+            "full audit: every block replayed, {n} chains follow the rules"
+        ));
+    }
+    let mine = client
+        .saved_head()?
+        .ok_or_else(|| CliError::Io("no head was saved".into()))?;
+    let mut compared = Vec::new();
+    match args.compare.as_slice() {
+        [] => {}
+        [theirs] => {
+            let other = read_head(theirs)?;
+            client.compare_heads(&mine, &other).await?;
+            ctx.say(format!(
+                "{} ({} blocks) is consistent with this client's head",
+                theirs.display(),
+                other.size
+            ));
+            compared.push(theirs.display().to_string());
+        }
+        [a, b, ..] => {
+            let (ha, hb) = (read_head(a)?, read_head(b)?);
+            client.compare_heads(&ha, &hb).await?;
+            ctx.say(format!(
+                "{} ({} blocks) and {} ({} blocks) are consistent",
+                a.display(),
+                ha.size,
+                b.display(),
+                hb.size
+            ));
+            compared.push(a.display().to_string());
+            compared.push(b.display().to_string());
+        }
+    }
+    if let Some(path) = &args.export {
+        std::fs::write(path, cachet_client::format_head(&mine))
+            .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
+        ctx.say(format!("head written to {}", path.display()));
+    }
+    ctx.emit(json!({"audit": report, "compared": compared, "exported": args.export}));
     ctx.keep(&client);
     Ok(())
 }

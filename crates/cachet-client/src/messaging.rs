@@ -181,7 +181,7 @@ impl Client {
             if rid == &self.profile.user_id {
                 continue;
             }
-            let contact = self.ensure_contact(rid).await?;
+            let contact = self.checked_contact(s, rid).await?;
             let pre = self.precomputed(s, me, &contact.box_key)?;
             let (nonce, ciphertext) = pre.seal(&payload);
             sealed.push(RecipientCiphertext {
