@@ -87,6 +87,9 @@ struct CachedChain {
     keys: Option<([u8; 32], [u8; 32])>,
 }
 
+/// A `trust_chains` row: blocks (JSON), head size, box key, sign key.
+type CachedRow = (String, u64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn key32(bytes: Option<Vec<u8>>) -> Option<[u8; 32]> {
     bytes.and_then(|b| b.try_into().ok())
 }
@@ -170,7 +173,7 @@ impl Client {
     }
 
     fn stored_chain(&self, s: &Session, user_id: &str) -> Result<Option<CachedChain>> {
-        let row: Option<(String, u64, Option<Vec<u8>>, Option<Vec<u8>>)> = s
+        let row: Option<CachedRow> = s
             .db()
             .conn
             .query_row(

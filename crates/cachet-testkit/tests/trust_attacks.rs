@@ -251,7 +251,7 @@ async fn keys_the_server_made_up_unverify_the_contact() {
     assert!(note.contains("not signed by"), "{note}");
     // Cardinal's rule: no new case key for the made-up keys.
     let err = alice
-        .create_case("Results", &BTreeMap::new(), &[bob_id.clone()])
+        .create_case("Results", &BTreeMap::new(), std::slice::from_ref(&bob_id))
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::KeyChanged { .. }), "{err}");
