@@ -741,7 +741,14 @@ impl Client {
     /// the reason.
     pub async fn refresh_contact(&self, user_id: &str) -> Result<Option<KeyChangeReport>> {
         let s = self.session()?;
-        let history = self.api.key_history(&self.signer(&s), user_id).await?;
+        let history = match self.api.key_history(&self.signer(&s), user_id).await {
+            // A new installation whose block is not in the log yet: the server does not
+            // serve its keys until it is; the next refresh (or send) takes them.
+            Err(ClientError::Server { reason, .. }) if reason == "keys_not_in_log" => {
+                return Ok(None)
+            }
+            other => other?,
+        };
         let mut report = self.apply_key_history(&s, user_id, &history)?;
         let Some(contact) = self.contact(user_id)? else {
             return Ok(report);
@@ -769,7 +776,22 @@ impl Client {
     /// (cached while the keys stay the same): what to call before encrypting to them.
     pub(crate) async fn checked_contact(&self, s: &Session, user_id: &str) -> Result<Contact> {
         let contact = self.ensure_contact(user_id).await?;
-        self.check_contact_keys(s, &contact, false).await?;
+        match self.check_contact_keys(s, &contact, false).await {
+            Ok(()) => {}
+            // The chain moved past the keys stored for the contact: take the directory's
+            // current keys and check those.
+            Err(ClientError::TrustLog {
+                source: cachet_trust::TrustError::StaleKey { .. },
+                ..
+            }) => {
+                self.refresh_contact(user_id).await?;
+                let contact = self
+                    .contact(user_id)?
+                    .ok_or_else(|| ClientError::UnknownContact(user_id.to_owned()))?;
+                self.check_contact_keys(s, &contact, false).await?;
+            }
+            Err(e) => return Err(e),
+        }
         self.contact(user_id)?
             .ok_or_else(|| ClientError::UnknownContact(user_id.to_owned()))
     }

@@ -471,3 +471,44 @@ async fn fork_between_two_clients_is_detected() {
         .all(|e| !matches!(e, Event::Message(m) if m.conversation == Conversation::Direct(bob_id.clone()))));
     twin.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorised_new_installation_stays_verified() {
+    // The honest path: keys signed by the verified key, in the log, keep verification.
+    let server = TestServer::start().await;
+    let alice = server.register("alice", "+33600000961", "Alice").await;
+    let bob = server.register("bob", "+33600000962", "Bob").await;
+    let contact = alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
+    alice.mark_verified(&contact).unwrap();
+    alice.send_text(bob.user_id(), "one").await.unwrap();
+
+    let bob2 = server
+        .register_with(
+            "bob-2",
+            "+33600000962",
+            "Bob",
+            Some(bob.export_key_history().unwrap()),
+            test_options(),
+        )
+        .await
+        .unwrap();
+    let events = alice.receive(0).await.unwrap();
+    let report = events
+        .iter()
+        .find_map(|e| match e {
+            Event::KeyChanged(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a key change event");
+    assert!(report.still_verified, "{report:?}");
+    alice.send_text(bob.user_id(), "two").await.unwrap();
+    let c = alice.find_contact("bob").unwrap();
+    assert_eq!(c.key_version, 2);
+    assert!(matches!(c.trust, TrustState::Verified { .. }));
+    assert!(texts(&bob2.receive(0).await.unwrap()).contains(&"two".to_owned()));
+    // The group and case paths check the same chain.
+    alice
+        .create_case("Follow-up", &BTreeMap::new(), &[bob2.user_id().to_owned()])
+        .await
+        .unwrap();
+}
