@@ -19,7 +19,7 @@ use cachet_crypto::SignPublicKey;
 use cachet_trust::sth::check_heads;
 use cachet_trust::verifier::judge;
 use cachet_trust::{
-    Author, Block, BlockBody, ChangeVerdict, Event, LoggedBlock, SignedTreeHead, TrustError,
+    Author, Block, BlockBody, ChangeVerdict, Event, LoggedBlock, Scope, SignedTreeHead, TrustError,
     UserChain, Verifier,
 };
 use rusqlite::{params, OptionalExtension};
@@ -367,24 +367,7 @@ impl Client {
     pub async fn publish_keys(&self) -> Result<()> {
         let s = self.session()?;
         let me = self.profile.user_id.clone();
-        let (mut v, _) = self.sync_head(&s).await?;
-        let size = v.head().map_or(0, |h| h.size);
-        let served = self.api.log_chain(&self.signer(&s), &me, size).await?;
-        let mut entries = Vec::with_capacity(served.blocks.len());
-        for b in &served.blocks {
-            entries.push(LoggedBlock {
-                index: b.index,
-                block: Block::from_bytes(&b.block).map_err(refused("your own chain"))?,
-                proof: hashes(&b.proof)?,
-            });
-        }
-        let chain = if entries.is_empty() {
-            UserChain::new(&me)
-        } else {
-            v.verify_chain(&me, &entries)
-                .map_err(refused("your own chain"))?
-                .clone()
-        };
+        let chain = self.own_chain(&s).await?;
         let current = s.ring.current();
         let box_key = *current.box_keys.public.as_bytes();
         let sign_key = current.sign_keys.public();
@@ -438,6 +421,80 @@ impl Client {
         self.api
             .log_append(&self.signer(&s), block.to_bytes())
             .await?;
+        Ok(())
+    }
+
+    /// The user's own chain, checked like a contact's against a fresh head (empty before
+    /// the first block).
+    async fn own_chain(&self, s: &Session) -> Result<UserChain> {
+        let me = &self.profile.user_id;
+        let (mut v, _) = self.sync_head(s).await?;
+        let size = v.head().map_or(0, |h| h.size);
+        let served = self.api.log_chain(&self.signer(s), me, size).await?;
+        let mut entries = Vec::with_capacity(served.blocks.len());
+        for b in &served.blocks {
+            entries.push(LoggedBlock {
+                index: b.index,
+                block: Block::from_bytes(&b.block).map_err(refused("your own chain"))?,
+                proof: hashes(&b.proof)?,
+            });
+        }
+        if entries.is_empty() {
+            return Ok(UserChain::new(me));
+        }
+        Ok(v.verify_chain(me, &entries)
+            .map_err(refused("your own chain"))?
+            .clone())
+    }
+
+    /// Records in the user's chain that they added (or removed) `members` of a group or
+    /// case: one `MembershipChanged` block each, signed by the current Sign Key.
+    pub(crate) async fn log_membership(
+        &self,
+        s: &Session,
+        scope: Scope,
+        id: &str,
+        members: &[String],
+        added: bool,
+    ) -> Result<()> {
+        let members: Vec<&String> = members
+            .iter()
+            .filter(|m| **m != self.profile.user_id)
+            .collect();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let chain = self.own_chain(s).await?;
+        let key = &s.ring.current().sign_keys;
+        if chain.current().map(|g| g.sign_key) != Some(key.public()) {
+            return Err(ClientError::Protocol(
+                "this installation's keys are not the current keys of your chain in the trust log"
+                    .into(),
+            ));
+        }
+        let mut seq = chain.len();
+        let mut prev = chain.block_hashes.last().copied().unwrap_or([0u8; 32]);
+        for member in members {
+            let block = BlockBody {
+                user_id: self.profile.user_id.clone(),
+                seq,
+                prev,
+                timestamp_ms: self.now_ms(),
+                event: Event::MembershipChanged {
+                    scope,
+                    id: id.to_owned(),
+                    member_id: member.clone(),
+                    added,
+                },
+                author: Author::Key(key.public()),
+            }
+            .sign(key);
+            self.api
+                .log_append(&self.signer(s), block.to_bytes())
+                .await?;
+            prev = block.hash();
+            seq += 1;
+        }
         Ok(())
     }
 

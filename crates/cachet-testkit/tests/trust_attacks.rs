@@ -506,9 +506,24 @@ async fn an_authorised_new_installation_stays_verified() {
     assert_eq!(c.key_version, 2);
     assert!(matches!(c.trust, TrustState::Verified { .. }));
     assert!(texts(&bob2.receive(0).await.unwrap()).contains(&"two".to_owned()));
-    // The group and case paths check the same chain.
-    alice
+    // The case path checks the same chain, and the case's membership goes into Alice's.
+    let case = alice
         .create_case("Follow-up", &BTreeMap::new(), &[bob2.user_id().to_owned()])
         .await
         .unwrap();
+    let blocks = server
+        .store()
+        .trust_blocks_of(alice.user_id())
+        .await
+        .unwrap();
+    let last = cachet_trust::Block::from_bytes(&blocks.last().unwrap().1).unwrap();
+    assert_eq!(
+        last.body.event,
+        cachet_trust::Event::MembershipChanged {
+            scope: cachet_trust::Scope::Case,
+            id: case.case_id,
+            member_id: bob2.user_id().to_owned(),
+            added: true,
+        }
+    );
 }
