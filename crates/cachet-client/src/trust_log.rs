@@ -472,9 +472,8 @@ impl Client {
                     .into(),
             ));
         }
-        let mut seq = chain.len();
         let mut prev = chain.block_hashes.last().copied().unwrap_or([0u8; 32]);
-        for member in members {
+        for (seq, member) in (chain.len()..).zip(members) {
             let block = BlockBody {
                 user_id: self.profile.user_id.clone(),
                 seq,
@@ -493,7 +492,6 @@ impl Client {
                 .log_append(&self.signer(s), block.to_bytes())
                 .await?;
             prev = block.hash();
-            seq += 1;
         }
         Ok(())
     }
