@@ -301,6 +301,20 @@ impl Client {
                 proof: hashes(&b.proof)?,
             });
         }
+        if entries.is_empty() {
+            // The directory serves keys the log holds no block for: the server's own
+            // rule is broken (or a chain seen before has vanished).
+            return Err(refused(context)(match &cached {
+                Some(c) => TrustError::ChainRollback {
+                    user_id: user_id.clone(),
+                    seen: c.blocks.len() as u64,
+                    offered: 0,
+                },
+                None => TrustError::KeyNotInLog {
+                    user_id: user_id.clone(),
+                },
+            }));
+        }
         let chain = v
             .verify_chain(user_id, &entries)
             .map_err(refused(context.clone()))?

@@ -527,3 +527,32 @@ async fn an_authorised_new_installation_stays_verified() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_without_a_chain_are_refused() {
+    // The directory serves Bob's keys, the log shows no block of his at all.
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(&server.url()).await;
+    let bob = server.register("bob", "+33600000972", "Bob").await;
+    server.register("carol", "+33600000973", "Carol").await;
+    let chain_path = format!("/api/v1/log/blocks?user_id={}", bob.user_id());
+    proxy.rewrite(move |path, _, body| {
+        if path.starts_with(&chain_path) {
+            v1::LogBlocks {
+                blocks: vec![],
+                ..v1::LogBlocks::decode(body.as_slice()).unwrap()
+            }
+            .encode_to_vec()
+        } else {
+            body
+        }
+    });
+    let carol = proxy.open(&server, "carol", test_options());
+    let err = carol.send_text(bob.user_id(), "hi").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(refusal(err), TrustError::KeyNotInLog { .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("Bob"), "{msg}");
+}
