@@ -27,6 +27,8 @@ struct FileConfig {
     remember_unlock: Option<bool>,
     require_verified: Option<bool>,
     ca_certificate: Option<PathBuf>,
+    /// Operators whose trust-log blocks are accepted: `op:NAME` → Ed25519 key in hex.
+    operators: Option<BTreeMap<String, String>>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -37,6 +39,7 @@ struct Ctx {
     remember: bool,
     require_verified: bool,
     ca: Option<Vec<u8>>,
+    operators: cachet_client::OperatorPins,
 }
 
 fn default_config_path() -> Option<PathBuf> {
@@ -55,7 +58,7 @@ fn load_config(explicit: Option<&Path>) -> Result<FileConfig> {
         Ok(text) => toml::from_str(&text).map_err(|e| {
             CliError::usage(
                 format!("config file {}: {e}", path.display()),
-                "keys are server, profile, remember_unlock, require_verified, ca_certificate",
+                "keys are server, profile, remember_unlock, require_verified, ca_certificate, operators",
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
@@ -88,6 +91,24 @@ impl Ctx {
             })?),
             None => None,
         };
+        let mut operators = cachet_client::OperatorPins::new();
+        for (id, key) in file.operators.unwrap_or_default() {
+            let parsed = hex::decode(key.trim())
+                .ok()
+                .and_then(|b| cachet_crypto::SignPublicKey::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!("config file: the key of operator {id:?} is not 32 bytes of hex"),
+                        "write operators as \"op:NAME\" = \"<64 hex digits>\"",
+                    )
+                })?;
+            let id = if id.starts_with("op:") {
+                id
+            } else {
+                format!("op:{id}")
+            };
+            operators.insert(id, parsed);
+        }
         Ok(Self {
             profile,
             server: cli.server.clone().or(file.server),
@@ -95,6 +116,7 @@ impl Ctx {
             remember: file.remember_unlock.unwrap_or(true),
             require_verified: file.require_verified.unwrap_or(false),
             ca,
+            operators,
         })
     }
 
@@ -104,6 +126,7 @@ impl Ctx {
             require_verified: self.require_verified,
             root_certificate_pem: self.ca.clone(),
             client_type: cachet_proto::v1::ClientType::Cli,
+            operators: self.operators.clone(),
             ..ClientOptions::default()
         }
     }
