@@ -18,7 +18,7 @@ Unlocking:
 Configuration (lowest to highest precedence):
   $XDG_CONFIG_HOME/cachet/config.toml (or --client-config FILE) with the keys
   `server`, `profile`, `remember_unlock`, `require_verified`, `ca_certificate`,
-  `operators` (a table `"op:NAME" = "<hex key>"` of operators whose trust-log blocks,
+  `operators` (a table `\"op:NAME\" = \"<hex key>\"` of operators whose trust-log blocks,
   such as revocations, this client accepts);
   then the environment (CACHET_SERVER, CACHET_PROFILE, CACHET_PIN, CACHET_PASSPHRASE);
   then the flags.

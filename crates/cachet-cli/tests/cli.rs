@@ -441,6 +441,31 @@ async fn audit_checks_saves_exports_and_compares_tree_heads() {
         .unwrap();
     assert_one_line_error(&out, 2, "hex");
 
+    // Pinned operators come from the client configuration.
+    let config = env.home.path().join("pins.toml");
+    std::fs::write(&config, "[operators]\n\"op:support\" = \"00ff\"\n").unwrap();
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("--client-config")
+        .arg(&config)
+        .arg("audit")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "operator \"op:support\"");
+    std::fs::write(
+        &config,
+        format!("[operators]\n\"op:support\" = \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    env.cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("--client-config")
+        .arg(&config)
+        .arg("audit")
+        .assert()
+        .success();
+
     let out = env
         .cachet("alice")
         .args(["audit", "--help"])
