@@ -145,11 +145,6 @@ impl Client {
                 // Trust on first use: the first log key this profile sees is pinned.
                 let key = SignPublicKey::from_slice(&served.log_key)
                     .map_err(|_| ClientError::Protocol("the log key is not 32 bytes".into()))?;
-                s.db().conn.execute(
-                    "INSERT INTO trust_heads (server, log_key) VALUES (?1, ?2)
-                     ON CONFLICT (server) DO NOTHING",
-                    params![server, key.as_bytes().to_vec()],
-                )?;
                 (Verifier::new(key, self.options.operators.clone()), true)
             }
         };
@@ -165,9 +160,11 @@ impl Client {
         };
         v.update_head(&sth, &proof)
             .map_err(refused(format!("the log of {server}")))?;
+        // Pinned together with the first head it verified.
         s.db().conn.execute(
-            "UPDATE trust_heads SET head = ?2 WHERE server = ?1",
-            params![server, sth.to_bytes()],
+            "INSERT INTO trust_heads (server, log_key, head) VALUES (?1, ?2, ?3)
+             ON CONFLICT (server) DO UPDATE SET head = excluded.head",
+            params![server, v.log_key().as_bytes().to_vec(), sth.to_bytes()],
         )?;
         Ok((v, pinned_now))
     }
