@@ -556,3 +556,39 @@ async fn keys_without_a_chain_are_refused() {
     );
     assert!(msg.contains("Bob"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_conversation_does_not_refetch_the_chain() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(&server.url()).await;
+    server.register("alice", "+33600000981", "Alice").await;
+    let bob = server.register("bob", "+33600000982", "Bob").await;
+    let log_calls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = log_calls.clone();
+    proxy.rewrite(move |path, _, body| {
+        if path.starts_with("/api/v1/log/") {
+            seen.lock().unwrap().push(path.to_owned());
+        }
+        body
+    });
+    let alice = proxy.open(&server, "alice", test_options());
+    alice.send_text(bob.user_id(), "first").await.unwrap();
+    let first = log_calls.lock().unwrap().len();
+    assert!(first >= 2, "the first send checks the head and the chain");
+    for i in 0..5 {
+        alice
+            .send_text(bob.user_id(), &format!("{i}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        log_calls.lock().unwrap().len(),
+        first,
+        "no log request while the keys stay the same"
+    );
+    // A reopened client (a new process) still has the chain in its database.
+    drop(alice);
+    let alice = proxy.open(&server, "alice", test_options());
+    alice.send_text(bob.user_id(), "later").await.unwrap();
+    assert_eq!(log_calls.lock().unwrap().len(), first);
+}
