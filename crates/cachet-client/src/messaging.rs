@@ -170,6 +170,8 @@ impl Client {
         group_id: &str,
         body: Body,
     ) -> Result<(String, i64)> {
+        // Contacts refuse keys the log does not hold: make sure ours are in.
+        self.ensure_published(s).await?;
         let message_id = new_message_id();
         let timestamp = self.now_ms();
         let payload = self

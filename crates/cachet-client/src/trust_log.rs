@@ -28,6 +28,9 @@ use crate::client::{Client, Contact, Session};
 use crate::error::{ClientError, Result};
 use crate::trust::TrustState;
 
+/// Local meta key: the key version whose block is known to be in the log.
+const META_PUBLISHED: &str = "trust.published_version";
+
 /// Blocks per page when downloading the whole log.
 const AUDIT_PAGE: u32 = 1000;
 
@@ -382,11 +385,13 @@ impl Client {
         let current = s.ring.current();
         let box_key = *current.box_keys.public.as_bytes();
         let sign_key = current.sign_keys.public();
+        let published = current.key_version.to_string();
         if chain
             .generations
             .iter()
             .any(|g| g.sign_key == sign_key && g.box_key == box_key)
         {
+            s.db().set_meta(META_PUBLISHED, &published)?;
             return Ok(());
         }
         let last_version = chain.generations.last().map_or(0, |g| g.version);
@@ -432,7 +437,18 @@ impl Client {
         self.api
             .log_append(&self.signer(&s), block.to_bytes())
             .await?;
+        s.db().set_meta(META_PUBLISHED, &published)?;
         Ok(())
+    }
+
+    /// Publishes this installation's key block if it is not known to be in the log (a
+    /// registration whose second step failed): one local read otherwise.
+    pub(crate) async fn ensure_published(&self, s: &Session) -> Result<()> {
+        let current = s.ring.current().key_version.to_string();
+        if s.db().meta(META_PUBLISHED)?.as_deref() == Some(current.as_str()) {
+            return Ok(());
+        }
+        self.publish_keys().await
     }
 
     /// The user's own chain, checked like a contact's against a fresh head (empty before

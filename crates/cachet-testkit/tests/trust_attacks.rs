@@ -29,6 +29,8 @@ struct Rules {
     routes: HashMap<String, String>,
     default: String,
     rewrite: Option<Rewrite>,
+    /// Requests with this method and exact path are answered 503 without forwarding.
+    fail: Option<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -95,13 +97,20 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let (upstream, rewrite) = {
+    let (upstream, rewrite, fail) = {
         let r = rules.lock().unwrap();
         (
             r.routes.get(&caller).unwrap_or(&r.default).clone(),
             r.rewrite.clone(),
+            r.fail.clone(),
         )
     };
+    if fail == Some((parts.method.to_string(), path.clone())) {
+        return Response::builder()
+            .status(503)
+            .body(Body::from("unavailable"))
+            .unwrap();
+    }
     let mut out = http
         .request(parts.method.clone(), format!("{upstream}{path}"))
         .body(body.to_vec());
@@ -591,4 +600,43 @@ async fn a_steady_conversation_does_not_refetch_the_chain() {
     let alice = proxy.open(&server, "alice", test_options());
     alice.send_text(bob.user_id(), "later").await.unwrap();
     assert_eq!(log_calls.lock().unwrap().len(), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_block_lost_at_registration_is_published_later() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(&server.url()).await;
+    let alice = server.register("alice", "+33600000991", "Alice").await;
+    // Bob registers, but his key block never reaches the log.
+    proxy.rules.lock().unwrap().fail = Some(("POST".into(), "/api/v1/log/blocks".into()));
+    let pending = Client::start_registration(&proxy.url, "+33600000992", test_options())
+        .await
+        .unwrap();
+    let code = cachet_testkit::dev_code(server.data_dir(), "+33600000992").unwrap();
+    let err = pending
+        .finish(cachet_client::NewProfile {
+            dir: &server.profile_dir("bob"),
+            code: &code,
+            display_name: "Bob",
+            secret: &UnlockSecret::new(PIN),
+            previous: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Server { status: 503, .. }),
+        "{err}"
+    );
+    let bob = proxy.open(&server, "bob", test_options());
+    // Until the block is in, nobody is given Bob's keys.
+    let err = alice.add_contact(bob.user_id(), None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Server { reason, .. } if reason == "keys_not_in_log"),
+        "{err}"
+    );
+    // Bob's next send publishes it first.
+    proxy.rules.lock().unwrap().fail = None;
+    bob.send_text(alice.user_id(), "hello").await.unwrap();
+    alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
+    alice.send_text(bob.user_id(), "hi Bob").await.unwrap();
 }
