@@ -17,7 +17,9 @@ Unlocking:
 
 Configuration (lowest to highest precedence):
   $XDG_CONFIG_HOME/cachet/config.toml (or --client-config FILE) with the keys
-  `server`, `profile`, `remember_unlock`, `require_verified`, `ca_certificate`;
+  `server`, `profile`, `remember_unlock`, `require_verified`, `ca_certificate`,
+  `operators` (a table `\"op:NAME\" = \"<hex key>\"` of operators whose trust-log blocks,
+  such as revocations, this client accepts);
   then the environment (CACHET_SERVER, CACHET_PROFILE, CACHET_PIN, CACHET_PASSPHRASE);
   then the flags.
 
@@ -31,6 +33,8 @@ Exit codes:
   6  the server refused the request
   7  refused by key verification: the contact's keys changed (verify them again)
   8  integrity failure: data did not decrypt or did not match its checksum
+  9  the server's trust log contradicts itself, the directory or a saved head (a
+     substituted key, a hidden revocation, a fork): nothing was encrypted to those keys
 
 Examples:
   cachet demo                                    # everything, on a private local server
@@ -43,7 +47,9 @@ Examples:
   cachet attach camille scan.pdf                 # encrypted, chunked, resumable upload
   cachet fetch <ATTACHMENT-ID> -o scan.pdf
   cachet case create \"Persistent cough\" --with camille --field reason=cough
-  cachet verify camille                          # safety number and QR code";
+  cachet verify camille                          # safety number and QR code
+  cachet audit --export head.txt                 # check the trust log, save its head
+  cachet audit --compare their-head.txt          # same history as another client?";
 
 /// cachet: end-to-end encrypted messaging, attachments and patient cases for healthcare.
 ///
@@ -120,6 +126,34 @@ pub enum Command {
     /// Run a cachet key server, the second party of password recovery (or refresh its
     /// key shares with the data server: `keyserver refresh`).
     Keyserver(Box<KeyserverArgs>),
+    /// Audit the server's trust log: check its signed head against the pinned log key and
+    /// against the head saved last time, then save it.
+    ///
+    /// The log key is pinned the first time this profile talks to the log (at
+    /// registration): trust on first use. Every later head must be signed by that key and
+    /// extend the saved one (a consistency proof), or the server rewrote or forked its
+    /// history. To catch a server that shows different clients different histories,
+    /// exchange head files with someone else (`--export`) and compare them (`--compare`).
+    ///
+    /// Exit codes: 0 consistent; 9 the log contradicts itself or a saved head (the message
+    /// says how); 5 or 6 the server could not be reached or refused.
+    Audit(AuditArgs),
+}
+
+/// `cachet audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Also download the whole log and replay every chain under the head (slow on a big
+    /// log).
+    #[arg(long)]
+    pub full: bool,
+    /// Write the accepted head to FILE (one hex line), to compare with another client.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// Check that the head in FILE (another client's `--export`) and this client's head are
+    /// consistent: one a prefix of the other. Given twice, compares the two files.
+    #[arg(long, value_name = "FILE", num_args = 1, action = clap::ArgAction::Append)]
+    pub compare: Vec<PathBuf>,
 }
 
 /// `cachet recovery`.

@@ -27,6 +27,8 @@ struct FileConfig {
     remember_unlock: Option<bool>,
     require_verified: Option<bool>,
     ca_certificate: Option<PathBuf>,
+    /// Operators whose trust-log blocks are accepted: `op:NAME` → Ed25519 key in hex.
+    operators: Option<BTreeMap<String, String>>,
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -37,6 +39,7 @@ struct Ctx {
     remember: bool,
     require_verified: bool,
     ca: Option<Vec<u8>>,
+    operators: cachet_client::OperatorPins,
 }
 
 fn default_config_path() -> Option<PathBuf> {
@@ -55,7 +58,7 @@ fn load_config(explicit: Option<&Path>) -> Result<FileConfig> {
         Ok(text) => toml::from_str(&text).map_err(|e| {
             CliError::usage(
                 format!("config file {}: {e}", path.display()),
-                "keys are server, profile, remember_unlock, require_verified, ca_certificate",
+                "keys are server, profile, remember_unlock, require_verified, ca_certificate, operators",
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
@@ -88,6 +91,24 @@ impl Ctx {
             })?),
             None => None,
         };
+        let mut operators = cachet_client::OperatorPins::new();
+        for (id, key) in file.operators.unwrap_or_default() {
+            let parsed = hex::decode(key.trim())
+                .ok()
+                .and_then(|b| cachet_crypto::SignPublicKey::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!("config file: the key of operator {id:?} is not 32 bytes of hex"),
+                        "write operators as \"op:NAME\" = \"<64 hex digits>\"",
+                    )
+                })?;
+            let id = if id.starts_with("op:") {
+                id
+            } else {
+                format!("op:{id}")
+            };
+            operators.insert(id, parsed);
+        }
         Ok(Self {
             profile,
             server: cli.server.clone().or(file.server),
@@ -95,6 +116,7 @@ impl Ctx {
             remember: file.remember_unlock.unwrap_or(true),
             require_verified: file.require_verified.unwrap_or(false),
             ca,
+            operators,
         })
     }
 
@@ -104,6 +126,7 @@ impl Ctx {
             require_verified: self.require_verified,
             root_certificate_pem: self.ca.clone(),
             client_type: cachet_proto::v1::ClientType::Cli,
+            operators: self.operators.clone(),
             ..ClientOptions::default()
         }
     }
@@ -212,6 +235,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Recovery(args) => recovery(&ctx, args).await,
         Command::Keyserver(args) => keyserver(*args).await,
         Command::Operator(args) => operator(&ctx, args).await,
+        Command::Audit(args) => audit(&ctx, args).await,
         Command::Demo(args) => {
             let options = cachet_cli::demo::DemoOptions {
                 data_dir: args.data_dir,
@@ -943,6 +967,89 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         c.alias, c.alias
     ));
     ctx.emit(json!({"contact": c, "safety_number": number}));
+    ctx.keep(&client);
+    Ok(())
+}
+
+fn read_head(path: &Path) -> Result<cachet_client::SignedTreeHead> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
+    cachet_client::parse_head(&text).map_err(|e| {
+        CliError::usage(
+            format!("{}: {e}", path.display()),
+            "give a file written by `cachet audit --export`",
+        )
+    })
+}
+
+async fn audit(ctx: &Ctx, args: AuditArgs) -> Result<()> {
+    if args.compare.len() > 2 {
+        return Err(CliError::usage(
+            "--compare takes one or two head files",
+            "compare your head with one file, or two files with each other",
+        ));
+    }
+    let client = ctx.unlocked()?;
+    let report = client.audit_log(args.full).await?;
+    ctx.say(format!("server     {}", report.server));
+    ctx.say(format!(
+        "log key    {}{}",
+        report.log_key,
+        if report.pinned_now {
+            " (pinned now: trust on first use)"
+        } else {
+            " (pinned)"
+        }
+    ));
+    ctx.say(format!(
+        "head       {} blocks, root {}",
+        report.size, report.root
+    ));
+    ctx.say(match report.previous_size {
+        Some(n) => format!("consistent with the head saved before ({n} blocks); saved"),
+        None => "no head saved before; saved".to_owned(),
+    });
+    if let Some(n) = report.chains_replayed {
+        ctx.say(format!(
+            "full audit: every block replayed, {n} chains follow the rules"
+        ));
+    }
+    let mine = client
+        .saved_head()?
+        .ok_or_else(|| CliError::Io("no head was saved".into()))?;
+    let mut compared = Vec::new();
+    match args.compare.as_slice() {
+        [] => {}
+        [theirs] => {
+            let other = read_head(theirs)?;
+            client.compare_heads(&mine, &other).await?;
+            ctx.say(format!(
+                "{} ({} blocks) is consistent with this client's head",
+                theirs.display(),
+                other.size
+            ));
+            compared.push(theirs.display().to_string());
+        }
+        [a, b, ..] => {
+            let (ha, hb) = (read_head(a)?, read_head(b)?);
+            client.compare_heads(&ha, &hb).await?;
+            ctx.say(format!(
+                "{} ({} blocks) and {} ({} blocks) are consistent",
+                a.display(),
+                ha.size,
+                b.display(),
+                hb.size
+            ));
+            compared.push(a.display().to_string());
+            compared.push(b.display().to_string());
+        }
+    }
+    if let Some(path) = &args.export {
+        std::fs::write(path, cachet_client::format_head(&mine))
+            .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
+        ctx.say(format!("head written to {}", path.display()));
+    }
+    ctx.emit(json!({"audit": report, "compared": compared, "exported": args.export}));
     ctx.keep(&client);
     Ok(())
 }

@@ -784,6 +784,12 @@ impl Demo<'_> {
             "  existing data stays readable: {} messages with Camille in Dr Martin's encrypted database",
             history.len()
         ));
+        let audit = martin.audit_log(true).await?;
+        self.say(format!(
+            "  the impostor's keys are a self-signed block in Camille's chain, shown to everyone: the trust log holds {} blocks, its signed head extends the one Dr Martin's client saved, and a full replay finds {} chains that follow the rules",
+            audit.size,
+            audit.chains_replayed.unwrap_or(0)
+        ));
         drop(impostor);
         self.passed("verification");
         Ok(())

@@ -24,6 +24,8 @@ pub mod exit {
     pub const TRUST: i32 = 7;
     /// Integrity failure.
     pub const INTEGRITY: i32 = 8;
+    /// The server's trust log contradicts itself, the directory or a saved head.
+    pub const TRUST_LOG: i32 = 9;
 }
 
 /// Everything a command can fail with.
@@ -82,6 +84,7 @@ impl CliError {
                 ClientError::Server { status: 404, .. } => exit::NOT_FOUND,
                 ClientError::Server { .. } => exit::SERVER,
                 ClientError::KeyChanged { .. } | ClientError::NotVerified { .. } => exit::TRUST,
+                ClientError::TrustLog { .. } => exit::TRUST_LOG,
                 ClientError::Decrypt
                 | ClientError::Integrity(_)
                 | ClientError::CorruptProfile(_) => exit::INTEGRITY,
@@ -102,6 +105,7 @@ impl CliError {
             exit::SERVER => "server",
             exit::TRUST => "key_changed",
             exit::INTEGRITY => "integrity",
+            exit::TRUST_LOG => "trust_log",
             _ => "failure",
         }
     }
@@ -166,6 +170,9 @@ impl CliError {
                 ClientError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
                     s("check the path")
                 }
+                ClientError::TrustLog { .. } => s(
+                    "the server may be attacking this conversation: nothing was sent; keep the saved head (`cachet audit --export`) as evidence",
+                ),
                 ClientError::Cancelled => s("run the same command with --resume to continue"),
                 _ => None,
             },

@@ -389,3 +389,117 @@ async fn operators_init_seal_unseal_and_audit_through_the_cli() {
     let out = as_alice(&["status"]);
     assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_checks_saves_exports_and_compares_tree_heads() {
+    let env = Env::start().await;
+    env.register("alice", "+33655555555", "Dr Alice");
+    env.register("bob", "+33666666666", "Bob");
+    let (a, b) = (
+        env.home.path().join("a.head"),
+        env.home.path().join("b.head"),
+    );
+
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["audit", "--full", "--export"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("(pinned)"), "{text}"); // pinned at registration
+    assert!(
+        text.contains("consistent with the head saved before"),
+        "{text}"
+    );
+    assert!(text.contains("2 chains follow the rules"), "{text}");
+    env.cachet("bob")
+        .env("CACHET_PIN", PIN)
+        .args(["audit", "--export"])
+        .arg(&b)
+        .assert()
+        .success();
+
+    // Alice's head (2 blocks) and Bob's (the same) extend one another.
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["--json", "audit", "--compare"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["audit"]["size"], 2);
+    env.cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["audit", "--compare"])
+        .arg(&a)
+        .arg("--compare")
+        .arg(&b)
+        .assert()
+        .success();
+
+    // A head the server's log key did not sign (here: a flipped bit in its root).
+    let mut forged = hex::decode(std::fs::read_to_string(&b).unwrap().trim()).unwrap();
+    forged[20] ^= 1;
+    let f = env.home.path().join("forged.head");
+    std::fs::write(&f, hex::encode(&forged)).unwrap();
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["audit", "--compare"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 9, "not signed by the server's log key");
+
+    // Not a head file at all.
+    std::fs::write(&f, "hello").unwrap();
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["audit", "--compare"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "hex");
+
+    // Pinned operators come from the client configuration.
+    let config = env.home.path().join("pins.toml");
+    std::fs::write(&config, "[operators]\n\"op:support\" = \"00ff\"\n").unwrap();
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("--client-config")
+        .arg(&config)
+        .arg("audit")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "operator \"op:support\"");
+    std::fs::write(
+        &config,
+        format!("[operators]\n\"op:support\" = \"{}\"\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    env.cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("--client-config")
+        .arg(&config)
+        .arg("audit")
+        .assert()
+        .success();
+
+    let out = env
+        .cachet("alice")
+        .args(["audit", "--help"])
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    assert!(
+        help.contains("trust on first use") && help.contains("--compare"),
+        "{help}"
+    );
+}

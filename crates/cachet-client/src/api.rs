@@ -257,6 +257,63 @@ impl Api {
         .await
     }
 
+    // ---- Trust log ----
+
+    pub async fn log_head(&self, s: &Signer) -> Result<v1::LogHead> {
+        self.proto(Method::GET, "/api/v1/log/head", vec![], Some(s))
+            .await
+    }
+
+    pub async fn log_consistency(&self, s: &Signer, from: u64, to: u64) -> Result<v1::LogProof> {
+        self.proto(
+            Method::GET,
+            &format!("/api/v1/log/proof/consistency?from={from}&to={to}"),
+            vec![],
+            Some(s),
+        )
+        .await
+    }
+
+    /// One user's chain with inclusion proofs for the tree of `size` blocks.
+    pub async fn log_chain(&self, s: &Signer, user_id: &str, size: u64) -> Result<v1::LogBlocks> {
+        cachet_proto::decode::validate_id(user_id, "user_id")?;
+        self.proto(
+            Method::GET,
+            &format!("/api/v1/log/blocks?user_id={user_id}&size={size}"),
+            vec![],
+            Some(s),
+        )
+        .await
+    }
+
+    /// A page of the whole log (blocks with index >= `after`).
+    pub async fn log_page(
+        &self,
+        s: &Signer,
+        after: u64,
+        limit: u32,
+        size: u64,
+    ) -> Result<v1::LogBlocks> {
+        self.proto(
+            Method::GET,
+            &format!("/api/v1/log/blocks?after={after}&limit={limit}&size={size}"),
+            vec![],
+            Some(s),
+        )
+        .await
+    }
+
+    pub async fn log_append(&self, s: &Signer, block: Vec<u8>) -> Result<v1::LogBlocks> {
+        let body = v1::AppendBlock { block };
+        self.proto(
+            Method::POST,
+            "/api/v1/log/blocks",
+            body.encode_to_vec(),
+            Some(s),
+        )
+        .await
+    }
+
     // ---- Messages ----
 
     pub async fn send_envelope(&self, s: &Signer, envelope: &v1::Envelope) -> Result<()> {

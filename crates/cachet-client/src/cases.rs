@@ -109,6 +109,9 @@ impl Client {
             )
             .await?;
         self.store_case_key(&s, &case_id, FIRST_EPOCH, &case_key)?;
+        let added: Vec<String> = contacts.iter().map(|c| c.user_id.clone()).collect();
+        self.log_membership(&s, cachet_trust::Scope::Case, &case_id, &added, true)
+            .await?;
         let case = Case {
             case_id,
             title: title.to_owned(),
@@ -141,6 +144,9 @@ impl Client {
             .collect::<Result<Vec<_>>>()?;
         self.api
             .add_participants(&self.signer(&s), case_id, &v1::AddParticipants { keys })
+            .await?;
+        let added: Vec<String> = contacts.iter().map(|c| c.user_id.clone()).collect();
+        self.log_membership(&s, cachet_trust::Scope::Case, case_id, &added, true)
             .await?;
         self.sync_case(&s, case_id).await
     }

@@ -58,6 +58,9 @@ pub struct ClientOptions {
     /// Chunk format of new attachments: version 2 (default) authenticates the end of the
     /// stream; version 1, the whitepaper's, only for peers that cannot read version 2.
     pub attachment_format: cachet_crypto::attachment::FormatVersion,
+    /// Operators whose blocks in the trust log this client accepts (`op:NAME` → key,
+    /// pinned by configuration). A block signed as any other operator is refused.
+    pub operators: crate::trust_log::OperatorPins,
 }
 
 impl Default for ClientOptions {
@@ -72,6 +75,7 @@ impl Default for ClientOptions {
             root_certificate_pem: None,
             client_type: ClientType::Desktop,
             attachment_format: cachet_crypto::attachment::FormatVersion::V2,
+            operators: crate::trust_log::OperatorPins::new(),
         }
     }
 }
@@ -351,6 +355,8 @@ impl PendingRegistration {
             session: Mutex::new(None),
         };
         client.start_session(master)?;
+        // No key without its block: contacts refuse keys the trust log does not hold.
+        client.publish_keys().await?;
         Ok(client)
     }
 }
@@ -729,10 +735,65 @@ impl Client {
     }
 
     /// Fetches a contact's keys from the server again and applies any change.
+    /// The contact's chain in the trust log is checked too (fetched again if the head
+    /// moved): a verified contact whose chain shows a change the verified key did not
+    /// authorise becomes KEY CHANGED; keys the log refuses are refused when sending, with
+    /// the reason.
     pub async fn refresh_contact(&self, user_id: &str) -> Result<Option<KeyChangeReport>> {
         let s = self.session()?;
-        let history = self.api.key_history(&self.signer(&s), user_id).await?;
-        self.apply_key_history(&s, user_id, &history)
+        let history = match self.api.key_history(&self.signer(&s), user_id).await {
+            // A new installation whose block is not in the log yet: the server does not
+            // serve its keys until it is; the next refresh (or send) takes them.
+            Err(ClientError::Server { reason, .. }) if reason == "keys_not_in_log" => {
+                return Ok(None)
+            }
+            other => other?,
+        };
+        let mut report = self.apply_key_history(&s, user_id, &history)?;
+        let Some(contact) = self.contact(user_id)? else {
+            return Ok(report);
+        };
+        match self.check_contact_keys(&s, &contact, true).await {
+            // Refused keys stay refused: sending to them fails and says why. (The block
+            // of a new installation may also not be in the log yet.)
+            Ok(()) | Err(ClientError::TrustLog { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(r) = report.as_mut() {
+            if let Some(TrustState::KeyChanged { note, .. }) =
+                self.contact(user_id)?.map(|c| c.trust)
+            {
+                if r.still_verified {
+                    r.still_verified = false;
+                    r.note = note;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The contact, with their current keys checked against their chain in the trust log
+    /// (cached while the keys stay the same): what to call before encrypting to them.
+    pub(crate) async fn checked_contact(&self, s: &Session, user_id: &str) -> Result<Contact> {
+        let contact = self.ensure_contact(user_id).await?;
+        match self.check_contact_keys(s, &contact, false).await {
+            Ok(()) => {}
+            // The chain moved past the keys stored for the contact: take the directory's
+            // current keys and check those.
+            Err(ClientError::TrustLog {
+                source: cachet_trust::TrustError::StaleKey { .. },
+                ..
+            }) => {
+                self.refresh_contact(user_id).await?;
+                let contact = self
+                    .contact(user_id)?
+                    .ok_or_else(|| ClientError::UnknownContact(user_id.to_owned()))?;
+                self.check_contact_keys(s, &contact, false).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.contact(user_id)?
+            .ok_or_else(|| ClientError::UnknownContact(user_id.to_owned()))
     }
 
     /// Stores a contact's key history and applies a change of their current keys to their
@@ -1032,9 +1093,8 @@ impl Client {
             }
             self.ensure_contact(id).await?;
             self.refresh_contact(id).await?;
-            let contact = self
-                .contact(id)?
-                .ok_or_else(|| ClientError::UnknownContact(id.clone()))?;
+            let s = self.session()?;
+            let contact = self.checked_contact(&s, id).await?;
             self.check_may_share_new_keys(&contact)?;
             out.push(contact);
         }

@@ -66,6 +66,18 @@ pub enum ClientError {
         /// The contact's user id.
         contact: String,
     },
+    /// The server's trust log contradicts what it serves elsewhere, or itself: a key not in
+    /// the user's chain (substituted), a bad proof, a head inconsistent with one seen
+    /// before (a fork or a rewritten history), a hidden revocation, a forged operator block.
+    /// Nothing is encrypted to the keys concerned.
+    #[error("trust log check failed for {context}: {source}")]
+    TrustLog {
+        /// Whose chain or which head.
+        context: String,
+        /// What is wrong, naming the attack.
+        #[source]
+        source: cachet_trust::TrustError,
+    },
     /// The server could not be reached.
     #[error("cannot reach the server at {url}: {detail}")]
     Unreachable {

@@ -68,6 +68,8 @@ impl Client {
             }),
         )
         .await?;
+        self.log_membership(&s, cachet_trust::Scope::Group, &group_id, &all, true)
+            .await?;
         Ok(group)
     }
 

@@ -36,9 +36,11 @@ pub mod recovery;
 pub mod secret;
 mod store;
 pub mod trust;
+mod trust_log;
 pub mod vault;
 
 pub use attachments::{no_progress, AttachmentInfo, PendingUpload, Progress};
+pub use cachet_trust::{SignedTreeHead, TrustError};
 pub use cases::Case;
 pub use client::{
     Client, ClientOptions, Contact, KeyChangeReport, NewProfile, PendingRegistration, SafetyNumber,
@@ -51,6 +53,7 @@ pub use messaging::{Conversation, Event, MessageKind, StoredMessage};
 pub use operator::{AuditReport, OperatorClient, Split};
 pub use secret::{SecretKind, UnlockSecret};
 pub use trust::{KeyTrust, SignedChangePolicy, TrustState};
+pub use trust_log::{format_head, parse_head, LogAudit, OperatorPins};
 pub use vault::{
     Argon2Params, Argon2idProtector, InstallationKeys, KeyHistory, MasterKeyProtector,
 };

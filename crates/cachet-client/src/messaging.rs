@@ -170,6 +170,8 @@ impl Client {
         group_id: &str,
         body: Body,
     ) -> Result<(String, i64)> {
+        // Contacts refuse keys the log does not hold: make sure ours are in.
+        self.ensure_published(s).await?;
         let message_id = new_message_id();
         let timestamp = self.now_ms();
         let payload = self
@@ -181,7 +183,7 @@ impl Client {
             if rid == &self.profile.user_id {
                 continue;
             }
-            let contact = self.ensure_contact(rid).await?;
+            let contact = self.checked_contact(s, rid).await?;
             let pre = self.precomputed(s, me, &contact.box_key)?;
             let (nonce, ciphertext) = pre.seal(&payload);
             sealed.push(RecipientCiphertext {

@@ -8,6 +8,7 @@ use cachet_crypto::SignKeyPair;
 use cachet_proto::auth::Caller;
 use cachet_proto::v1::{self, ClientType};
 use cachet_proto::Message;
+use cachet_trust::{Author, Block, BlockBody, Event};
 use reqwest::Method;
 
 use crate::api::{Api, Signer};
@@ -184,19 +185,84 @@ impl OperatorClient {
         .await
     }
 
-    /// Revokes a user's current keys (a lost device reported to support); audited.
+    /// Revokes a user's current keys (a lost device reported to support); audited. The
+    /// revocation also goes into the trust log as a block signed by this operator
+    /// ([`Self::log_revocation`]), so that clients pinning this operator see it.
     pub async fn revoke_keys(&self, user_id: &str, reason: &str) -> Result<v1::UserProfile> {
         let body = v1::RevokeKeys {
             reason: reason.to_owned(),
         }
         .encode_to_vec();
-        self.call(
-            Method::POST,
-            &format!("/api/v1/operator/users/{user_id}/revoke"),
-            body,
-            true,
-        )
-        .await
+        let profile = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/operator/users/{user_id}/revoke"),
+                body,
+                true,
+            )
+            .await?;
+        self.log_revocation(user_id).await?;
+        Ok(profile)
+    }
+
+    /// Appends a `KeysRevoked` block for the user's current keys, signed as this operator.
+    /// Does nothing for a user without a chain, or whose current keys are already
+    /// revoked in it.
+    pub async fn log_revocation(&self, user_id: &str) -> Result<()> {
+        let served: v1::LogBlocks = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/log/blocks?user_id={user_id}"),
+                Vec::new(),
+                true,
+            )
+            .await?;
+        let mut last: Option<Block> = None;
+        let mut version = 0;
+        let mut revoked = false;
+        for b in &served.blocks {
+            let block = Block::from_bytes(&b.block)
+                .map_err(|e| ClientError::Protocol(format!("trust log block: {e}")))?;
+            match block.body.event {
+                Event::UserCreated { .. } => (version, revoked) = (1, false),
+                Event::KeysAdded { key_version, .. } => (version, revoked) = (key_version, false),
+                Event::KeysRevoked { .. } => revoked = true,
+                _ => {}
+            }
+            last = Some(block);
+        }
+        let Some(last) = last else {
+            return Ok(());
+        };
+        if revoked {
+            return Ok(());
+        }
+        let block = BlockBody {
+            user_id: user_id.to_owned(),
+            seq: last.body.seq + 1,
+            prev: last.hash(),
+            timestamp_ms: SystemClock.now_ms(),
+            event: Event::KeysRevoked {
+                key_version: version,
+            },
+            author: Author::Operator {
+                id: self.signer.caller.user_id.clone(),
+                key: self.signer.key.public(),
+            },
+        }
+        .sign(&self.signer.key);
+        let _: v1::LogBlocks = self
+            .call(
+                Method::POST,
+                "/api/v1/log/blocks",
+                v1::AppendBlock {
+                    block: block.to_bytes(),
+                }
+                .encode_to_vec(),
+                true,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Fetches the whole audit log and checks its hash chain.

@@ -1,6 +1,7 @@
 //! The local database (whitepaper 3.3): SQLCipher, keyed by the Database Key, holding
 //! contacts and their key history, messages, receipts, groups, cases with their keys,
-//! attachment pointers and upload state.
+//! attachment pointers and upload state, and the trust log's pinned key, last head and
+//! checked chains.
 //!
 //! The key is passed as a raw 256-bit key (`PRAGMA key = "x'…'"`), so SQLCipher skips its
 //! own password derivation: the Database Key is already random.
@@ -118,6 +119,20 @@ CREATE TABLE IF NOT EXISTS uploads (
     message_id TEXT NOT NULL,
     state TEXT NOT NULL,
     created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trust_heads (
+    server TEXT PRIMARY KEY,
+    log_key BLOB NOT NULL,
+    head BLOB
+);
+CREATE TABLE IF NOT EXISTS trust_chains (
+    server TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    blocks TEXT NOT NULL,
+    head_size INTEGER NOT NULL,
+    box_key BLOB,
+    sign_key BLOB,
+    PRIMARY KEY (server, user_id)
 );
 ";
 

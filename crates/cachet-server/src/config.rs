@@ -84,6 +84,11 @@ pub struct ServerConfig {
     /// Wrong codes allowed per registration challenge [default: 5].
     #[arg(long, env = "CACHET_CODE_MAX_ATTEMPTS", value_name = "N")]
     pub code_max_attempts: Option<u32>,
+    /// Serve directory keys that have no block in the trust log yet (for users
+    /// registered before the trust log, and protocol tests that write blocks by hand)
+    /// [default: false: such a lookup is refused with `keys_not_in_log`].
+    #[arg(long, env = "CACHET_ALLOW_KEYS_WITHOUT_BLOCK", value_name = "BOOL")]
+    pub allow_keys_without_block: Option<bool>,
     /// How one-time codes are delivered [default: dev].
     #[arg(long, value_enum, env = "CACHET_NOTIFIER")]
     pub notifier: Option<NotifierKind>,
@@ -233,6 +238,8 @@ pub struct Settings {
     pub code_ttl: Duration,
     /// Wrong codes allowed per challenge.
     pub code_max_attempts: u32,
+    /// Whether the directory serves keys without a block in the trust log.
+    pub allow_keys_without_block: bool,
     /// Code delivery.
     pub notifier: NotifierKind,
     /// SMTP relay URL (smtp notifier).
@@ -263,6 +270,7 @@ impl Settings {
             receive_max_envelopes: 500,
             code_ttl: Duration::from_secs(600),
             code_max_attempts: 5,
+            allow_keys_without_block: false,
             notifier: NotifierKind::Dev,
             smtp_url: None,
             smtp_from: None,
@@ -330,6 +338,9 @@ impl ServerConfig {
             receive_max_envelopes: self.receive_max_envelopes.or(lower.receive_max_envelopes),
             code_ttl_seconds: self.code_ttl_seconds.or(lower.code_ttl_seconds),
             code_max_attempts: self.code_max_attempts.or(lower.code_max_attempts),
+            allow_keys_without_block: self
+                .allow_keys_without_block
+                .or(lower.allow_keys_without_block),
             notifier: self.notifier.or(lower.notifier),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             smtp_from: self.smtp_from.or(lower.smtp_from),
@@ -405,6 +416,9 @@ impl ServerConfig {
         }
         if let Some(v) = merged.code_max_attempts {
             s.code_max_attempts = v.max(1);
+        }
+        if let Some(v) = merged.allow_keys_without_block {
+            s.allow_keys_without_block = v;
         }
         if let Some(v) = merged.notifier {
             s.notifier = v;

@@ -120,6 +120,10 @@ pub enum Error {
     /// The user's keys are already revoked.
     #[error("the user's keys are already revoked")]
     AlreadyRevoked,
+    /// The user's current keys have no block in the trust log (yet): not served, so that
+    /// no client encrypts to keys the log does not vouch for.
+    #[error("the user's current keys are not in the trust log yet")]
+    KeysNotInLog,
     /// The user's keys changed while the request was processed; retry.
     #[error("the user's keys changed concurrently; retry")]
     ConcurrentKeyChange,
@@ -292,6 +296,7 @@ impl Error {
 
             UserNotFound => (S::NOT_FOUND, "user_not_found"),
             AlreadyRevoked => (S::CONFLICT, "already_revoked"),
+            KeysNotInLog => (S::CONFLICT, "keys_not_in_log"),
             ConcurrentKeyChange => (S::CONFLICT, "concurrent_key_change"),
             TrustBlockRejected(_) => (S::BAD_REQUEST, "block_rejected"),
             TrustBlockConflict => (S::CONFLICT, "block_conflict"),

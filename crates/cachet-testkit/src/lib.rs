@@ -54,6 +54,16 @@ impl std::fmt::Debug for TestOperator {
 }
 
 impl TestOperator {
+    /// The operator's key pair.
+    pub fn key(&self) -> cachet_crypto::SignKeyPair {
+        cachet_crypto::SignKeyPair::from_seed(self.seed)
+    }
+
+    /// The operator's public key, as clients pin it.
+    pub fn public_key(&self) -> cachet_crypto::SignPublicKey {
+        self.key().public()
+    }
+
     /// A client signing as this operator, for the server's current address.
     pub fn on(&self, server: &TestServer) -> cachet_client::OperatorClient {
         cachet_client::OperatorClient::new(

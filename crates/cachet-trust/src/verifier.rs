@@ -159,6 +159,22 @@ impl Verifier {
         Ok(&self.chains[user_id])
     }
 
+    /// Restores a chain this client checked before (from its store), replaying its blocks
+    /// by the rules of [`crate::chain`] without inclusion proofs (they were checked when it
+    /// was first accepted). A chain served later must extend it.
+    pub fn restore_chain(
+        &mut self,
+        user_id: &str,
+        blocks: &[Block],
+    ) -> Result<&UserChain, TrustError> {
+        let mut chain = UserChain::new(user_id);
+        for block in blocks {
+            chain.apply(block, &self.operators)?;
+        }
+        self.chains.insert(user_id.to_owned(), chain);
+        Ok(&self.chains[user_id])
+    }
+
     /// A chain checked before.
     pub fn chain(&self, user_id: &str) -> Option<&UserChain> {
         self.chains.get(user_id)

@@ -2,8 +2,9 @@
 
 use axum::extract::State;
 use cachet_proto::v1::{
-    DiscoverRequest, DiscoverResponse, DiscoveredContact, KeyHistory, UserProfile,
+    DiscoverRequest, DiscoverResponse, DiscoveredContact, KeyHistory, KeyRecord, UserProfile,
 };
+use cachet_trust::{Block, Event};
 
 use super::check_id;
 use crate::app::{ApiPath, AppState, Proto, Protobuf, UserCaller};
@@ -28,12 +29,48 @@ pub(crate) async fn profile(state: &AppState, user_id: &str) -> Result<UserProfi
     })
 }
 
+/// Refuses to hand out keys whose block is not in the trust log (unless configured
+/// otherwise): no key reaches a client before the event that made it is logged.
+async fn check_logged(state: &AppState, user_id: &str, keys: Option<&KeyRecord>) -> Result<()> {
+    let Some(keys) = keys else {
+        return Ok(());
+    };
+    if state.settings.allow_keys_without_block {
+        return Ok(());
+    }
+    let logged = state
+        .store
+        .trust_blocks_of(user_id)
+        .await?
+        .iter()
+        .filter_map(|(_, bytes)| Block::from_bytes(bytes).ok())
+        .any(|b| {
+            let (version, box_key, sign_key) = match b.body.event {
+                Event::UserCreated { box_key, sign_key } => (1, box_key, sign_key),
+                Event::KeysAdded {
+                    key_version,
+                    box_key,
+                    sign_key,
+                } => (key_version, box_key, sign_key),
+                _ => return false,
+            };
+            version == keys.key_version && box_key == *keys.box_key && sign_key == *keys.sign_key
+        });
+    if logged {
+        Ok(())
+    } else {
+        Err(Error::KeysNotInLog)
+    }
+}
+
 pub(crate) async fn get_user(
     State(state): State<AppState>,
     _caller: UserCaller,
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Protobuf<UserProfile>> {
-    Ok(Protobuf(profile(&state, &user_id).await?))
+    let profile = profile(&state, &user_id).await?;
+    check_logged(&state, &user_id, profile.current_keys.as_ref()).await?;
+    Ok(Protobuf(profile))
 }
 
 pub(crate) async fn get_keys(
@@ -46,6 +83,7 @@ pub(crate) async fn get_keys(
     if keys.is_empty() {
         return Err(Error::UserNotFound);
     }
+    check_logged(&state, &user_id, keys.iter().max_by_key(|k| k.key_version)).await?;
     Ok(Protobuf(KeyHistory { user_id, keys }))
 }
 

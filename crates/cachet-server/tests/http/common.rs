@@ -291,6 +291,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = ServerConfig::for_data_dir(dir.path());
         config.listen = Some("127.0.0.1:0".parse().expect("addr"));
+        // These tests speak the raw protocol and write trust blocks by hand, if at all.
+        config.allow_keys_without_block = Some(true);
         adjust(&mut config);
         let server = cachet_server::spawn(config).await.expect("server starts");
         let client = Client::new(server.base_url());

@@ -341,3 +341,43 @@ async fn the_log_key_and_tree_survive_a_restart() {
     assert_eq!(key_before, key_after);
     assert_eq!((before.size, before.root), (after.size, after.root));
 }
+
+#[tokio::test]
+async fn the_directory_serves_no_keys_before_their_block() {
+    let s = TestServer::start_with(|c| c.allow_keys_without_block = Some(false)).await;
+    let alice = s.register("Alice").await;
+    let bob = s.register("Bob").await;
+    let profile = format!("/api/v1/users/{}", alice.user_id);
+    let keys = format!("/api/v1/users/{}/keys", alice.user_id);
+    s.get(&bob, &profile)
+        .await
+        .assert_error(409, "keys_not_in_log");
+    s.get(&bob, &keys)
+        .await
+        .assert_error(409, "keys_not_in_log");
+
+    let a0 = creation(&alice);
+    assert_eq!(append(&s, &alice, &a0).await.status, 200);
+    assert_eq!(s.get(&bob, &profile).await.status, 200);
+    assert_eq!(s.get(&bob, &keys).await.status, 200);
+
+    // A new installation is hidden again until its own block is in.
+    let alice2 = s.reinstall(&alice, true).await;
+    s.get(&bob, &keys)
+        .await
+        .assert_error(409, "keys_not_in_log");
+    let a1 = body(
+        &alice2,
+        1,
+        a0.hash(),
+        Event::KeysAdded {
+            key_version: 2,
+            box_key: *alice2.boxk.public.as_bytes(),
+            sign_key: *alice2.sign.public().as_bytes(),
+        },
+        Author::Key(alice.sign.public()),
+    )
+    .sign(&alice.sign);
+    assert_eq!(append(&s, &alice2, &a1).await.status, 200);
+    assert_eq!(s.get(&bob, &keys).await.status, 200);
+}
