@@ -25,6 +25,13 @@ pub struct AuditReport {
     pub head: Vec<u8>,
 }
 
+/// The end of a user's chain, as [`OperatorClient`] needs it to append.
+struct ChainTail {
+    last: Block,
+    key_version: u32,
+    revoked: bool,
+}
+
 /// What a [`OperatorClient::split`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -170,19 +177,27 @@ impl OperatorClient {
             .await
     }
 
-    /// Marks a user's profile as checked by an operator (whitepaper 10.5); audited.
+    /// Marks a user's profile as checked by an operator (whitepaper 10.5); audited. The
+    /// check also goes into the trust log as a `ProfileVerified` block signed by this
+    /// operator, so it is attributable and visible to every client.
     pub async fn verify_profile(&self, user_id: &str, note: &str) -> Result<v1::UserProfile> {
         let body = v1::VerifyProfile {
             note: note.to_owned(),
         }
         .encode_to_vec();
-        self.call(
-            Method::POST,
-            &format!("/api/v1/operator/users/{user_id}/verify"),
-            body,
-            true,
-        )
-        .await
+        let profile = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/operator/users/{user_id}/verify"),
+                body,
+                true,
+            )
+            .await?;
+        if let Some(tail) = self.chain_tail(user_id).await? {
+            self.append_as_operator(user_id, &tail.last, Event::ProfileVerified)
+                .await?;
+        }
+        Ok(profile)
     }
 
     /// Revokes a user's current keys (a lost device reported to support); audited. The
@@ -209,6 +224,25 @@ impl OperatorClient {
     /// Does nothing for a user without a chain, or whose current keys are already
     /// revoked in it.
     pub async fn log_revocation(&self, user_id: &str) -> Result<()> {
+        let Some(tail) = self.chain_tail(user_id).await? else {
+            return Ok(());
+        };
+        if tail.revoked {
+            return Ok(());
+        }
+        self.append_as_operator(
+            user_id,
+            &tail.last,
+            Event::KeysRevoked {
+                key_version: tail.key_version,
+            },
+        )
+        .await
+    }
+
+    /// The last block of a user's chain as the server serves it, with the current key
+    /// version and whether it is revoked; `None` for a user without a chain.
+    async fn chain_tail(&self, user_id: &str) -> Result<Option<ChainTail>> {
         let served: v1::LogBlocks = self
             .call(
                 Method::GET,
@@ -217,34 +251,36 @@ impl OperatorClient {
                 true,
             )
             .await?;
-        let mut last: Option<Block> = None;
-        let mut version = 0;
-        let mut revoked = false;
+        let mut tail: Option<ChainTail> = None;
         for b in &served.blocks {
             let block = Block::from_bytes(&b.block)
                 .map_err(|e| ClientError::Protocol(format!("trust log block: {e}")))?;
+            let (mut key_version, mut revoked) = tail
+                .as_ref()
+                .map_or((0, false), |t| (t.key_version, t.revoked));
             match block.body.event {
-                Event::UserCreated { .. } => (version, revoked) = (1, false),
-                Event::KeysAdded { key_version, .. } => (version, revoked) = (key_version, false),
+                Event::UserCreated { .. } => (key_version, revoked) = (1, false),
+                Event::KeysAdded { key_version: v, .. } => (key_version, revoked) = (v, false),
                 Event::KeysRevoked { .. } => revoked = true,
                 _ => {}
             }
-            last = Some(block);
+            tail = Some(ChainTail {
+                last: block,
+                key_version,
+                revoked,
+            });
         }
-        let Some(last) = last else {
-            return Ok(());
-        };
-        if revoked {
-            return Ok(());
-        }
+        Ok(tail)
+    }
+
+    /// Appends `event` after `last` in the user's chain, signed as this operator.
+    async fn append_as_operator(&self, user_id: &str, last: &Block, event: Event) -> Result<()> {
         let block = BlockBody {
             user_id: user_id.to_owned(),
             seq: last.body.seq + 1,
             prev: last.hash(),
             timestamp_ms: SystemClock.now_ms(),
-            event: Event::KeysRevoked {
-                key_version: version,
-            },
+            event,
             author: Author::Operator {
                 id: self.signer.caller.user_id.clone(),
                 key: self.signer.key.public(),

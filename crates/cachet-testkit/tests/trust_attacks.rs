@@ -640,3 +640,38 @@ async fn a_key_block_lost_at_registration_is_published_later() {
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
     alice.send_text(bob.user_id(), "hi Bob").await.unwrap();
 }
+
+/// An operator's profile check is a block in the user's chain, signed by that operator:
+/// clients pinning the operator replay it, and clients that do not pin it still talk to
+/// the user (a verification they cannot check proves nothing and blocks nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_profile_check_is_logged_and_blocks_no_one() {
+    let server = TestServer::start().await;
+    let root = server.add_operator("root").await;
+    let alice = server.register("alice", "+33600000981", "Alice").await;
+    let bob = server.register("bob", "+33600000982", "Bob").await;
+    let before = alice.audit_log(true).await.unwrap().size;
+    root.on(&server)
+        .verify_profile(bob.user_id(), "RPPS card checked")
+        .await
+        .unwrap();
+
+    // Alice pins no operator: she still writes to Bob.
+    alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
+    alice.send_text(bob.user_id(), "hello").await.unwrap();
+
+    // Carol pins the operator: she replays the whole log, the check included.
+    let pinned = ClientOptions {
+        operators: BTreeMap::from([(format!("op:{}", root.name), root.public_key())]),
+        ..test_options()
+    };
+    let carol = server
+        .register_with("carol", "+33600000983", "Carol", None, pinned)
+        .await
+        .unwrap();
+    let audit = carol.audit_log(true).await.unwrap();
+    // Bob's check, and Carol's own creation block.
+    assert_eq!(audit.size, before + 2);
+    carol.add_contact(bob.user_id(), Some("bob")).await.unwrap();
+    carol.send_text(bob.user_id(), "hello too").await.unwrap();
+}

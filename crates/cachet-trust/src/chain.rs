@@ -158,6 +158,12 @@ impl UserChain {
         let operator = match &body.author {
             Author::Operator { id, key } => match operators.get(id) {
                 Some(pinned) if pinned == key => Some(id.clone()),
+                // A profile verification by an operator this client does not pin proves
+                // nothing to it and takes nothing away: it stays in the chain, unheeded.
+                _ if matches!(body.event, Event::ProfileVerified) && seq != 0 => {
+                    self.block_hashes.push(hash);
+                    return Ok(());
+                }
                 _ => {
                     return Err(TrustError::UnknownOperator {
                         operator: id.clone(),

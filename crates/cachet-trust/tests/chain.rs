@@ -255,3 +255,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_profile_verification_by_an_unpinned_operator_is_kept_but_not_believed() {
+    let pinned = SignKeyPair::generate();
+    let stranger = SignKeyPair::generate();
+    let mut server = Server::new();
+    let (mut bob, b0) = User::create("u_bob");
+    server.append(b0);
+    server.append(bob.verified_by_operator("op:stranger", &stranger));
+    server.append(bob.new_installation());
+    let mut alice = server.client(&operators(&pinned));
+    let chain = alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
+    assert!(chain.verified_by.is_empty());
+    assert_eq!(chain.current().unwrap().version, 2);
+}
