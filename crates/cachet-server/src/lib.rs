@@ -152,6 +152,9 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         let served = self.task.await;
         let _ = self.janitor.await;
+        // Every request has finished: close the database, so that its files are whole
+        // once this returns (SQLite folds its WAL back in).
+        self.store.close().await;
         served.map_err(|e| Error::Internal(format!("server task: {e}")))?;
         tracing::info!("server stopped");
         Ok(())

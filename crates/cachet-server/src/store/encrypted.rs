@@ -379,6 +379,9 @@ impl Store for EncryptedStore {
     async fn trust_blocks_of(&self, user_id: &str) -> Result<Vec<(u64, Vec<u8>)>> {
         self.inner.trust_blocks_of(user_id).await
     }
+    async fn close(&self) {
+        self.inner.close().await;
+    }
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         let Some(k) = self.vault.keys()? else {
             return self.inner.trust_log_seed(candidate).await;

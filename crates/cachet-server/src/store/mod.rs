@@ -385,6 +385,10 @@ pub trait Store: Send + Sync + 'static {
     /// The seed of the log key: stores `candidate` if there is none yet, and returns the
     /// stored one (so that every node signs with the same key).
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
+
+    /// Closes the connections (SQLite: flushes the WAL into the database file), once
+    /// nothing uses the store any more. The default does nothing.
+    async fn close(&self) {}
     // Recovery
 
     /// This server's recovery state of an account (`docs/recovery.md`).

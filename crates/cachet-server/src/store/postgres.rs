@@ -1355,6 +1355,10 @@ impl Store for PostgresStore {
         Ok(rows.into_iter().map(|(i, b)| (to_u64(i), b)).collect())
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         sqlx::query(
             "INSERT INTO trust_log_key (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",

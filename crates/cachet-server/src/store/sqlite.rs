@@ -56,12 +56,21 @@ pub struct SqliteStore {
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 /// One write of a group commit: runs on the writer connection inside the batch's
 /// transaction; says whether it succeeded (else its savepoint is rolled back).
-type Job = Box<
+type Work = Box<
     dyn for<'c> FnOnce(
             &'c mut SqliteConnection,
         ) -> futures_util::future::BoxFuture<'c, (bool, Completion)>
         + Send,
 >;
+
+/// A queued write and whether it needs a savepoint of its own.
+struct Job {
+    work: Work,
+    /// False for writes that leave nothing a failure would need undone (each statement
+    /// is atomic in SQLite): a replay-cache entry, an ack. They skip the two statements
+    /// a savepoint costs on the single writer.
+    savepoint: bool,
+}
 
 /// Most writes committed together; bounds the latency a batch adds to its first write.
 const MAX_GROUP: usize = 256;
@@ -85,7 +94,8 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    /// Runs `write` in the next group transaction and returns its result once committed.
+    /// Runs `write` in the next group transaction, in a savepoint of its own (a failure
+    /// rolls back exactly its writes), and returns its result once committed.
     async fn run<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
@@ -95,8 +105,34 @@ impl GroupCommit {
             + Send
             + 'static,
     {
+        self.queue(write, true).await
+    }
+
+    /// Like [`Self::run`], without the savepoint: only for writes whose partial effect
+    /// on failure is harmless (see [`Job::savepoint`]).
+    async fn run_unguarded<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            ) -> futures_util::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        self.queue(write, false).await
+    }
+
+    async fn queue<T, F>(&self, write: F, savepoint: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            ) -> futures_util::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
         let (reply, answer) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             Box::pin(async move {
                 let outcome = write(conn).await;
                 let ok = outcome.is_ok();
@@ -109,6 +145,7 @@ impl GroupCommit {
                 (ok, done)
             })
         });
+        let job = Job { work, savepoint };
         let stopped = || Error::Internal("the database writer has stopped".into());
         self.jobs.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -125,8 +162,13 @@ async fn group_commit_writer(writer: SqlitePool, mut queue: mpsc::UnboundedRecei
             let mut conn = writer.acquire().await?;
             let mut tx = conn.begin().await?;
             for job in batch.drain(..) {
+                if !job.savepoint {
+                    let (_, completion) = (job.work)(&mut tx).await;
+                    done.push(completion);
+                    continue;
+                }
                 let mut savepoint = tx.begin().await?;
-                let (ok, completion) = job(&mut savepoint).await;
+                let (ok, completion) = (job.work)(&mut savepoint).await;
                 done.push(completion);
                 if ok {
                     savepoint.commit().await?;
@@ -769,8 +811,9 @@ impl Store for SqliteStore {
             hash: signature_hash.to_vec(),
             expires_at,
         };
+        // One statement: nothing to undo if it fails.
         self.group
-            .run(move |conn| Box::pin(async move { remember_in(conn, &seen).await }))
+            .run_unguarded(move |conn| Box::pin(async move { remember_in(conn, &seen).await }))
             .await
     }
 
@@ -908,8 +951,11 @@ impl Store for SqliteStore {
             return Ok(0);
         }
         let user_id = user_id.to_owned();
+        // Acks are idempotent: a failure after some chunks leaves nothing to undo.
         self.group
-            .run(move |tx| Box::pin(async move { ack_in(tx, &user_id, &ids, keep_acked_at).await }))
+            .run_unguarded(move |tx| {
+                Box::pin(async move { ack_in(tx, &user_id, &ids, keep_acked_at).await })
+            })
             .await
     }
 
@@ -940,8 +986,9 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let ids = delivery_ids_in(delivery_ids);
         let (user_id, seen) = (user_id.to_owned(), seen.clone());
+        // A replay writes nothing; a failure after the entry only burns the signature.
         self.group
-            .run(move |tx| {
+            .run_unguarded(move |tx| {
                 Box::pin(async move {
                     if !remember_in(tx, &seen).await? {
                         return Err(Error::ReplayedSignature);
@@ -1349,6 +1396,11 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         Ok(rows.into_iter().map(|(i, b)| (to_u64(i), b)).collect())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
     }
 
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
