@@ -62,7 +62,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "CACHET_PROFILE", value_name = "DIR")]
     pub profile: Option<PathBuf>,
 
-    /// Data server URL, for `register` or to override the profile's.
+    /// Data server URL, for `register` or to override the profile's (with `operator`: the
+    /// data server's or the key server's).
     #[arg(long, global = true, env = "CACHET_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
