@@ -170,9 +170,7 @@ pub fn router(
 /// Returns false if the name is taken.
 pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Result<bool> {
     // The data server's rule, so one operator name works at both.
-    let allowed =
-        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+    if !cachet_proto::auth::valid_operator_name(name) {
         return Err(Error::InvalidField(
             "name",
             "1 to 64 of a-z, 0-9, '.', '_' or '-'".into(),

@@ -29,7 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cachet_crypto::SignPublicKey;
-use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
+use cachet_proto::auth::{
+    ParsedSignature, RequestTarget, MAX_SKEW_MS, OPERATOR_PREFIX, SIG_HEADER, UID_HEADER,
+};
 use cachet_proto::v1::{AuditLog, UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
 use cachet_vault::{holder, KeyHierarchy, ShareToken, VaultStorage};
 use prost::Message;
@@ -47,8 +49,6 @@ pub const IDENTIFIERS: &str = "identifiers";
 /// KEK purposes of the key server.
 pub const PURPOSES: &[&str] = &[OPRF_SHARES, KEY_RINGS, IDENTIFIERS];
 
-/// Prefix of operator user ids in signed requests.
-const OPERATOR_PREFIX: &str = "op:";
 /// Longest share token accepted.
 const MAX_TOKEN: usize = 512;
 
@@ -275,8 +275,8 @@ fn protobuf(message: &impl Message) -> Response {
         .into_response()
 }
 
-fn status_message(vault: &Vault) -> VaultStatus {
-    let s = vault.status();
+/// The wire form of a vault's status (the data server answers with the same).
+pub fn status_message(s: cachet_vault::Status) -> VaultStatus {
     VaultStatus {
         initialised: s.initialised,
         sealed: s.sealed,
@@ -285,6 +285,32 @@ fn status_message(vault: &Vault) -> VaultStatus {
         shares: s.shares,
         entered_by: s.entered_by,
     }
+}
+
+/// The answer to init, rotate and reshare: the tokens as they are, or, when holders
+/// were named (`keys` one per share, `names` as asked), only the tokens sealed to them.
+pub fn shares_message(
+    status: VaultStatus,
+    tokens: &[ShareToken],
+    names: &[String],
+    keys: &[SignPublicKey],
+) -> std::result::Result<VaultShares, cachet_vault::VaultError> {
+    if keys.is_empty() {
+        return Ok(VaultShares {
+            tokens: tokens
+                .iter()
+                .map(|t| t.expose_secret().to_owned())
+                .collect(),
+            status: Some(status),
+            ..Default::default()
+        });
+    }
+    Ok(VaultShares {
+        sealed_tokens: holder::seal_to_holders(tokens, keys)?,
+        holders: names.to_vec(),
+        status: Some(status),
+        ..Default::default()
+    })
 }
 
 /// The holders named in a split request and their keys, checked before anything is
@@ -308,33 +334,8 @@ async fn holders(state: &OperatorState, req: &VaultSplit) -> Result<Vec<SignPubl
     Ok(keys)
 }
 
-fn shares(
-    vault: &Vault,
-    tokens: &[ShareToken],
-    req: &VaultSplit,
-    keys: &[SignPublicKey],
-) -> Result<Response> {
-    let status = Some(status_message(vault));
-    if keys.is_empty() {
-        return Ok(protobuf(&VaultShares {
-            tokens: tokens
-                .iter()
-                .map(|t| t.expose_secret().to_owned())
-                .collect(),
-            status,
-            ..Default::default()
-        }));
-    }
-    Ok(protobuf(&VaultShares {
-        sealed_tokens: holder::seal_to_holders(tokens, keys)?,
-        holders: req.holders.clone(),
-        status,
-        ..Default::default()
-    }))
-}
-
 async fn h_status(State(state): State<OperatorState>) -> Response {
-    protobuf(&status_message(&state.vault))
+    protobuf(&status_message(state.vault.status()))
 }
 
 /// One handler for every signed vault action: the path names it.
@@ -357,7 +358,12 @@ async fn h_vault(
                 "rotate" => vault.rotate(req.shares, req.threshold, &op).await?,
                 _ => vault.reshare(req.shares, req.threshold, &op).await?,
             };
-            shares(vault, &tokens, &req, &keys)?
+            protobuf(&shares_message(
+                status_message(vault.status()),
+                &tokens,
+                &req.holders,
+                &keys,
+            )?)
         }
         "unseal" => {
             let req: UnsealShare = decode(&body)?;
@@ -367,12 +373,12 @@ async fn h_vault(
             vault
                 .unseal(&ShareToken::from_text(&req.token), &op)
                 .await?;
-            protobuf(&status_message(vault))
+            protobuf(&status_message(vault.status()))
         }
         "seal" => {
             vault.seal(&op).await?;
             tracing::warn!(operator = %op, "key server sealed by an operator");
-            protobuf(&status_message(vault))
+            protobuf(&status_message(vault.status()))
         }
         "export" => protobuf(&VaultExport {
             sealed_root: vault.export()?,
@@ -380,7 +386,7 @@ async fn h_vault(
         "import" => {
             let req: VaultExport = decode(&body)?;
             vault.import(&req.sealed_root, &op).await?;
-            protobuf(&status_message(vault))
+            protobuf(&status_message(vault.status()))
         }
         _ => return Err(Error::InvalidField("route", "unknown vault action".into())),
     };

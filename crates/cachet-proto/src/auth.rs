@@ -29,6 +29,19 @@ use crate::ProtoError;
 pub const UID_HEADER: &str = "x-siilo-uid";
 /// Header carrying the base64 signed `SignatureHeader`.
 pub const SIG_HEADER: &str = "x-siilo-sig";
+/// Prefix of operator ids in `x-siilo-uid` (`op:<name>`), on the data server and the key
+/// server alike.
+pub const OPERATOR_PREFIX: &str = "op:";
+
+/// Is this a valid operator name: 1 to 64 of `[a-z0-9._-]`.
+pub fn valid_operator_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 /// How far a signed timestamp may be from the server clock: five minutes.
 pub const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Longest `x-siilo-sig` accepted, in base64 characters; a real one is about 250.

@@ -18,8 +18,7 @@ use crate::app::{now_ms, read_body, AppState};
 use crate::error::{Error, Result};
 use crate::store::SeenSignature;
 
-/// Prefix of operator ids in `x-siilo-uid` (`op:<name>`).
-pub const OPERATOR_PREFIX: &str = "op:";
+pub use cachet_proto::auth::{valid_operator_name, OPERATOR_PREFIX};
 
 /// Seen signatures are kept this much longer than the window, against clock steps.
 const REPLAY_MARGIN_MS: i64 = 60_000;
@@ -45,19 +44,10 @@ pub(crate) struct Authenticated {
 
 /// Routes whose handler records the signature in the same commit as its own write
 /// (`Store::store_message_and_remember`, `Store::ack_and_remember`, or
-/// `remember_signature` before a long poll), so a message costs one durable write per
+/// `Store::remember_or_refuse` before a long poll), so a message costs one durable write per
 /// request instead of two. Their handlers must use `UserCaller::replay`.
 pub(crate) const DEFERRED_REPLAY_ROUTES: &[&str] =
     &["/api/v1/messages/send", "/api/v1/messages/receive"];
-
-/// Is this a valid operator name: 1 to 64 of `[a-z0-9._-]`.
-pub fn valid_operator_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>> {
     match headers.get(name) {
@@ -132,13 +122,7 @@ async fn verify(state: &AppState, req: Request) -> Result<Request> {
     let replay = if deferred {
         Some(seen)
     } else {
-        if !state
-            .store
-            .remember_signature(&seen.hash, seen.expires_at)
-            .await?
-        {
-            return Err(Error::ReplayedSignature);
-        }
+        state.store.remember_or_refuse(&seen).await?;
         None
     };
     let client_type =

@@ -63,6 +63,24 @@ impl Servers {
         .map(|r| r.client)
     }
 
+    /// Registers a new operator `name` at both servers and runs a share refresh as them.
+    /// Returns how many accounts were refreshed.
+    async fn refresh_as(&self, name: &str) -> usize {
+        let key = SignKeyPair::generate();
+        let public = key.public();
+        cachet_server::add_operator(self.data.data_dir(), name, public.as_bytes())
+            .await
+            .unwrap();
+        assert!(
+            cachet_keyserver::add_operator(self.key_dir.path(), name, public.as_bytes())
+                .await
+                .unwrap()
+        );
+        cachet_keyserver::refresh_shares(&self.key.url(), &self.data.url(), name, &key)
+            .await
+            .unwrap()
+    }
+
     async fn enable(&self, client: &Client, password: &str) {
         let checks = self.checks(PATIENT).await;
         client
@@ -213,19 +231,7 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
         .unwrap()
         .unwrap();
 
-    let operator = SignKeyPair::generate();
-    cachet_server::add_operator(s.data.data_dir(), "olga", operator.public().as_bytes())
-        .await
-        .unwrap();
-    assert!(
-        cachet_keyserver::add_operator(s.key_dir.path(), "olga", operator.public().as_bytes())
-            .await
-            .unwrap()
-    );
-    let n = cachet_keyserver::refresh_shares(&s.key.url(), &s.data.url(), "olga", &operator)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(s.refresh_as("olga").await, 1);
     let after = s
         .data
         .store()
@@ -497,17 +503,7 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
     // Recovery works again, and so does a share refresh driven through the running key
     // server (the only place its share is ever opened).
     s.recover("patient-2", PASSWORD).await.unwrap();
-    let olga = SignKeyPair::generate();
-    cachet_server::add_operator(s.data.data_dir(), "olga", olga.public().as_bytes())
-        .await
-        .unwrap();
-    cachet_keyserver::add_operator(&key_dir, "olga", olga.public().as_bytes())
-        .await
-        .unwrap();
-    let n = cachet_keyserver::refresh_shares(&s.key.url(), &s.data.url(), "olga", &olga)
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(s.refresh_as("olga").await, 1);
     s.recover("patient-3", PASSWORD).await.unwrap();
 
     // Every vault action is in the key server's own hash-chained audit log.

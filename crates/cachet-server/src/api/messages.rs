@@ -22,13 +22,8 @@ pub(crate) async fn send(
     // case admits the sender, it must not succeed. (Its refusal was decided before the
     // cache was consulted, so a replay of it is told so here.)
     if let (Err(e), Some(seen)) = (&result, &caller.replay) {
-        if !matches!(e, Error::ReplayedSignature)
-            && !state
-                .store
-                .remember_signature(&seen.hash, seen.expires_at)
-                .await?
-        {
-            return Err(Error::ReplayedSignature);
+        if !matches!(e, Error::ReplayedSignature) {
+            state.store.remember_or_refuse(seen).await?;
         }
     }
     result
@@ -157,15 +152,7 @@ pub(crate) async fn receive(
                 .ack_and_remember(&caller.user_id, &ack.delivery_ids, keep, seen)
                 .await?;
         }
-        (Some(seen), true) => {
-            if !state
-                .store
-                .remember_signature(&seen.hash, seen.expires_at)
-                .await?
-            {
-                return Err(Error::ReplayedSignature);
-            }
-        }
+        (Some(seen), true) => state.store.remember_or_refuse(seen).await?,
         (None, false) => {
             state
                 .store

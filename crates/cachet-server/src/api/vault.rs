@@ -4,30 +4,19 @@
 
 use axum::extract::State;
 use cachet_crypto::SignPublicKey;
+use cachet_keyserver::vault::{shares_message, status_message};
 use cachet_proto::v1::{UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
 use cachet_vault::{holder, ShareToken};
 
 use crate::app::{AppState, OperatorCaller, Proto, Protobuf};
 use crate::error::{Error, Result};
-use crate::vault::Status;
 
 /// Longest share token accepted (a 32-byte share is about 70 characters).
 const MAX_TOKEN: usize = 512;
 
-fn status_message(s: Status) -> VaultStatus {
-    VaultStatus {
-        initialised: s.initialised,
-        sealed: s.sealed,
-        shares_entered: s.shares_entered,
-        threshold: s.threshold,
-        shares: s.shares,
-        entered_by: s.entered_by,
-    }
-}
-
-/// The holders named in a split request, with their registered keys, checked before
-/// anything is split (an unknown holder after init would lose that share).
-async fn holders(state: &AppState, req: &VaultSplit) -> Result<Holders> {
+/// The holders' registered keys, one per name in the request, checked before anything
+/// is split (an unknown holder after init would lose that share).
+async fn holder_keys(state: &AppState, req: &VaultSplit) -> Result<Vec<SignPublicKey>> {
     let mut keys = Vec::with_capacity(req.holders.len());
     for name in &req.holders {
         let bare = name
@@ -46,39 +35,37 @@ async fn holders(state: &AppState, req: &VaultSplit) -> Result<Holders> {
     if !keys.is_empty() {
         holder::check_holders(req.shares, &keys)?;
     }
-    Ok(Holders {
-        names: req.holders.clone(),
-        keys,
-    })
+    Ok(keys)
 }
 
-struct Holders {
-    names: Vec<String>,
-    keys: Vec<SignPublicKey>,
-}
-
-fn shares(
+/// Init, rotation and re-sharing: the same request, answer and holder check.
+async fn split(
     state: &AppState,
-    tokens: Vec<ShareToken>,
-    holders: Holders,
+    op: &OperatorCaller,
+    req: &VaultSplit,
+    kind: Split,
 ) -> Result<Protobuf<VaultShares>> {
-    let status = Some(status_message(state.vault.status()));
-    if holders.keys.is_empty() {
-        return Ok(Protobuf(VaultShares {
-            tokens: tokens
-                .iter()
-                .map(|t| t.expose_secret().to_owned())
-                .collect(),
-            status,
-            ..Default::default()
-        }));
-    }
-    Ok(Protobuf(VaultShares {
-        sealed_tokens: holder::seal_to_holders(&tokens, &holders.keys)?,
-        holders: holders.names,
-        status,
-        ..Default::default()
-    }))
+    let keys = holder_keys(state, req).await?;
+    let (shares, threshold, who) = (req.shares, req.threshold, &op.operator_id);
+    let tokens = match kind {
+        Split::Init => state.vault.init(shares, threshold, who).await?,
+        Split::Rotate => state.vault.rotate(shares, threshold, who).await?,
+        Split::Reshare => state.vault.reshare(shares, threshold, who).await?,
+    };
+    tracing::info!(operator = %who, ?kind, shares, threshold, "master key split");
+    Ok(Protobuf(shares_message(
+        status_message(state.vault.status()),
+        &tokens,
+        &req.holders,
+        &keys,
+    )?))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Init,
+    Rotate,
+    Reshare,
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Protobuf<VaultStatus> {
@@ -90,13 +77,7 @@ pub(crate) async fn init(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
-    let holders = holders(&state, &req).await?;
-    let tokens = state
-        .vault
-        .init(req.shares, req.threshold, &op.operator_id)
-        .await?;
-    tracing::info!(operator = %op.operator_id, shares = req.shares, threshold = req.threshold, "vault initialised");
-    shares(&state, tokens, holders)
+    split(&state, &op, &req, Split::Init).await
 }
 
 pub(crate) async fn unseal(
@@ -127,13 +108,7 @@ pub(crate) async fn rotate(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
-    let holders = holders(&state, &req).await?;
-    let tokens = state
-        .vault
-        .rotate(req.shares, req.threshold, &op.operator_id)
-        .await?;
-    tracing::info!(operator = %op.operator_id, "master key rotated");
-    shares(&state, tokens, holders)
+    split(&state, &op, &req, Split::Rotate).await
 }
 
 pub(crate) async fn reshare(
@@ -141,13 +116,7 @@ pub(crate) async fn reshare(
     op: OperatorCaller,
     Proto(req): Proto<VaultSplit>,
 ) -> Result<Protobuf<VaultShares>> {
-    let holders = holders(&state, &req).await?;
-    let tokens = state
-        .vault
-        .reshare(req.shares, req.threshold, &op.operator_id)
-        .await?;
-    tracing::info!(operator = %op.operator_id, "master key re-shared");
-    shares(&state, tokens, holders)
+    split(&state, &op, &req, Split::Reshare).await
 }
 
 pub(crate) async fn export(

@@ -117,6 +117,14 @@ pub struct SeenSignature {
     pub expires_at: i64,
 }
 
+/// Delivery ids as the databases store them (ids beyond `i64` match nothing).
+fn delivery_ids_in(delivery_ids: &[u64]) -> Vec<i64> {
+    delivery_ids
+        .iter()
+        .filter_map(|&id| i64::try_from(id).ok())
+        .collect()
+}
+
 /// An accepted envelope, with everything it fans out to.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -244,19 +252,23 @@ pub trait Store: Send + Sync + 'static {
     /// Remembers an accepted signature until `expires_at`. Returns false if it was seen.
     async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool>;
 
+    /// Records a request's signature; `ReplayedSignature` if it was seen before.
+    async fn remember_or_refuse(&self, seen: &SeenSignature) -> Result<()> {
+        if self.remember_signature(&seen.hash, seen.expires_at).await? {
+            Ok(())
+        } else {
+            Err(crate::error::Error::ReplayedSignature)
+        }
+    }
+
     /// [`Store::store_message`] and the request's replay-cache entry in one commit: a
     /// send costs one durable write instead of two. A replay gets `ReplayedSignature`
-    /// and writes nothing. (The default makes two commits; the stores override it.)
+    /// and writes nothing.
     async fn store_message_and_remember(
         &self,
         msg: &NewMessage,
         seen: &SeenSignature,
-    ) -> Result<SendOutcome> {
-        if !self.remember_signature(&seen.hash, seen.expires_at).await? {
-            return Err(crate::error::Error::ReplayedSignature);
-        }
-        self.store_message(msg).await
-    }
+    ) -> Result<SendOutcome>;
 
     /// [`Store::ack`] and the request's replay-cache entry in one commit.
     async fn ack_and_remember(
@@ -265,12 +277,7 @@ pub trait Store: Send + Sync + 'static {
         delivery_ids: &[u64],
         keep_acked_at: Option<i64>,
         seen: &SeenSignature,
-    ) -> Result<u64> {
-        if !self.remember_signature(&seen.hash, seen.expires_at).await? {
-            return Err(crate::error::Error::ReplayedSignature);
-        }
-        self.ack(user_id, delivery_ids, keep_acked_at).await
-    }
+    ) -> Result<u64>;
     /// An operator's Sign Key.
     async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Adds an operator or replaces their key, and audits it.
@@ -387,8 +394,8 @@ pub trait Store: Send + Sync + 'static {
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
 
     /// Closes the connections (SQLite: flushes the WAL into the database file), once
-    /// nothing uses the store any more. The default does nothing.
-    async fn close(&self) {}
+    /// nothing uses the store any more.
+    async fn close(&self);
     // Recovery
 
     /// This server's recovery state of an account (`docs/recovery.md`).

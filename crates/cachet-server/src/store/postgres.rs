@@ -979,10 +979,7 @@ impl Store for PostgresStore {
         keep_acked_at: Option<i64>,
         seen: &SeenSignature,
     ) -> Result<u64> {
-        let ids: Vec<i64> = delivery_ids
-            .iter()
-            .filter_map(|&id| i64::try_from(id).ok())
-            .collect();
+        let ids = super::delivery_ids_in(delivery_ids);
         retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, Some(seen))).await
     }
 
@@ -992,10 +989,7 @@ impl Store for PostgresStore {
         delivery_ids: &[u64],
         keep_acked_at: Option<i64>,
     ) -> Result<u64> {
-        let ids: Vec<i64> = delivery_ids
-            .iter()
-            .filter_map(|&id| i64::try_from(id).ok())
-            .collect();
+        let ids = super::delivery_ids_in(delivery_ids);
         if ids.is_empty() {
             return Ok(0);
         }

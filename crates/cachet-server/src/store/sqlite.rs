@@ -66,10 +66,18 @@ type Work = Box<
 /// A queued write and whether it needs a savepoint of its own.
 struct Job {
     work: Work,
-    /// False for writes that leave nothing a failure would need undone (each statement
-    /// is atomic in SQLite): a replay-cache entry, an ack. They skip the two statements
-    /// a savepoint costs on the single writer.
-    savepoint: bool,
+    savepoint: Savepoint,
+}
+
+/// Whether a write of a group commit runs in a savepoint of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// A failure rolls back exactly this write's statements.
+    Own,
+    /// For writes that leave nothing a failure would need undone (each statement is
+    /// atomic in SQLite): a replay-cache entry, an ack. They skip the two statements a
+    /// savepoint costs on the single writer.
+    None,
 }
 
 /// Most writes committed together; bounds the latency a batch adds to its first write.
@@ -94,35 +102,10 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    /// Runs `write` in the next group transaction, in a savepoint of its own (a failure
-    /// rolls back exactly its writes), and returns its result once committed.
-    async fn run<T, F>(&self, write: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            ) -> futures_util::future::BoxFuture<'c, Result<T>>
-            + Send
-            + 'static,
-    {
-        self.queue(write, true).await
-    }
-
-    /// Like [`Self::run`], without the savepoint: only for writes whose partial effect
-    /// on failure is harmless (see [`Job::savepoint`]).
-    async fn run_unguarded<T, F>(&self, write: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            ) -> futures_util::future::BoxFuture<'c, Result<T>>
-            + Send
-            + 'static,
-    {
-        self.queue(write, false).await
-    }
-
-    async fn queue<T, F>(&self, write: F, savepoint: bool) -> Result<T>
+    /// Runs `write` in the next group transaction and returns its result once
+    /// committed. With [`Savepoint::Own`] a failure rolls back exactly its writes;
+    /// [`Savepoint::None`] is only for writes whose partial effect on failure is harmless.
+    async fn run<T, F>(&self, savepoint: Savepoint, write: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(
@@ -162,7 +145,7 @@ async fn group_commit_writer(writer: SqlitePool, mut queue: mpsc::UnboundedRecei
             let mut conn = writer.acquire().await?;
             let mut tx = conn.begin().await?;
             for job in batch.drain(..) {
-                if !job.savepoint {
+                if job.savepoint == Savepoint::None {
                     let (_, completion) = (job.work)(&mut tx).await;
                     done.push(completion);
                     continue;
@@ -315,15 +298,6 @@ async fn enqueue(
     Ok(to_u64(id))
 }
 
-/// The writes of `store_message`, on the group-commit transaction.
-/// Delivery ids as the database stores them (ids beyond `i64` match nothing).
-fn delivery_ids_in(delivery_ids: &[u64]) -> Vec<i64> {
-    delivery_ids
-        .iter()
-        .filter_map(|&id| i64::try_from(id).ok())
-        .collect()
-}
-
 /// Records a signature in the replay cache; false if it was there.
 async fn remember_in(conn: &mut SqliteConnection, seen: &SeenSignature) -> Result<bool> {
     let inserted = sqlx::query(
@@ -338,6 +312,7 @@ async fn remember_in(conn: &mut SqliteConnection, seen: &SeenSignature) -> Resul
     Ok(inserted == 1)
 }
 
+/// The writes of `ack`: deletes (or marks acked) the caller's envelopes among `ids`.
 async fn ack_in(
     tx: &mut SqliteConnection,
     user_id: &str,
@@ -350,7 +325,7 @@ async fn ack_in(
             Some(at) => {
                 let sql = format!(
                     "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
-                                 AND acked_at IS NULL AND delivery_id IN ({})",
+                     AND acked_at IS NULL AND delivery_id IN ({})",
                     placeholders(3, chunk.len())
                 );
                 let mut q = sqlx::query(&sql).bind(user_id).bind(at);
@@ -376,6 +351,7 @@ async fn ack_in(
     Ok(total)
 }
 
+/// The writes of `store_message`, on the group-commit transaction.
 async fn store_message_in(tx: &mut SqliteConnection, msg: &NewMessage) -> Result<SendOutcome> {
     let inserted = sqlx::query(
         "INSERT INTO messages (sender_id, message_id, digest, created_at) \
@@ -813,7 +789,9 @@ impl Store for SqliteStore {
         };
         // One statement: nothing to undo if it fails.
         self.group
-            .run_unguarded(move |conn| Box::pin(async move { remember_in(conn, &seen).await }))
+            .run(Savepoint::None, move |conn| {
+                Box::pin(async move { remember_in(conn, &seen).await })
+            })
             .await
     }
 
@@ -936,7 +914,9 @@ impl Store for SqliteStore {
     async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome> {
         let msg = msg.clone();
         self.group
-            .run(move |conn| Box::pin(async move { store_message_in(conn, &msg).await }))
+            .run(Savepoint::Own, move |conn| {
+                Box::pin(async move { store_message_in(conn, &msg).await })
+            })
             .await
     }
 
@@ -946,14 +926,14 @@ impl Store for SqliteStore {
         delivery_ids: &[u64],
         keep_acked_at: Option<i64>,
     ) -> Result<u64> {
-        let ids = delivery_ids_in(delivery_ids);
+        let ids = super::delivery_ids_in(delivery_ids);
         if ids.is_empty() {
             return Ok(0);
         }
         let user_id = user_id.to_owned();
         // Acks are idempotent: a failure after some chunks leaves nothing to undo.
         self.group
-            .run_unguarded(move |tx| {
+            .run(Savepoint::None, move |tx| {
                 Box::pin(async move { ack_in(tx, &user_id, &ids, keep_acked_at).await })
             })
             .await
@@ -966,7 +946,7 @@ impl Store for SqliteStore {
     ) -> Result<SendOutcome> {
         let (msg, seen) = (msg.clone(), seen.clone());
         self.group
-            .run(move |conn| {
+            .run(Savepoint::Own, move |conn| {
                 Box::pin(async move {
                     if !remember_in(conn, &seen).await? {
                         return Err(Error::ReplayedSignature);
@@ -984,11 +964,11 @@ impl Store for SqliteStore {
         keep_acked_at: Option<i64>,
         seen: &SeenSignature,
     ) -> Result<u64> {
-        let ids = delivery_ids_in(delivery_ids);
+        let ids = super::delivery_ids_in(delivery_ids);
         let (user_id, seen) = (user_id.to_owned(), seen.clone());
         // A replay writes nothing; a failure after the entry only burns the signature.
         self.group
-            .run_unguarded(move |tx| {
+            .run(Savepoint::None, move |tx| {
                 Box::pin(async move {
                     if !remember_in(tx, &seen).await? {
                         return Err(Error::ReplayedSignature);
