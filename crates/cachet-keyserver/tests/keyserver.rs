@@ -375,3 +375,131 @@ async fn replacing_an_enrolment_needs_the_old_password() {
     );
     ks.server.shutdown().await.unwrap();
 }
+
+/// Signed operator headers for one request to the key server.
+fn operator_headers(
+    name: &str,
+    key: &SignKeyPair,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> [(String, String); 2] {
+    use cachet_proto::auth::{sign_request, Caller, RequestTarget, SIG_HEADER, UID_HEADER};
+    let h = sign_request(
+        &Caller {
+            user_id: format!("op:{name}"),
+            build_number: 1,
+            client_type: cachet_proto::v1::ClientType::Unspecified,
+        },
+        key,
+        &RequestTarget { method, path, body },
+        cachet_keyserver::service::now_ms(),
+    );
+    [
+        (UID_HEADER.to_owned(), h.uid),
+        (SIG_HEADER.to_owned(), h.sig),
+    ]
+}
+
+#[tokio::test]
+async fn operator_routes_refuse_bad_callers_and_bodies_with_reasons_and_change_nothing() {
+    use prost::Message;
+    const INIT: &str = "/api/v1/operator/vault/init";
+    let ks = Ks::start(|_| {}).await;
+    let kim = SignKeyPair::generate();
+    assert!(
+        cachet_keyserver::add_operator(&ks.server.data_dir, "kim", kim.public().as_bytes())
+            .await
+            .unwrap()
+    );
+    // A name the operator rule refuses is refused with a reason.
+    let err = cachet_keyserver::add_operator(&ks.server.data_dir, "Kim!", kim.public().as_bytes())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("name"), "{err}");
+
+    let send = |headers: Vec<(String, String)>, body: Vec<u8>| {
+        let mut r = ks
+            .http
+            .post(format!("{}{INIT}", ks.server.url()))
+            .body(body);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            (
+                status,
+                body["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let split = cachet_proto::v1::VaultSplit {
+        shares: 3,
+        threshold: 2,
+        holders: Vec::new(),
+    }
+    .encode_to_vec();
+
+    // Unsigned; signed by someone who is not an operator here; a malformed body.
+    assert_eq!(
+        send(Vec::new(), split.clone()).await,
+        (401, "unauthenticated".into())
+    );
+    let stranger = SignKeyPair::generate();
+    let h = operator_headers("kim", &stranger, "POST", INIT, &split);
+    assert_eq!(
+        send(h.to_vec(), split.clone()).await,
+        (401, "unauthenticated".into())
+    );
+    let junk = vec![0xff, 0xff, 0xff];
+    let h = operator_headers("kim", &kim, "POST", INIT, &junk);
+    assert_eq!(send(h.to_vec(), junk).await, (400, "invalid_field".into()));
+    // An unknown holder is refused before anything is split.
+    let with_holder = cachet_proto::v1::VaultSplit {
+        shares: 3,
+        threshold: 2,
+        holders: vec!["kim".into(), "kim".into(), "nobody".into()],
+    }
+    .encode_to_vec();
+    let h = operator_headers("kim", &kim, "POST", INIT, &with_holder);
+    assert_eq!(
+        send(h.to_vec(), with_holder).await,
+        (400, "invalid_field".into())
+    );
+
+    // Nothing was initialised by any of them.
+    let status = ks
+        .http
+        .get(format!("{}/api/v1/vault/status", ks.server.url()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        !cachet_proto::v1::VaultStatus::decode(status)
+            .unwrap()
+            .initialised
+    );
+
+    // A good request works once; the same signed request again is a replay.
+    let h = operator_headers("kim", &kim, "POST", INIT, &split);
+    let r = ks
+        .http
+        .post(format!("{}{INIT}", ks.server.url()))
+        .header(&h[0].0, &h[0].1)
+        .header(&h[1].0, &h[1].1)
+        .body(split.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        send(h.to_vec(), split).await,
+        (401, "replayed_signature".into())
+    );
+}
