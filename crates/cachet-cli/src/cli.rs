@@ -251,6 +251,9 @@ pub enum KeyserverAction {
             default_value = "cachet-keyserver-data"
         )]
         data_dir: PathBuf,
+        /// The key server's PostgreSQL URL, if it stores there instead of SQLite.
+        #[arg(long, env = "CACHET_KEYSERVER_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -580,6 +583,9 @@ pub enum ServerAction {
             default_value = "cachet-data"
         )]
         data_dir: PathBuf,
+        /// The server's PostgreSQL URL, if it stores there instead of SQLite.
+        #[arg(long, env = "CACHET_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
     },
 }
 

@@ -1091,6 +1091,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             name,
             public_key,
             data_dir,
+            database_url,
         }) => {
             let key = hex::decode(public_key.trim()).map_err(|_| {
                 CliError::usage(
@@ -1098,8 +1099,11 @@ async fn server(args: ServerArgs) -> Result<()> {
                     "give the 32-byte Ed25519 key as 64 hex digits",
                 )
             })?;
-            cachet_server::add_operator(&data_dir, &name, &key).await?;
-            println!("operator op:{name} registered in {}", data_dir.display());
+            cachet_server::add_operator(&data_dir, database_url.as_deref(), &name, &key).await?;
+            match &database_url {
+                Some(_) => println!("operator op:{name} registered in the server's PostgreSQL"),
+                None => println!("operator op:{name} registered in {}", data_dir.display()),
+            }
             Ok(())
         }
         None => {
@@ -1577,6 +1581,7 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
             name,
             public_key,
             data_dir,
+            database_url,
         }) => {
             let key = hex::decode(public_key.trim()).map_err(|_| {
                 CliError::usage(
@@ -1584,16 +1589,24 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
                     "give the 32-byte Ed25519 key as 64 hex digits",
                 )
             })?;
-            if !cachet_keyserver::add_operator(&data_dir, &name, &key).await? {
+            let config = cachet_keyserver::KeyServerConfig {
+                data_dir: Some(data_dir.clone()),
+                database_url: database_url.clone(),
+                ..Default::default()
+            };
+            if !cachet_keyserver::add_operator(&config, &name, &key).await? {
                 return Err(CliError::usage(
                     format!("an operator named {name:?} exists already"),
                     "choose another name",
                 ));
             }
-            println!(
-                "operator op:{name} registered in the key server at {}",
-                data_dir.display()
-            );
+            match &database_url {
+                Some(_) => println!("operator op:{name} registered in the key server's PostgreSQL"),
+                None => println!(
+                    "operator op:{name} registered in the key server at {}",
+                    data_dir.display()
+                ),
+            }
             Ok(())
         }
         None => {

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cachet_recovery::wire::RateLimit;
@@ -26,13 +26,13 @@ use tokio::task::JoinHandle;
 pub mod error;
 pub mod refresh;
 pub mod service;
-pub mod sqlite;
+pub mod store;
 pub mod vault;
 
 pub use error::{Error, Result};
 pub use refresh::refresh_shares;
 pub use service::{RecoveryBackend, RecoveryRow, Role, Service};
-pub use sqlite::SqliteBackend;
+pub use store::KeyStore;
 
 /// Route of the data server's operator endpoint that applies its half of a refresh.
 pub const DATA_SERVER_REFRESH_ROUTE: &str = "/api/v1/operator/recovery/refresh";
@@ -46,6 +46,10 @@ pub struct KeyServerConfig {
     /// Directory of the key server's database; created if missing [default: ./cachet-keyserver-data].
     #[arg(long, env = "CACHET_KEYSERVER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user@host/db) to store in instead of SQLite in the data
+    /// directory; the development code file stays in the data directory.
+    #[arg(long, env = "CACHET_KEYSERVER_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
     /// Failed recoveries allowed back to back before delays start [default: 3].
     #[arg(long, env = "CACHET_KEYSERVER_FREE_ATTEMPTS", value_name = "N")]
     pub free_attempts: Option<u32>,
@@ -79,6 +83,12 @@ impl KeyServerConfig {
         self.data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("cachet-keyserver-data"))
+    }
+
+    /// Opens the database these settings name: PostgreSQL at `database_url`, else SQLite
+    /// in the data directory.
+    pub async fn open_store(&self) -> Result<KeyStore> {
+        KeyStore::open(self.database_url.as_deref(), &self.data_dir()).await
     }
 
     /// The rate limit these settings describe.
@@ -119,7 +129,7 @@ impl RunningKeyServer {
 
     /// The development notifier's code file.
     pub fn dev_codes_path(&self) -> PathBuf {
-        self.data_dir.join(sqlite::DEV_CODES_FILE)
+        self.data_dir.join(store::DEV_CODES_FILE)
     }
 
     /// Stops accepting, finishes in-flight requests, and waits.
@@ -132,13 +142,9 @@ impl RunningKeyServer {
     }
 }
 
-/// The key server's routes over its SQLite backend: the recovery service (refused
+/// The key server's routes over its storage: the recovery service (refused
 /// while sealed, its protected columns sealed under `vault`), and the operator routes.
-pub fn router(
-    backend: Arc<SqliteBackend>,
-    vault: Arc<vault::Vault>,
-    limits: RateLimit,
-) -> axum::Router {
+pub fn router(backend: Arc<KeyStore>, vault: Arc<vault::Vault>, limits: RateLimit) -> axum::Router {
     let sealed = Arc::new(vault::SealedBackend::new(backend.clone(), vault.clone()));
     let service = Arc::new(Service {
         backend: sealed.clone(),
@@ -166,9 +172,9 @@ pub fn router(
         .route("/healthz", axum::routing::get(|| async { "ok" }))
 }
 
-/// Registers an operator of the key server (its vault and audit routes) in its database.
-/// Returns false if the name is taken.
-pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Result<bool> {
+/// Registers an operator of the key server (its vault and audit routes) in the database
+/// `config` names. Returns false if the name is taken.
+pub async fn add_operator(config: &KeyServerConfig, name: &str, public_key: &[u8]) -> Result<bool> {
     // The data server's rule, so one operator name works at both.
     if !cachet_proto::auth::valid_operator_name(name) {
         return Err(Error::InvalidField(
@@ -178,7 +184,7 @@ pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Res
     }
     cachet_crypto::SignPublicKey::from_slice(public_key)
         .map_err(|_| Error::InvalidField("public_key", "not a 32-byte Ed25519 key".into()))?;
-    let backend = SqliteBackend::open_in(data_dir).await?;
+    let backend = config.open_store().await?;
     let added = backend
         .add_operator(name, public_key, service::now_ms())
         .await;
@@ -196,7 +202,7 @@ async fn stopping(rx: &mut watch::Receiver<bool>) {
 pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
     let data_dir = config.data_dir();
     let limits = config.limits()?;
-    let backend = Arc::new(SqliteBackend::open_in(&data_dir).await?);
+    let backend = Arc::new(config.open_store().await?);
     let vault = vault::load(backend.clone()).await?;
     if vault.is_sealed() {
         tracing::warn!(
@@ -209,6 +215,7 @@ pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
+    let backend_kind = backend.kind();
     let app = router(backend.clone(), vault, limits);
     let janitor_backend = backend.clone();
     let mut janitor_rx = rx.clone();
@@ -230,7 +237,7 @@ pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
         backend.close().await;
         result
     });
-    tracing::info!(%addr, data_dir = %data_dir.display(), "cachet key server listening");
+    tracing::info!(%addr, data_dir = %data_dir.display(), database = backend_kind, "cachet key server listening");
     Ok(RunningKeyServer {
         addr,
         data_dir,

@@ -38,7 +38,7 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::service::{now_ms, Challenge, RecoveryBackend, RecoveryRow};
-use crate::sqlite::SqliteBackend;
+use crate::store::KeyStore;
 
 /// The key server's OPRF key shares (and refresh deltas).
 pub const OPRF_SHARES: &str = "oprf-shares";
@@ -57,7 +57,7 @@ pub type Vault = cachet_vault::Vault<BackendVault>;
 
 /// The vault's view of the key server's database.
 #[derive(Debug)]
-pub struct BackendVault(pub Arc<SqliteBackend>);
+pub struct BackendVault(pub Arc<KeyStore>);
 
 #[async_trait]
 impl VaultStorage for BackendVault {
@@ -84,7 +84,7 @@ impl VaultStorage for BackendVault {
 }
 
 /// Loads the vault of the key server's database.
-pub async fn load(backend: Arc<SqliteBackend>) -> Result<Arc<Vault>> {
+pub async fn load(backend: Arc<KeyStore>) -> Result<Arc<Vault>> {
     Vault::load(BackendVault(backend), PURPOSES).await
 }
 
@@ -92,7 +92,7 @@ pub async fn load(backend: Arc<SqliteBackend>) -> Result<Arc<Vault>> {
 /// sealed on the way in and opened on the way out. Unprotected (no vault): unchanged.
 #[derive(Debug)]
 pub struct SealedBackend {
-    inner: Arc<SqliteBackend>,
+    inner: Arc<KeyStore>,
     vault: Arc<Vault>,
 }
 
@@ -100,7 +100,7 @@ const ACCOUNTS: &str = "accounts";
 
 impl SealedBackend {
     /// Wraps `inner` under `vault`.
-    pub fn new(inner: Arc<SqliteBackend>, vault: Arc<Vault>) -> Self {
+    pub fn new(inner: Arc<KeyStore>, vault: Arc<Vault>) -> Self {
         Self { inner, vault }
     }
 
@@ -213,7 +213,7 @@ pub async fn refuse_while_sealed(vault: Arc<Vault>, req: Request, next: Next) ->
 #[derive(Debug, Clone)]
 pub struct OperatorState {
     /// The raw database (operators, audit log, replay cache).
-    pub backend: Arc<SqliteBackend>,
+    pub backend: Arc<KeyStore>,
     /// The vault.
     pub vault: Arc<Vault>,
 }

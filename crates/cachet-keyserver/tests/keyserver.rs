@@ -10,6 +10,10 @@ use cachet_recovery::wire;
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
 use serde_json::{json, Value};
 
+mod support {
+    pub mod postgres;
+}
+
 const PHONE: &str = "+33612345678";
 const USER: &str = "u_alice";
 
@@ -156,7 +160,19 @@ async fn enrol(ks: &Ks, data: &ServerShare, password: &str) -> (KeyRing, Recover
 
 #[tokio::test]
 async fn enrol_then_recover_with_its_own_code() {
-    let ks = Ks::start(|_| {}).await;
+    enrol_then_recover(Ks::start(|_| {}).await).await;
+}
+
+/// The same over PostgreSQL storage (`--database-url`).
+#[tokio::test]
+async fn enrol_then_recover_on_postgres() {
+    support::postgres::with_database(|url| async move {
+        enrol_then_recover(Ks::start(|c| c.database_url = Some(url)).await).await;
+    })
+    .await;
+}
+
+async fn enrol_then_recover(ks: Ks) {
     let data = ServerShare::generate();
     let (ring, _) = enrol(&ks, &data, "sunflower1987").await;
 
@@ -407,15 +423,21 @@ async fn operator_routes_refuse_bad_callers_and_bodies_with_reasons_and_change_n
     const INIT: &str = "/api/v1/operator/vault/init";
     let ks = Ks::start(|_| {}).await;
     let kim = SignKeyPair::generate();
-    assert!(
-        cachet_keyserver::add_operator(&ks.server.data_dir, "kim", kim.public().as_bytes())
-            .await
-            .unwrap()
-    );
+    assert!(cachet_keyserver::add_operator(
+        &KeyServerConfig::for_data_dir(&ks.server.data_dir),
+        "kim",
+        kim.public().as_bytes()
+    )
+    .await
+    .unwrap());
     // A name the operator rule refuses is refused with a reason.
-    let err = cachet_keyserver::add_operator(&ks.server.data_dir, "Kim!", kim.public().as_bytes())
-        .await
-        .unwrap_err();
+    let err = cachet_keyserver::add_operator(
+        &KeyServerConfig::for_data_dir(&ks.server.data_dir),
+        "Kim!",
+        kim.public().as_bytes(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("name"), "{err}");
 
     let send = |headers: Vec<(String, String)>, body: Vec<u8>| {

@@ -269,11 +269,16 @@ async fn janitor(
     }
 }
 
-/// Registers an operator (or replaces their key) in the database of `data_dir`, for the
-/// command line. `public_key` is the operator's 32-byte Ed25519 public key; they then sign
+/// Registers an operator (or replaces their key) in the server's database, for the
+/// command line: PostgreSQL at `database_url`, else SQLite in `data_dir`. `public_key` is the operator's 32-byte Ed25519 public key; they then sign
 /// requests with `x-siilo-uid: op:<name>`. The action is written to the audit log under
 /// the operator id `console` (someone with access to the server host).
-pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Result<()> {
+pub async fn add_operator(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    name: &str,
+    public_key: &[u8],
+) -> Result<()> {
     if !valid_operator_name(name) {
         return Err(Error::invalid(
             "name",
@@ -283,7 +288,10 @@ pub async fn add_operator(data_dir: &Path, name: &str, public_key: &[u8]) -> Res
     if public_key.len() != cachet_crypto::KEY_LEN {
         return Err(Error::InvalidKey("operator public key must be 32 bytes"));
     }
-    let store = SqliteStore::open_in(data_dir).await?;
+    let store: Arc<dyn Store> = match database_url {
+        Some(url) => Arc::new(store::PostgresStore::connect(url).await?),
+        None => Arc::new(SqliteStore::open_in(data_dir).await?),
+    };
     let audit = AuditDraft {
         timestamp: app::now_ms(),
         operator_id: "console".into(),

@@ -162,7 +162,7 @@ impl TestServer {
     /// Registers an operator on this server (as the server host's console would).
     pub async fn add_operator(&self, name: &str) -> TestOperator {
         let key = cachet_crypto::SignKeyPair::generate();
-        cachet_server::add_operator(self.data_dir(), name, key.public().as_bytes())
+        cachet_server::add_operator(self.data_dir(), None, name, key.public().as_bytes())
             .await
             .expect("operator added");
         TestOperator {

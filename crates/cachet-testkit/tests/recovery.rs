@@ -68,14 +68,16 @@ impl Servers {
     async fn refresh_as(&self, name: &str) -> usize {
         let key = SignKeyPair::generate();
         let public = key.public();
-        cachet_server::add_operator(self.data.data_dir(), name, public.as_bytes())
+        cachet_server::add_operator(self.data.data_dir(), None, name, public.as_bytes())
             .await
             .unwrap();
-        assert!(
-            cachet_keyserver::add_operator(self.key_dir.path(), name, public.as_bytes())
-                .await
-                .unwrap()
-        );
+        assert!(cachet_keyserver::add_operator(
+            &cachet_keyserver::KeyServerConfig::for_data_dir(self.key_dir.path()),
+            name,
+            public.as_bytes()
+        )
+        .await
+        .unwrap());
         cachet_keyserver::refresh_shares(&self.key.url(), &self.data.url(), name, &key)
             .await
             .unwrap()
@@ -247,7 +249,7 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
 
     // A data-server share stolen before the refresh does not combine with the key
     // server's current share.
-    let key_backend = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path())
+    let key_backend = cachet_keyserver::KeyStore::open_in(s.key_dir.path())
         .await
         .unwrap();
     let key_row = cachet_keyserver::RecoveryBackend::account(&key_backend, patient.user_id())
@@ -388,7 +390,7 @@ fn dump(dir: &std::path::Path) -> Vec<u8> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(cachet_keyserver::sqlite::DATABASE_FILE) {
+        if name.starts_with(cachet_keyserver::store::DATABASE_FILE) {
             all.extend(std::fs::read(path).unwrap());
         }
     }
@@ -407,11 +409,13 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
     // The key server's own holders, registered in its own database.
     let kim_seed = [42u8; 32];
     let kim = SignKeyPair::from_seed(kim_seed);
-    assert!(
-        cachet_keyserver::add_operator(s.key_dir.path(), "kim", kim.public().as_bytes())
-            .await
-            .unwrap()
-    );
+    assert!(cachet_keyserver::add_operator(
+        &cachet_keyserver::KeyServerConfig::for_data_dir(s.key_dir.path()),
+        "kim",
+        kim.public().as_bytes()
+    )
+    .await
+    .unwrap());
     let op = |url: &str| {
         OperatorClient::new(url, "kim", SignKeyPair::from_seed(kim_seed), None).unwrap()
     };
@@ -445,7 +449,7 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
 
     // At rest: the key server's share, the key ring and the identifier hash are not in
     // the clear; the raw row's share is a sealed box, not a scalar.
-    let raw = cachet_keyserver::SqliteBackend::open_in(s.key_dir.path())
+    let raw = cachet_keyserver::KeyStore::open_in(s.key_dir.path())
         .await
         .unwrap();
     let row = cachet_keyserver::RecoveryBackend::account(&raw, patient.user_id())

@@ -70,6 +70,11 @@ async fn new_user(store: &dyn Store) -> (String, Vec<u8>) {
     (user_id, identifier_hash)
 }
 
+/// Two new users, for suites outside this module.
+pub async fn two_users(store: &dyn Store) -> (String, String) {
+    (new_user(store).await.0, new_user(store).await.0)
+}
+
 fn message(sender: &str, id: &str, digest: u8, to: &[&str], body: &[u8]) -> NewMessage {
     NewMessage {
         sender_id: sender.into(),
@@ -113,6 +118,80 @@ pub async fn run_all(store: &dyn Store) {
     audit_log_is_chained(store).await;
     discovery(store).await;
     trust_log(store).await;
+    hot_and_rare_writes_interleave(store).await;
+}
+
+/// Sends, acks and replay entries (the hot path, group-committed) running at the same
+/// time as rarer writes (attachments, operators, new users) all succeed, and none is lost.
+pub async fn hot_and_rare_writes_interleave(store: &dyn Store) {
+    use futures_util::future::join_all;
+    let (alice, _) = new_user(store).await;
+    let (bob, _) = new_user(store).await;
+    let sends = join_all((0..200).map(|i| {
+        let msg = message(&alice, &format!("m-{i}"), 1, &[&bob], b"hot");
+        let seen = SeenSignature {
+            hash: cachet_crypto::random_bytes::<32>().to_vec(),
+            expires_at: T0,
+        };
+        async move { store.store_message_and_remember(&msg, &seen).await }
+    }));
+    let rare = join_all((0..40).map(|i| {
+        let alice = alice.clone();
+        async move {
+            match i % 3 {
+                0 => {
+                    let row = AttachmentRow {
+                        attachment_id: format!("a_{}", rand_hex(16)),
+                        owner_id: alice,
+                        sealed_size: 10,
+                        chunk_size: 10,
+                        complete: false,
+                        sha256: Vec::new(),
+                        created_at: T0,
+                        received_chunks: Vec::new(),
+                        readers: Vec::new(),
+                    };
+                    store.create_attachment(&row, u64::MAX / 2).await
+                }
+                1 => {
+                    store
+                        .put_operator(&format!("op-{i}"), &[i; 32], &audit("put_operator", "x"))
+                        .await
+                }
+                _ => {
+                    new_user(store).await;
+                    Ok(())
+                }
+            }
+        }
+    }));
+    let (sends, rare) = futures_util::future::join(sends, rare).await;
+    for outcome in sends {
+        assert_eq!(outcome.expect("a hot write"), SendOutcome::Stored);
+    }
+    for outcome in rare {
+        outcome.expect("a rare write beside the hot ones");
+    }
+    let page = store.pending(&bob, 500).await.expect("pending");
+    assert_eq!(page.envelopes.len(), 200, "every send reached the mailbox");
+    let ids: Vec<u64> = page.envelopes.iter().map(|e| e.delivery_id).collect();
+    let acks = join_all(ids.chunks(20).map(|chunk| {
+        let seen = SeenSignature {
+            hash: cachet_crypto::random_bytes::<32>().to_vec(),
+            expires_at: T0,
+        };
+        let bob = bob.clone();
+        async move { store.ack_and_remember(&bob, chunk, None, &seen).await }
+    }))
+    .await;
+    let acked: u64 = acks.into_iter().map(|a| a.expect("ack")).sum();
+    assert_eq!(acked, 200);
+    assert!(store
+        .pending(&bob, 10)
+        .await
+        .expect("pending")
+        .envelopes
+        .is_empty());
 }
 
 /// Users, keys, installations and revocation.

@@ -18,6 +18,7 @@ pub mod conformance;
 pub mod encrypted;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_writer;
 
 pub use encrypted::EncryptedStore;
 pub use postgres::PostgresStore;

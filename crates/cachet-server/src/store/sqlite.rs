@@ -6,11 +6,12 @@
 //! All writes go through one connection (SQLite has one writer anyway); this serialises
 //! read-modify-write transactions without `SQLITE_BUSY` retries. Reads use a separate pool.
 //!
-//! The writes of every request (seen signatures, sends, acks) are group-committed: a
-//! writer task takes whatever queued while the previous commit was syncing and runs it as
-//! one transaction, each write in its own savepoint, so that one fsync covers many
-//! requests. Each caller still gets its answer only after the commit that holds its
-//! write, so durability is unchanged.
+//! The writes of every request (seen signatures, sends, acks) are group-committed by a
+//! writer thread of their own ([`super::sqlite_writer`]): it takes whatever queued while
+//! the previous commit was syncing and runs it as one transaction, so that one fsync
+//! covers many requests. Each caller still gets its answer only after the commit that
+//! holds its write, so durability is unchanged. The rarer writes (registration, keys,
+//! cases, attachments) go through sqlx's writer connection with `BEGIN IMMEDIATE`.
 //!
 //! The SQL is kept portable to PostgreSQL: `$n` parameters, `ON CONFLICT`, `RETURNING`,
 //! explicit casts of aggregates, no SQLite-only syntax.
@@ -26,8 +27,8 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
 
+use super::sqlite_writer::{self as hot, GroupCommit, Readers, Savepoint};
 use super::{
     AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
     Purged, RecoveryRow, SeenSignature, SendOutcome, Store, StoredEnvelope, UserRow,
@@ -42,6 +43,11 @@ pub const DATABASE_FILE: &str = "cachet.sqlite3";
 /// but smaller statements plan faster.
 const IN_CHUNK: usize = 500;
 
+/// Writes through sqlx take SQLite's write lock up front: a deferred transaction that read
+/// first could find its snapshot stale once the writer thread commits
+/// (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out).
+const WRITE_TX: &str = "BEGIN IMMEDIATE";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// SQLite implementation of [`Store`].
@@ -50,126 +56,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     group: GroupCommit,
-}
-
-/// Called once the batch holding a write has committed (`Ok`) or failed (the reason).
-type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-/// One write of a group commit: runs on the writer connection inside the batch's
-/// transaction; says whether it succeeded (else its savepoint is rolled back).
-type Work = Box<
-    dyn for<'c> FnOnce(
-            &'c mut SqliteConnection,
-        ) -> futures_util::future::BoxFuture<'c, (bool, Completion)>
-        + Send,
->;
-
-/// A queued write and whether it needs a savepoint of its own.
-struct Job {
-    work: Work,
-    savepoint: Savepoint,
-}
-
-/// Whether a write of a group commit runs in a savepoint of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Savepoint {
-    /// A failure rolls back exactly this write's statements.
-    Own,
-    /// For writes that leave nothing a failure would need undone (each statement is
-    /// atomic in SQLite): a replay-cache entry, an ack. They skip the two statements a
-    /// savepoint costs on the single writer.
-    None,
-}
-
-/// Most writes committed together; bounds the latency a batch adds to its first write.
-const MAX_GROUP: usize = 256;
-
-/// The queue of the group-commit writer task.
-#[derive(Clone)]
-struct GroupCommit {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-impl std::fmt::Debug for GroupCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupCommit")
-    }
-}
-
-impl GroupCommit {
-    fn start(writer: SqlitePool) -> Self {
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(group_commit_writer(writer, queue));
-        GroupCommit { jobs }
-    }
-
-    /// Runs `write` in the next group transaction and returns its result once
-    /// committed. With [`Savepoint::Own`] a failure rolls back exactly its writes;
-    /// [`Savepoint::None`] is only for writes whose partial effect on failure is harmless.
-    async fn run<T, F>(&self, savepoint: Savepoint, write: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            ) -> futures_util::future::BoxFuture<'c, Result<T>>
-            + Send
-            + 'static,
-    {
-        let (reply, answer) = oneshot::channel::<Result<T>>();
-        let work: Work = Box::new(move |conn| {
-            Box::pin(async move {
-                let outcome = write(conn).await;
-                let ok = outcome.is_ok();
-                let done: Completion = Box::new(move |committed| {
-                    let _ = reply.send(match committed {
-                        Ok(()) => outcome,
-                        Err(why) => Err(Error::Internal(format!("group commit: {why}"))),
-                    });
-                });
-                (ok, done)
-            })
-        });
-        let job = Job { work, savepoint };
-        let stopped = || Error::Internal("the database writer has stopped".into());
-        self.jobs.send(job).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
-
-/// The writer task: one transaction per batch of queued writes, one savepoint per write.
-async fn group_commit_writer(writer: SqlitePool, mut queue: mpsc::UnboundedReceiver<Job>) {
-    use sqlx::Connection;
-    let mut batch = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut batch, MAX_GROUP).await > 0 {
-        let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
-        let outcome: std::result::Result<(), sqlx::Error> = async {
-            let mut conn = writer.acquire().await?;
-            let mut tx = conn.begin().await?;
-            for job in batch.drain(..) {
-                if job.savepoint == Savepoint::None {
-                    let (_, completion) = (job.work)(&mut tx).await;
-                    done.push(completion);
-                    continue;
-                }
-                let mut savepoint = tx.begin().await?;
-                let (ok, completion) = (job.work)(&mut savepoint).await;
-                done.push(completion);
-                if ok {
-                    savepoint.commit().await?;
-                } else {
-                    savepoint.rollback().await?;
-                }
-            }
-            tx.commit().await
-        }
-        .await;
-        // Writes not reached (an error before them) are dropped: their callers get
-        // "writer stopped"-style errors, never a false success.
-        batch.clear();
-        let committed = outcome.map_err(|e| e.to_string());
-        for completion in done {
-            completion(committed.clone());
-        }
-    }
+    hot_reads: std::sync::Arc<Readers>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -213,11 +100,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        let group = GroupCommit::start(writer.clone());
+        let group = GroupCommit::start(path)?;
+        let hot_reads = std::sync::Arc::new(Readers::open(path, 4)?);
         Ok(SqliteStore {
             writer,
             reader,
             group,
+            hot_reads,
         })
     }
 
@@ -227,8 +116,11 @@ impl SqliteStore {
         Self::open(&data_dir.join(DATABASE_FILE)).await
     }
 
-    /// Closes both pools, flushing the WAL into the database file.
+    /// Stops the writer thread and closes both pools, flushing the WAL into the
+    /// database file.
     pub async fn close(&self) {
+        self.group.stop().await;
+        self.hot_reads.close();
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -296,123 +188,6 @@ async fn enqueue(
     .execute(&mut *conn)
     .await?;
     Ok(to_u64(id))
-}
-
-/// Records a signature in the replay cache; false if it was there.
-async fn remember_in(conn: &mut SqliteConnection, seen: &SeenSignature) -> Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO seen_signatures (signature_hash, expires_at) VALUES ($1, $2) \
-         ON CONFLICT (signature_hash) DO NOTHING",
-    )
-    .bind(&seen.hash)
-    .bind(seen.expires_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
-}
-
-/// The writes of `ack`: deletes (or marks acked) the caller's envelopes among `ids`.
-async fn ack_in(
-    tx: &mut SqliteConnection,
-    user_id: &str,
-    ids: &[i64],
-    keep_acked_at: Option<i64>,
-) -> Result<u64> {
-    let mut total = 0;
-    for chunk in ids.chunks(IN_CHUNK) {
-        let n = match keep_acked_at {
-            Some(at) => {
-                let sql = format!(
-                    "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
-                     AND acked_at IS NULL AND delivery_id IN ({})",
-                    placeholders(3, chunk.len())
-                );
-                let mut q = sqlx::query(&sql).bind(user_id).bind(at);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.execute(&mut *tx).await?.rows_affected()
-            }
-            None => {
-                let sql = format!(
-                    "DELETE FROM mailbox WHERE recipient_id = $1 AND delivery_id IN ({})",
-                    placeholders(2, chunk.len())
-                );
-                let mut q = sqlx::query(&sql).bind(user_id);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.execute(&mut *tx).await?.rows_affected()
-            }
-        };
-        total += n;
-    }
-    Ok(total)
-}
-
-/// The writes of `store_message`, on the group-commit transaction.
-async fn store_message_in(tx: &mut SqliteConnection, msg: &NewMessage) -> Result<SendOutcome> {
-    let inserted = sqlx::query(
-        "INSERT INTO messages (sender_id, message_id, digest, created_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (sender_id, message_id) DO NOTHING",
-    )
-    .bind(&msg.sender_id)
-    .bind(&msg.message_id)
-    .bind(&msg.digest)
-    .bind(msg.created_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let digest: Vec<u8> = sqlx::query_scalar(
-            "SELECT digest FROM messages WHERE sender_id = $1 AND message_id = $2",
-        )
-        .bind(&msg.sender_id)
-        .bind(&msg.message_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        return if digest == msg.digest {
-            Ok(SendOutcome::Duplicate)
-        } else {
-            Err(Error::MessageIdReused)
-        };
-    }
-    for d in &msg.deliveries {
-        enqueue(&mut *tx, &d.recipient_id, &d.envelope, msg.created_at).await?;
-    }
-    if let Some((case_id, envelope)) = &msg.case_entry {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "UPDATE cases SET last_seq = last_seq + 1 WHERE case_id = $1 RETURNING last_seq",
-        )
-        .bind(case_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let seq = seq.ok_or(Error::CaseNotFound)?;
-        sqlx::query(
-            "INSERT INTO case_messages (case_id, seq, envelope, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(case_id)
-        .bind(seq)
-        .bind(envelope)
-        .bind(msg.created_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for c in msg.contacts.iter().filter(|c| **c != msg.sender_id) {
-        for (a, b) in [(&msg.sender_id, c), (c, &msg.sender_id)] {
-            sqlx::query(
-                "INSERT INTO contacts (user_id, contact_id) VALUES ($1, $2) \
-                 ON CONFLICT (user_id, contact_id) DO NOTHING",
-            )
-            .bind(a)
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    Ok(SendOutcome::Stored)
 }
 
 const CONTACTS_SQL: &str =
@@ -622,7 +397,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, challenge_id: &str, user: &NewUser) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let consumed = sqlx::query("DELETE FROM challenges WHERE challenge_id = $1")
             .bind(challenge_id)
             .execute(&mut *tx)
@@ -653,7 +428,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_installation(&self, challenge_id: &str, inst: &NewInstallation) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let consumed = sqlx::query("DELETE FROM challenges WHERE challenge_id = $1")
             .bind(challenge_id)
             .execute(&mut *tx)
@@ -721,14 +496,26 @@ impl Store for SqliteStore {
     }
 
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM user_keys WHERE user_id = $1 \
-             ORDER BY key_version DESC LIMIT 1"
-        ))
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(key_record_from_row).transpose()
+        use rusqlite::OptionalExtension;
+        self.hot_reads.with(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM user_keys WHERE user_id = ?1 \
+                 ORDER BY key_version DESC LIMIT 1"
+            ))?
+            .query_row([user_id], |r| {
+                Ok(KeyRecord {
+                    key_version: to_u32(r.get("key_version")?),
+                    box_key: r.get("box_key")?,
+                    sign_key: r.get("sign_key")?,
+                    valid_from: r.get("valid_from")?,
+                    valid_until: r.get("valid_until")?,
+                    reason: i32::try_from(r.get::<_, i64>("reason")?).unwrap_or(0),
+                    previous_key_signature: r.get("previous_key_signature")?,
+                    revoked_by_operator: r.get("revoked_by_operator")?,
+                })
+            })
+            .optional()
+        })
     }
 
     async fn key_history(&self, user_id: &str) -> Result<Vec<KeyRecord>> {
@@ -760,18 +547,18 @@ impl Store for SqliteStore {
     }
 
     async fn existing_users(&self, user_ids: &[String]) -> Result<Vec<String>> {
-        let mut found = Vec::new();
-        for chunk in user_ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT user_id FROM users WHERE user_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
-            for id in chunk {
-                q = q.bind(id);
+        use rusqlite::OptionalExtension;
+        // One cached point lookup per id: the same statement for any number of ids.
+        let mut found = self.hot_reads.with(|conn| {
+            let mut s = conn.prepare_cached("SELECT user_id FROM users WHERE user_id = ?1")?;
+            let mut found = Vec::with_capacity(user_ids.len());
+            for id in user_ids {
+                if let Some(id) = s.query_row([id], |r| r.get::<_, String>(0)).optional()? {
+                    found.push(id);
+                }
             }
-            found.extend(q.fetch_all(&self.reader).await?);
-        }
+            Ok(found)
+        })?;
         found.sort();
         found.dedup();
         Ok(found)
@@ -789,9 +576,7 @@ impl Store for SqliteStore {
         };
         // One statement: nothing to undo if it fails.
         self.group
-            .run(Savepoint::None, move |conn| {
-                Box::pin(async move { remember_in(conn, &seen).await })
-            })
+            .run(Savepoint::None, move |conn| hot::remember(conn, &seen))
             .await
     }
 
@@ -805,7 +590,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_operator(&self, name: &str, sign_key: &[u8], audit: &AuditDraft) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         sqlx::query(
             "INSERT INTO operators (name, sign_key, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET sign_key = excluded.sign_key",
@@ -827,7 +612,7 @@ impl Store for SqliteStore {
         contact_update: &[u8],
         audit: &AuditDraft,
     ) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let current: Option<(i64, String)> = sqlx::query_as(
             "SELECT key_version, revoked_by_operator FROM user_keys WHERE user_id = $1 \
              ORDER BY key_version DESC LIMIT 1",
@@ -860,7 +645,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_verified(&self, user_id: &str, audit: &AuditDraft) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let n = sqlx::query("UPDATE users SET verified = TRUE WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -875,7 +660,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let entry = append_audit_in(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(entry)
@@ -914,9 +699,7 @@ impl Store for SqliteStore {
     async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome> {
         let msg = msg.clone();
         self.group
-            .run(Savepoint::Own, move |conn| {
-                Box::pin(async move { store_message_in(conn, &msg).await })
-            })
+            .run(Savepoint::Own, move |conn| hot::store_message(conn, &msg))
             .await
     }
 
@@ -933,8 +716,8 @@ impl Store for SqliteStore {
         let user_id = user_id.to_owned();
         // Acks are idempotent: a failure after some chunks leaves nothing to undo.
         self.group
-            .run(Savepoint::None, move |tx| {
-                Box::pin(async move { ack_in(tx, &user_id, &ids, keep_acked_at).await })
+            .run(Savepoint::None, move |conn| {
+                hot::ack(conn, &user_id, &ids, keep_acked_at)
             })
             .await
     }
@@ -947,12 +730,10 @@ impl Store for SqliteStore {
         let (msg, seen) = (msg.clone(), seen.clone());
         self.group
             .run(Savepoint::Own, move |conn| {
-                Box::pin(async move {
-                    if !remember_in(conn, &seen).await? {
-                        return Err(Error::ReplayedSignature);
-                    }
-                    store_message_in(conn, &msg).await
-                })
+                if !hot::remember(conn, &seen)? {
+                    return Err(Error::ReplayedSignature);
+                }
+                hot::store_message(conn, &msg)
             })
             .await
     }
@@ -968,26 +749,26 @@ impl Store for SqliteStore {
         let (user_id, seen) = (user_id.to_owned(), seen.clone());
         // A replay writes nothing; a failure after the entry only burns the signature.
         self.group
-            .run(Savepoint::None, move |tx| {
-                Box::pin(async move {
-                    if !remember_in(tx, &seen).await? {
-                        return Err(Error::ReplayedSignature);
-                    }
-                    ack_in(tx, &user_id, &ids, keep_acked_at).await
-                })
+            .run(Savepoint::None, move |conn| {
+                if !hot::remember(conn, &seen)? {
+                    return Err(Error::ReplayedSignature);
+                }
+                hot::ack(conn, &user_id, &ids, keep_acked_at)
             })
             .await
     }
 
     async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage> {
-        let rows: Vec<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
-            "SELECT delivery_id, envelope, acked_at FROM mailbox \
-             WHERE recipient_id = $1 AND acked_at IS NULL ORDER BY delivery_id LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = self.hot_reads.with(|conn| {
+            let mut s = conn.prepare_cached(
+                "SELECT delivery_id, envelope, acked_at FROM mailbox \
+                 WHERE recipient_id = ?1 AND acked_at IS NULL ORDER BY delivery_id LIMIT ?2",
+            )?;
+            let rows = s.query_map(rusqlite::params![user_id, i64::from(limit) + 1], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Option<i64>)>>>()
+        })?;
         Ok(page(rows, limit))
     }
 
@@ -1005,7 +786,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_attachment(&self, row: &AttachmentRow, quota: u64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(sealed_size), 0) AS BIGINT) FROM attachments \
              WHERE owner_id = $1",
@@ -1092,7 +873,7 @@ impl Store for SqliteStore {
         sha256: &[u8],
         readers: &[String],
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let n = sqlx::query(
             "UPDATE attachments SET complete = TRUE, sha256 = $2 WHERE attachment_id = $1",
         )
@@ -1127,7 +908,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_case(&self, case: &CaseRecord, keys: &[SealedCaseKey]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let n = sqlx::query(
             "INSERT INTO cases (case_id, created_by, sealed_fields, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (case_id) DO NOTHING",
@@ -1233,7 +1014,7 @@ impl Store for SqliteStore {
         added_at: i64,
         keys: &[SealedCaseKey],
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let exists: Option<String> =
             sqlx::query_scalar("SELECT case_id FROM cases WHERE case_id = $1")
                 .bind(case_id)
@@ -1264,7 +1045,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let challenges = sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
             .bind(now)
             .execute(&mut *tx)
@@ -1334,7 +1115,7 @@ impl Store for SqliteStore {
         block: &[u8],
         created_at: i64,
     ) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         let idx: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM trust_blocks")
             .fetch_one(&mut *tx)
             .await?;
@@ -1384,7 +1165,7 @@ impl Store for SqliteStore {
     }
 
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with(WRITE_TX).await?;
         sqlx::query(
             "INSERT INTO trust_log_key (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
         )

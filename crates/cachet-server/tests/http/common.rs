@@ -400,7 +400,7 @@ impl TestServer {
     /// Registers an operator (through the library call the command line uses).
     pub async fn operator(&self, name: &str) -> TestOperator {
         let sign = SignKeyPair::generate();
-        cachet_server::add_operator(&self.data_dir(), name, sign.public().as_bytes())
+        cachet_server::add_operator(&self.data_dir(), None, name, sign.public().as_bytes())
             .await
             .expect("operator added");
         TestOperator {

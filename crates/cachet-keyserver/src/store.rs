@@ -1,0 +1,537 @@
+//! The key server's storage: SQLite through sqlx by default (WAL, `synchronous=FULL`, one
+//! writer), or PostgreSQL for operators who keep their databases there; and code delivery
+//! through the development notifier.
+//!
+//! Both databases run the same SQL text (`$n` parameters, `ON CONFLICT`, no dialect
+//! extras), so each query is written once and [`on_pool!`] runs it on whichever pool is
+//! open. Each dialect has its own migrations (`migrations/`, `migrations-postgres/`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::ConnectOptions;
+
+use cachet_proto::audit::{entry_hash, GENESIS_HASH};
+use cachet_proto::v1::AuditEntry;
+
+use crate::error::Result;
+use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
+
+/// Database file inside the key server's data directory.
+pub const DATABASE_FILE: &str = "keyserver.sqlite3";
+/// File of the development notifier inside the data directory.
+pub const DEV_CODES_FILE: &str = "dev-codes.txt";
+
+/// `seq, timestamp, operator_id, action, subject, detail, prev_hash, hash`.
+type AuditRow = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
+/// The columns of [`COLUMNS`], in order.
+type AccountTuple = (
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    Vec<u8>,
+    i64,
+);
+/// `challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at`.
+type ChallengeTuple = (String, Vec<u8>, Vec<u8>, i64, i64, i64);
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
+
+/// The open database.
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs one expression, written once, on whichever pool is open: `$p` is bound to the
+/// `SqlitePool` or the `PgPool`, and the expression is compiled for each.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Storage of the key server (SQLite or PostgreSQL), with the development code notifier.
+#[derive(Debug)]
+pub struct KeyStore {
+    pool: Pool,
+    codes: PathBuf,
+    codes_lock: tokio::sync::Mutex<()>,
+}
+
+const COLUMNS: &str = "user_id, identifier_hash, share, data_server_share, key_server_share, \
+                       auth_public, envelope, updated_at, failures, last_failure_at, \
+                       pending_delta, version";
+
+fn row_from(t: AccountTuple) -> RecoveryRow {
+    let (
+        user_id,
+        identifier_hash,
+        share,
+        data_server_share,
+        key_server_share,
+        auth_public,
+        envelope,
+        updated_at,
+        failures,
+        last_failure_at,
+        pending_delta,
+        version,
+    ) = t;
+    RecoveryRow {
+        user_id,
+        identifier_hash,
+        share,
+        data_server_share,
+        key_server_share,
+        auth_public,
+        envelope,
+        updated_at,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure_at,
+        pending_delta,
+        version,
+    }
+}
+
+impl KeyStore {
+    /// Opens (creating) `<data_dir>/keyserver.sqlite3`; codes go to `<data_dir>/dev-codes.txt`.
+    pub async fn open_in(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(data_dir.join(DATABASE_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        // One connection: SQLite has one writer, and compare-and-swap updates stay simple.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATOR.run(&pool).await?;
+        Ok(Self::with_pool(Pool::Sqlite(pool), data_dir))
+    }
+
+    /// Connects to PostgreSQL at `url` and runs pending migrations; codes of the
+    /// development notifier still go to `<data_dir>/dev-codes.txt`.
+    ///
+    /// Accounts change by compare-and-swap on their version and the audit log is
+    /// appended under a table lock, so several connections (or key server processes)
+    /// may share the database.
+    pub async fn connect(url: &str, data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await?;
+        Ok(Self::with_pool(Pool::Postgres(pool), data_dir))
+    }
+
+    /// SQLite in `data_dir`, or PostgreSQL when `database_url` is given.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self> {
+        match database_url {
+            Some(url) => Self::connect(url, data_dir).await,
+            None => Self::open_in(data_dir).await,
+        }
+    }
+
+    fn with_pool(pool: Pool, data_dir: &Path) -> Self {
+        Self {
+            pool,
+            codes: data_dir.join(DEV_CODES_FILE),
+            codes_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Every enrolled account's user id, and those with a refresh in progress first.
+    pub async fn enrolled_users(&self) -> Result<Vec<String>> {
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT user_id FROM accounts WHERE length(auth_public) > 0 \
+             ORDER BY length(pending_delta) DESC, user_id",
+        )
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Deletes expired challenges and seen signatures past the clock window.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query("DELETE FROM seen_signatures WHERE expires_at < $1")
+                .bind(now)
+                .execute(p)
+                .await?;
+            Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    /// Number of recovery accounts.
+    pub async fn account_count(&self) -> Result<u64> {
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts"
+        )
+        .fetch_one(p)
+        .await?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    // ---- Key hierarchy, operators and audit log ----
+
+    /// The stored vault document.
+    pub async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT config FROM vault_config WHERE id = 1"
+        )
+        .fetch_optional(p)
+        .await?))
+    }
+
+    /// Compare-and-swap of the vault document (`expected` `None`: must be absent).
+    pub async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        let changed = on_pool!(&self.pool, |p| match expected {
+            None => sqlx::query(
+                "INSERT INTO vault_config (id, config) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(config)
+            .execute(p)
+            .await?
+            .rows_affected(),
+            Some(old) => {
+                sqlx::query("UPDATE vault_config SET config = $1 WHERE id = 1 AND config = $2")
+                    .bind(config)
+                    .bind(old)
+                    .execute(p)
+                    .await?
+                    .rows_affected()
+            }
+        });
+        Ok(changed == 1)
+    }
+
+    /// Registers an operator's public key; false if the name is taken.
+    pub async fn add_operator(&self, name: &str, public_key: &[u8], now: i64) -> Result<bool> {
+        let added = on_pool!(&self.pool, |p| sqlx::query(
+            "INSERT INTO operators (name, public_key, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(public_key)
+        .bind(now)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(added == 1)
+    }
+
+    /// An operator's public key.
+    pub async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT public_key FROM operators WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(p)
+        .await?))
+    }
+
+    /// Records a request signature; false if it was seen before (a replay).
+    pub async fn remember_signature(&self, replay_id: &[u8], expires_at: i64) -> Result<bool> {
+        let inserted = on_pool!(&self.pool, |p| sqlx::query(
+            "INSERT INTO seen_signatures (replay_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (replay_id) DO NOTHING",
+        )
+        .bind(replay_id)
+        .bind(expires_at)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(inserted == 1)
+    }
+
+    /// Appends an entry to the hash-chained audit log (`cachet_proto::audit`).
+    pub async fn append_audit(
+        &self,
+        timestamp: i64,
+        operator_id: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<AuditEntry> {
+        let draft = |prev_seq: i64, prev_hash: Vec<u8>| {
+            let mut entry = AuditEntry {
+                seq: u64::try_from(prev_seq).unwrap_or(0) + 1,
+                timestamp,
+                operator_id: operator_id.to_owned(),
+                action: action.to_owned(),
+                subject: "vault".to_owned(),
+                detail: detail.to_owned(),
+                prev_hash,
+                ..Default::default()
+            };
+            entry.hash = entry_hash(&entry.prev_hash, &entry).to_vec();
+            entry
+        };
+        on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await?;
+            if self.kind() == "postgres" {
+                // One writer of the chain at a time; SQLite's single writer does this.
+                sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let last: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_vec()));
+            let entry = draft(prev_seq, prev_hash);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, timestamp, operator_id, action, subject, detail, \
+                 prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
+            .bind(entry.timestamp)
+            .bind(&entry.operator_id)
+            .bind(&entry.action)
+            .bind(&entry.subject)
+            .bind(&entry.detail)
+            .bind(&entry.prev_hash)
+            .bind(&entry.hash)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(entry)
+        })
+    }
+
+    /// Audit entries after `after`, oldest first.
+    pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = on_pool!(&self.pool, |p| sqlx::query_as(
+            "SELECT seq, timestamp, operator_id, action, subject, detail, prev_hash, hash \
+                 FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, timestamp, operator_id, action, subject, detail, prev_hash, hash)| {
+                    AuditEntry {
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        timestamp,
+                        operator_id,
+                        action,
+                        subject,
+                        detail,
+                        prev_hash,
+                        hash,
+                        ..Default::default()
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Closes the pool (SQLite folds its WAL back into the database file).
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |p| p.close().await);
+    }
+}
+
+#[async_trait]
+impl RecoveryBackend for KeyStore {
+    async fn insert_challenge(&self, c: &Challenge) -> Result<()> {
+        on_pool!(&self.pool, |p| sqlx::query(
+            "INSERT INTO challenges (challenge_id, identifier_hash, code_hash, attempts, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.challenge_id)
+        .bind(&c.identifier_hash)
+        .bind(&c.code_hash)
+        .bind(i64::from(c.attempts))
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64> {
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM challenges WHERE identifier_hash = $1 AND expires_at >= $2",
+        )
+        .bind(identifier_hash)
+        .bind(now)
+        .fetch_one(p)
+        .await?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>> {
+        let row: Option<ChallengeTuple> =
+            on_pool!(&self.pool, |p| {
+                sqlx::query_as(
+            "SELECT challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at \
+             FROM challenges WHERE challenge_id = $1",
+        )
+        .bind(challenge_id)
+        .fetch_optional(p)
+        .await?
+            });
+        Ok(row.map(
+            |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
+                Challenge {
+                    challenge_id,
+                    identifier_hash,
+                    code_hash,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    created_at,
+                    expires_at,
+                }
+            },
+        ))
+    }
+
+    async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
+        on_pool!(&self.pool, |p| sqlx::query(
+            "UPDATE challenges SET attempts = attempts + 1 WHERE challenge_id = $1"
+        )
+        .bind(challenge_id)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    async fn delete_challenge(&self, challenge_id: &str) -> Result<()> {
+        on_pool!(&self.pool, |p| sqlx::query(
+            "DELETE FROM challenges WHERE challenge_id = $1"
+        )
+        .bind(challenge_id)
+        .execute(p)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    async fn send_code(&self, identifier: &str, code: &str, _expires_at: i64) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        tracing::info!(
+            identifier,
+            code,
+            "key server development notifier: one-time code"
+        );
+        let _guard = self.codes_lock.lock().await;
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.codes)
+            .await?;
+        f.write_all(format!("{identifier}\t{code}\n").as_bytes())
+            .await?;
+        f.flush().await?;
+        Ok(())
+    }
+
+    async fn user_for_identifier(&self, identifier_hash: &[u8]) -> Result<Option<String>> {
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            "SELECT user_id FROM accounts WHERE identifier_hash = $1"
+        )
+        .bind(identifier_hash)
+        .fetch_optional(p)
+        .await?))
+    }
+
+    async fn account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE user_id = $1");
+        let row: Option<AccountTuple> = on_pool!(&self.pool, |p| sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_optional(p)
+            .await?);
+        Ok(row.map(row_from))
+    }
+
+    async fn insert_account(&self, r: &RecoveryRow) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12) ON CONFLICT DO NOTHING"
+        );
+        let inserted = on_pool!(&self.pool, |p| sqlx::query(&sql)
+            .bind(&r.user_id)
+            .bind(&r.identifier_hash)
+            .bind(&r.share)
+            .bind(&r.data_server_share)
+            .bind(&r.key_server_share)
+            .bind(&r.auth_public)
+            .bind(&r.envelope)
+            .bind(r.updated_at)
+            .bind(i64::from(r.failures))
+            .bind(r.last_failure_at)
+            .bind(&r.pending_delta)
+            .bind(r.version)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(inserted == 1)
+    }
+
+    async fn replace_account(&self, r: &RecoveryRow, expected_version: i64) -> Result<bool> {
+        let replaced = on_pool!(&self.pool, |p| sqlx::query(
+            "UPDATE accounts SET share = $1, data_server_share = $2, key_server_share = $3, \
+             auth_public = $4, envelope = $5, updated_at = $6, failures = $7, \
+             last_failure_at = $8, pending_delta = $9, version = $10 \
+             WHERE user_id = $11 AND version = $12",
+        )
+        .bind(&r.share)
+        .bind(&r.data_server_share)
+        .bind(&r.key_server_share)
+        .bind(&r.auth_public)
+        .bind(&r.envelope)
+        .bind(r.updated_at)
+        .bind(i64::from(r.failures))
+        .bind(r.last_failure_at)
+        .bind(&r.pending_delta)
+        .bind(r.version)
+        .bind(&r.user_id)
+        .bind(expected_version)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(replaced == 1)
+    }
+}
