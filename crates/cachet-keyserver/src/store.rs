@@ -403,16 +403,15 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>> {
-        let row: Option<ChallengeTuple> =
-            on_pool!(&self.pool, |p| {
-                sqlx::query_as(
+        let row: Option<ChallengeTuple> = on_pool!(&self.pool, |p| {
+            sqlx::query_as(
             "SELECT challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at \
              FROM challenges WHERE challenge_id = $1",
         )
         .bind(challenge_id)
         .fetch_optional(p)
         .await?
-            });
+        });
         Ok(row.map(
             |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
                 Challenge {

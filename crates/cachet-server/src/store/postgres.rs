@@ -133,6 +133,30 @@ fn is_retryable(e: &Error) -> bool {
     }
 }
 
+/// How the hot-path functions of migration 0200 answer, besides success.
+enum Refusal {
+    /// The same envelope was stored before (`CA002`); nothing was written.
+    Duplicate,
+    /// A refusal of cachet's own (`CA001`, `CA003`..`CA005`) or a database error.
+    Error(Error),
+}
+
+fn refusal(e: sqlx::Error) -> Refusal {
+    if let sqlx::Error::Database(db) = &e {
+        match db.code().as_deref() {
+            Some("CA001") => return Refusal::Error(Error::ReplayedSignature),
+            Some("CA002") => return Refusal::Duplicate,
+            Some("CA003") => return Refusal::Error(Error::MessageIdReused),
+            Some("CA004") => {
+                return Refusal::Error(Error::UnknownRecipient(db.message().to_owned()))
+            }
+            Some("CA005") => return Refusal::Error(Error::CaseNotFound),
+            _ => {}
+        }
+    }
+    Refusal::Error(Error::Database(e))
+}
+
 /// Runs `attempt` again while it fails as a deadlock victim or on a serialisation failure.
 async fn retrying<T, F, Fut>(attempt: F) -> Result<T>
 where
@@ -480,100 +504,43 @@ impl PostgresStore {
         Ok(n)
     }
 
+    /// One send: one call of `cachet_send` (migration 0200), one round trip.
     async fn store_message_attempt(
         &self,
         msg: &NewMessage,
         seen: Option<&SeenSignature>,
     ) -> Result<SendOutcome> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(seen) = seen {
-            if !remember_in(&mut tx, seen).await? {
-                return Err(Error::ReplayedSignature);
-            }
-        }
-        // A concurrent insert of the same (sender, id) makes this wait for its outcome.
-        let inserted = sqlx::query(
-            "INSERT INTO messages (sender_id, message_id, digest, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (sender_id, message_id) DO NOTHING",
-        )
-        .bind(&msg.sender_id)
-        .bind(&msg.message_id)
-        .bind(&msg.digest)
-        .bind(msg.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            let digest: Vec<u8> = sqlx::query_scalar(
-                "SELECT digest FROM messages WHERE sender_id = $1 AND message_id = $2",
-            )
-            .bind(&msg.sender_id)
-            .bind(&msg.message_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            return if digest == msg.digest {
-                Ok(SendOutcome::Duplicate)
-            } else {
-                Err(Error::MessageIdReused)
-            };
-        }
-        let recipients: Vec<String> = msg
+        let (recipients, envelopes): (Vec<&str>, Vec<&[u8]>) = msg
             .deliveries
             .iter()
-            .map(|d| d.recipient_id.clone())
-            .collect();
-        lock_users(&mut tx, &recipients).await?;
-        for d in &msg.deliveries {
-            enqueue(&mut tx, &d.recipient_id, &d.envelope, msg.created_at).await?;
-        }
-        if let Some((case_id, envelope)) = &msg.case_entry {
-            let seq: Option<i64> = sqlx::query_scalar(
-                "UPDATE cases SET last_seq = last_seq + 1 WHERE case_id = $1 RETURNING last_seq",
-            )
-            .bind(case_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let seq = seq.ok_or(Error::CaseNotFound)?;
-            sqlx::query(
-                "INSERT INTO case_messages (case_id, seq, envelope, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(case_id)
-            .bind(seq)
-            .bind(envelope)
+            .map(|d| (d.recipient_id.as_str(), d.envelope.as_slice()))
+            .unzip();
+        let (case_id, case_envelope) = match &msg.case_entry {
+            Some((id, envelope)) => (Some(id.as_str()), Some(envelope.as_slice())),
+            None => (None, None),
+        };
+        let done = sqlx::query("SELECT cachet_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            .bind(&msg.sender_id)
+            .bind(&msg.message_id)
+            .bind(&msg.digest)
             .bind(msg.created_at)
-            .execute(&mut *tx)
-            .await?;
+            .bind(&recipients)
+            .bind(&envelopes)
+            .bind(case_id)
+            .bind(case_envelope)
+            .bind(&msg.contacts)
+            .bind(seen.map(|s| s.hash.as_slice()))
+            .bind(seen.map_or(0, |s| s.expires_at))
+            .execute(&self.pool)
+            .await;
+        match done.map_err(refusal) {
+            Ok(_) => Ok(SendOutcome::Stored),
+            Err(Refusal::Duplicate) => Ok(SendOutcome::Duplicate),
+            Err(Refusal::Error(e)) => Err(e),
         }
-        // Both directions, in one global order, so that two senders writing each other's
-        // pairs never wait for each other in a cycle.
-        let mut pairs: Vec<(&str, &str)> = msg
-            .contacts
-            .iter()
-            .filter(|c| **c != msg.sender_id)
-            .flat_map(|c| {
-                [
-                    (msg.sender_id.as_str(), c.as_str()),
-                    (c.as_str(), msg.sender_id.as_str()),
-                ]
-            })
-            .collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        for (a, b) in pairs {
-            sqlx::query(
-                "INSERT INTO contacts (user_id, contact_id) VALUES ($1, $2) \
-                 ON CONFLICT (user_id, contact_id) DO NOTHING",
-            )
-            .bind(a)
-            .bind(b)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(SendOutcome::Stored)
     }
 
+    /// One ack: one call of `cachet_ack` (migration 0200), one round trip.
     async fn ack_attempt(
         &self,
         user_id: &str,
@@ -581,34 +548,19 @@ impl PostgresStore {
         keep_acked_at: Option<i64>,
         seen: Option<&SeenSignature>,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(seen) = seen {
-            if !remember_in(&mut tx, seen).await? {
-                return Err(Error::ReplayedSignature);
-            }
-        }
-        let n = match keep_acked_at {
-            Some(at) => sqlx::query(
-                "UPDATE mailbox SET acked_at = $2 WHERE recipient_id = $1 \
-                 AND acked_at IS NULL AND delivery_id = ANY($3)",
-            )
+        let n: i64 = sqlx::query_scalar("SELECT cachet_ack($1, $2, $3, $4, $5)")
             .bind(user_id)
-            .bind(at)
             .bind(ids)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-            None => {
-                sqlx::query("DELETE FROM mailbox WHERE recipient_id = $1 AND delivery_id = ANY($2)")
-                    .bind(user_id)
-                    .bind(ids)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        tx.commit().await?;
-        Ok(n)
+            .bind(keep_acked_at)
+            .bind(seen.map(|s| s.hash.as_slice()))
+            .bind(seen.map_or(0, |s| s.expires_at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match refusal(e) {
+                Refusal::Error(e) => e,
+                Refusal::Duplicate => Error::Internal("an ack answered 'duplicate'".into()),
+            })?;
+        Ok(to_u64(n))
     }
 
     async fn append_trust_block_once(
