@@ -301,8 +301,11 @@ async fn sender(
 ) -> u64 {
     let n = world.users.len();
     let mut seq = 0u64;
+    // Paced users start at evenly spread offsets: N users ticking in step would arrive
+    // as bursts of N sends, which no real population of clients does.
     let mut ticker = interval.map(|i| {
-        let mut t = tokio::time::interval(i);
+        let offset = i.mul_f64(me as f64 / n as f64);
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, i);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
