@@ -7,6 +7,20 @@
 -- transaction was dropped. CA002 (duplicate) is an answer, not an error, but it too must
 -- leave nothing behind (not even the replay-cache entry).
 
+-- Records a request's signature in the replay cache (nothing when `p_hash` is NULL);
+-- CA001 if it was there.
+CREATE FUNCTION cachet_remember(p_hash BYTEA, p_expires BIGINT)
+RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_hash IS NOT NULL THEN
+        INSERT INTO seen_signatures (signature_hash, expires_at) VALUES (p_hash, p_expires)
+            ON CONFLICT (signature_hash) DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'replayed signature' USING ERRCODE = 'CA001';
+        END IF;
+    END IF;
+END $$;
+
 CREATE FUNCTION cachet_send(
     p_sender TEXT,
     p_message_id TEXT,
@@ -25,14 +39,7 @@ DECLARE
     v_id BIGINT;
     v_seq BIGINT;
 BEGIN
-    IF p_seen_hash IS NOT NULL THEN
-        INSERT INTO seen_signatures (signature_hash, expires_at)
-            VALUES (p_seen_hash, p_seen_expires)
-            ON CONFLICT (signature_hash) DO NOTHING;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'replayed signature' USING ERRCODE = 'CA001';
-        END IF;
-    END IF;
+    PERFORM cachet_remember(p_seen_hash, p_seen_expires);
     -- A concurrent insert of the same (sender, id) makes this wait for its outcome.
     INSERT INTO messages (sender_id, message_id, digest, created_at)
         VALUES (p_sender, p_message_id, p_digest, p_created_at)
@@ -88,14 +95,7 @@ CREATE FUNCTION cachet_ack(
 DECLARE
     v_count BIGINT;
 BEGIN
-    IF p_seen_hash IS NOT NULL THEN
-        INSERT INTO seen_signatures (signature_hash, expires_at)
-            VALUES (p_seen_hash, p_seen_expires)
-            ON CONFLICT (signature_hash) DO NOTHING;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'replayed signature' USING ERRCODE = 'CA001';
-        END IF;
-    END IF;
+    PERFORM cachet_remember(p_seen_hash, p_seen_expires);
     IF p_keep_acked_at IS NULL THEN
         DELETE FROM mailbox WHERE recipient_id = p_user AND delivery_id = ANY (p_ids);
     ELSE
