@@ -164,7 +164,7 @@ fn writer_thread(
             // and the log restarts from its beginning only once a checkpoint has: copy
             // the short tail here, between two batches. Busy (the checkpointer is at
             // work): try again after the next batch.
-            catch_up_due = !checkpoint(&conn);
+            catch_up_due = checkpoint_was_busy(&conn);
         }
     }
     drop(conn);
@@ -182,16 +182,18 @@ const CHECKPOINT_EVERY: u64 = 16;
 const CATCH_UP_EVERY: u64 = 16;
 
 /// A `PASSIVE` checkpoint: copies what it can of the log into the database file without
-/// waiting for anyone. False if another checkpoint was running or it failed.
-fn checkpoint(conn: &Connection) -> bool {
+/// waiting for anyone. True only if another checkpoint was running, so that this one is
+/// worth trying again soon; a failure is logged and left to the next round.
+fn checkpoint_was_busy(conn: &Connection) -> bool {
     match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-        Ok(busy) => busy == 0,
+        Ok(busy) => busy != 0,
         Err(e) => {
             tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
             false
         }
     }
 }
+
 /// Longest time between two checkpoints while there are writes.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
@@ -219,10 +221,10 @@ impl Checkpointer {
                 loop {
                     match nudges.recv_timeout(CHECKPOINT_IDLE) {
                         Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                            checkpoint(&conn);
+                            checkpoint_was_busy(&conn);
                         }
                         Err(RecvTimeoutError::Disconnected) => {
-                            checkpoint(&conn);
+                            checkpoint_was_busy(&conn);
                             return;
                         }
                     }
