@@ -1160,8 +1160,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        SqliteStore::close(self).await;
     }
 
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
