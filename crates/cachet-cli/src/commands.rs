@@ -1085,6 +1085,16 @@ fn status(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// An operator's public key as `add-operator` takes it: hex (the servers check its length).
+fn operator_public_key(hex_key: &str) -> Result<Vec<u8>> {
+    hex::decode(hex_key.trim()).map_err(|_| {
+        CliError::usage(
+            "the public key is not hex",
+            "give the 32-byte Ed25519 key as 64 hex digits",
+        )
+    })
+}
+
 async fn server(args: ServerArgs) -> Result<()> {
     match args.action {
         Some(ServerAction::AddOperator {
@@ -1093,12 +1103,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             data_dir,
             database_url,
         }) => {
-            let key = hex::decode(public_key.trim()).map_err(|_| {
-                CliError::usage(
-                    "the public key is not hex",
-                    "give the 32-byte Ed25519 key as 64 hex digits",
-                )
-            })?;
+            let key = operator_public_key(&public_key)?;
             cachet_server::add_operator(&data_dir, database_url.as_deref(), &name, &key).await?;
             match &database_url {
                 Some(_) => println!("operator op:{name} registered in the server's PostgreSQL"),
@@ -1583,12 +1588,7 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
             data_dir,
             database_url,
         }) => {
-            let key = hex::decode(public_key.trim()).map_err(|_| {
-                CliError::usage(
-                    "the public key is not hex",
-                    "give the 32-byte Ed25519 key as 64 hex digits",
-                )
-            })?;
+            let key = operator_public_key(&public_key)?;
             let config = cachet_keyserver::KeyServerConfig {
                 data_dir: Some(data_dir.clone()),
                 database_url: database_url.clone(),

@@ -69,6 +69,24 @@ macro_rules! on_pool {
     };
 }
 
+/// Binds the ten columns of an account after `identifier_hash`, in [`COLUMNS`] order:
+/// `share` to `version`.
+macro_rules! bind_account_state {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind(&$r.share)
+            .bind(&$r.data_server_share)
+            .bind(&$r.key_server_share)
+            .bind(&$r.auth_public)
+            .bind(&$r.envelope)
+            .bind($r.updated_at)
+            .bind(i64::from($r.failures))
+            .bind($r.last_failure_at)
+            .bind(&$r.pending_delta)
+            .bind($r.version)
+    };
+}
+
 /// Storage of the key server (SQLite or PostgreSQL), with the development code notifier.
 #[derive(Debug)]
 pub struct KeyStore {
@@ -490,42 +508,26 @@ impl RecoveryBackend for KeyStore {
             "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12) ON CONFLICT DO NOTHING"
         );
-        let inserted = on_pool!(&self.pool, |p| sqlx::query(&sql)
-            .bind(&r.user_id)
-            .bind(&r.identifier_hash)
-            .bind(&r.share)
-            .bind(&r.data_server_share)
-            .bind(&r.key_server_share)
-            .bind(&r.auth_public)
-            .bind(&r.envelope)
-            .bind(r.updated_at)
-            .bind(i64::from(r.failures))
-            .bind(r.last_failure_at)
-            .bind(&r.pending_delta)
-            .bind(r.version)
-            .execute(p)
-            .await?
-            .rows_affected());
+        let inserted = on_pool!(&self.pool, |p| bind_account_state!(
+            sqlx::query(&sql).bind(&r.user_id).bind(&r.identifier_hash),
+            r
+        )
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(inserted == 1)
     }
 
     async fn replace_account(&self, r: &RecoveryRow, expected_version: i64) -> Result<bool> {
-        let replaced = on_pool!(&self.pool, |p| sqlx::query(
-            "UPDATE accounts SET share = $1, data_server_share = $2, key_server_share = $3, \
-             auth_public = $4, envelope = $5, updated_at = $6, failures = $7, \
-             last_failure_at = $8, pending_delta = $9, version = $10 \
-             WHERE user_id = $11 AND version = $12",
+        let replaced = on_pool!(&self.pool, |p| bind_account_state!(
+            sqlx::query(
+                "UPDATE accounts SET share = $1, data_server_share = $2, key_server_share = $3, \
+                 auth_public = $4, envelope = $5, updated_at = $6, failures = $7, \
+                 last_failure_at = $8, pending_delta = $9, version = $10 \
+                 WHERE user_id = $11 AND version = $12"
+            ),
+            r
         )
-        .bind(&r.share)
-        .bind(&r.data_server_share)
-        .bind(&r.key_server_share)
-        .bind(&r.auth_public)
-        .bind(&r.envelope)
-        .bind(r.updated_at)
-        .bind(i64::from(r.failures))
-        .bind(r.last_failure_at)
-        .bind(&r.pending_delta)
-        .bind(r.version)
         .bind(&r.user_id)
         .bind(expected_version)
         .execute(p)

@@ -22,6 +22,29 @@ struct Servers {
 }
 
 impl Servers {
+    /// The data server's recovery row of `user_id`.
+    async fn data_row(&self, user_id: &str) -> cachet_keyserver::RecoveryRow {
+        self.data
+            .store()
+            .recovery_account(user_id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The key server's stored row of `user_id`, read straight from its database.
+    async fn key_server_row(&self, user_id: &str) -> cachet_keyserver::RecoveryRow {
+        let store = cachet_keyserver::KeyStore::open_in(self.key_dir.path())
+            .await
+            .unwrap();
+        let row = cachet_keyserver::RecoveryBackend::account(&store, user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+        row
+    }
+
     async fn start() -> Self {
         let key_dir = tempfile::tempdir().unwrap();
         let key = cachet_keyserver::spawn(KeyServerConfig::for_data_dir(key_dir.path()))
@@ -196,13 +219,7 @@ async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
         "{err:?}"
     );
     // The failure counts at the data server (and at the key server).
-    let row = s
-        .data
-        .store()
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.data_row(patient.user_id()).await;
     assert_eq!(row.failures, 1);
 
     s.enable(&patient, "new password 2027").await;
@@ -210,13 +227,7 @@ async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
     assert!(matches!(err, ClientError::Recovery(_)), "{err:?}");
     s.recover("p-new", "new password 2027").await.unwrap();
     // The proven success reset the count.
-    let row = s
-        .data
-        .store()
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.data_row(patient.user_id()).await;
     assert_eq!(row.failures, 0);
 }
 
@@ -225,22 +236,10 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
     let mut s = Servers::start().await;
     let patient = s.data.register("patient", PATIENT, "Patient").await;
     s.enable(&patient, PASSWORD).await;
-    let before = s
-        .data
-        .store()
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let before = s.data_row(patient.user_id()).await;
 
     assert_eq!(s.refresh_as("olga").await, 1);
-    let after = s
-        .data
-        .store()
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let after = s.data_row(patient.user_id()).await;
     assert_ne!(before.share, after.share);
     assert_ne!(before.data_server_share, after.data_server_share);
 
@@ -249,13 +248,7 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
 
     // A data-server share stolen before the refresh does not combine with the key
     // server's current share.
-    let key_backend = cachet_keyserver::KeyStore::open_in(s.key_dir.path())
-        .await
-        .unwrap();
-    let key_row = cachet_keyserver::RecoveryBackend::account(&key_backend, patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let key_row = s.key_server_row(patient.user_id()).await;
     let stolen = ServerShare::from_bytes(&before.share).unwrap();
     let current_k2 = ServerShare::from_bytes(&key_row.share).unwrap();
     let out = oprf::evaluate_with_both_shares(
@@ -266,7 +259,6 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
     );
     let keys = RecoveryKeys::derive(&out, patient.user_id(), PARAMS).unwrap();
     assert!(KeyRing::open(&key_row.envelope, &keys.wrap_key, patient.user_id()).is_err());
-    key_backend.close().await;
     s.data.stop().await;
 }
 
@@ -277,13 +269,7 @@ async fn a_corrupt_data_server_can_neither_open_the_ring_nor_guess_offline() {
     s.enable(&patient, PASSWORD).await;
     let uid = patient.user_id().to_owned();
     // Everything the data server holds: its share and the sealed key ring.
-    let row = s
-        .data
-        .store()
-        .recovery_account(&uid)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.data_row(&uid).await;
     let k1 = ServerShare::from_bytes(&row.share).unwrap();
     // Offline, it must stand in for the key server's share: no guess opens the ring,
     // not even the right password.
@@ -341,11 +327,7 @@ async fn a_server_that_swaps_its_share_is_detected() {
     s.enable(&patient, PASSWORD).await;
     // The data server quietly replaces its share (to steer the output to a key it knows).
     let store = s.data.store();
-    let row = store
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let row = s.data_row(patient.user_id()).await;
     let mut evil = row.clone();
     evil.share = ServerShare::generate().expose_secret().to_vec();
     evil.version += 1;
@@ -439,24 +421,11 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
 
     let patient = s.data.register("patient", PATIENT, "Patient").await;
     s.enable(&patient, PASSWORD).await;
-    let data_row = s
-        .data
-        .store()
-        .recovery_account(patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
+    let data_row = s.data_row(patient.user_id()).await;
 
     // At rest: the key server's share, the key ring and the identifier hash are not in
     // the clear; the raw row's share is a sealed box, not a scalar.
-    let raw = cachet_keyserver::KeyStore::open_in(s.key_dir.path())
-        .await
-        .unwrap();
-    let row = cachet_keyserver::RecoveryBackend::account(&raw, patient.user_id())
-        .await
-        .unwrap()
-        .unwrap();
-    raw.close().await;
+    let row = s.key_server_row(patient.user_id()).await;
     assert_ne!(row.share.len(), 32, "the share is stored sealed");
     assert!(!contains(&row.envelope, &data_row.envelope));
     let files = dump(s.key_dir.path());

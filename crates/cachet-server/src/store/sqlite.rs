@@ -126,21 +126,38 @@ impl SqliteStore {
     }
 }
 
-fn key_record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord> {
+/// A row of `key_columns!()`.
+fn key_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
-        key_version: to_u32(row.try_get("key_version")?),
-        box_key: row.try_get("box_key")?,
-        sign_key: row.try_get("sign_key")?,
-        valid_from: row.try_get("valid_from")?,
-        valid_until: row.try_get("valid_until")?,
-        reason: i32::try_from(row.try_get::<i64, _>("reason")?).unwrap_or(0),
-        previous_key_signature: row.try_get("previous_key_signature")?,
-        revoked_by_operator: row.try_get("revoked_by_operator")?,
+        key_version: to_u32(r.get("key_version")?),
+        box_key: r.get("box_key")?,
+        sign_key: r.get("sign_key")?,
+        valid_from: r.get("valid_from")?,
+        valid_until: r.get("valid_until")?,
+        reason: i32::try_from(r.get::<_, i64>("reason")?).unwrap_or(0),
+        previous_key_signature: r.get("previous_key_signature")?,
+        revoked_by_operator: r.get("revoked_by_operator")?,
     })
 }
 
-const KEY_COLUMNS: &str = "key_version, box_key, sign_key, valid_from, valid_until, reason, \
-                           previous_key_signature, revoked_by_operator";
+/// The columns of a key generation, in the order `key_record` reads them by name.
+macro_rules! key_columns {
+    () => {
+        "key_version, box_key, sign_key, valid_from, valid_until, reason, \
+         previous_key_signature, revoked_by_operator"
+    };
+}
+/// The current keys of a user: read on every signed request, so one literal statement.
+const CURRENT_KEYS_SQL: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM user_keys WHERE user_id = ?1 ORDER BY key_version DESC LIMIT 1"
+);
+const KEY_HISTORY_SQL: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM user_keys WHERE user_id = ?1 ORDER BY key_version"
+);
 
 async fn insert_keys(conn: &mut SqliteConnection, user_id: &str, k: &KeyRecord) -> Result<()> {
     sqlx::query(
@@ -498,34 +515,18 @@ impl Store for SqliteStore {
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
         use rusqlite::OptionalExtension;
         self.hot_reads.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM user_keys WHERE user_id = ?1 \
-                 ORDER BY key_version DESC LIMIT 1"
-            ))?
-            .query_row([user_id], |r| {
-                Ok(KeyRecord {
-                    key_version: to_u32(r.get("key_version")?),
-                    box_key: r.get("box_key")?,
-                    sign_key: r.get("sign_key")?,
-                    valid_from: r.get("valid_from")?,
-                    valid_until: r.get("valid_until")?,
-                    reason: i32::try_from(r.get::<_, i64>("reason")?).unwrap_or(0),
-                    previous_key_signature: r.get("previous_key_signature")?,
-                    revoked_by_operator: r.get("revoked_by_operator")?,
-                })
-            })
-            .optional()
+            conn.prepare_cached(CURRENT_KEYS_SQL)?
+                .query_row([user_id], key_record)
+                .optional()
         })
     }
 
     async fn key_history(&self, user_id: &str) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM user_keys WHERE user_id = $1 ORDER BY key_version"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(key_record_from_row).collect()
+        self.hot_reads.with(|conn| {
+            conn.prepare_cached(KEY_HISTORY_SQL)?
+                .query_map([user_id], key_record)?
+                .collect()
+        })
     }
 
     async fn discover(&self, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>> {
