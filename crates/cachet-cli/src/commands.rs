@@ -1610,11 +1610,12 @@ async fn keyserver(args: KeyserverArgs) -> Result<()> {
             Ok(())
         }
         None => {
-            cachet_server::init_logging(false);
+            let config = args.config.merged()?;
+            cachet_http::init_logging(config.log_json());
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            cachet_keyserver::serve(args.config, shutdown).await?;
+            cachet_keyserver::serve(config, shutdown).await?;
             Ok(())
         }
     }

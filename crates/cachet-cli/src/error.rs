@@ -80,7 +80,9 @@ impl CliError {
                 ClientError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
                     exit::NOT_FOUND
                 }
-                ClientError::Unreachable { .. } => exit::UNREACHABLE,
+                ClientError::Unreachable { .. } | ClientError::KeyServerUnreachable { .. } => {
+                    exit::UNREACHABLE
+                }
                 ClientError::Server { status: 404, .. } => exit::NOT_FOUND,
                 ClientError::Server { .. } => exit::SERVER,
                 ClientError::KeyChanged { .. } | ClientError::NotVerified { .. } => exit::TRUST,
@@ -153,6 +155,9 @@ impl CliError {
                 }
                 ClientError::Unreachable { .. } => s(
                     "check that the server runs and the URL is right (--server or CACHET_SERVER); nothing local was changed",
+                ),
+                ClientError::KeyServerUnreachable { .. } => s(
+                    "check that the key server runs and the URL is right (--key-server or CACHET_KEY_SERVER); no code was sent and nothing local was changed",
                 ),
                 ClientError::Server { status: 401, .. } => s(
                     "this installation's keys may have been replaced or revoked; check `cachet status`",

@@ -503,3 +503,27 @@ async fn audit_checks_saves_exports_and_compares_tree_heads() {
         "{help}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_key_server_is_named_with_its_flag() {
+    let env = Env::start().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let key_server = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = env
+        .cachet("restored")
+        .env("CACHET_PIN", PIN)
+        .env("CACHET_RECOVERY_PASSWORD", "sunflower1987")
+        .args(["recovery", "restore", "+33600000950", "--name", "Patient"])
+        .args(["--key-server", &key_server])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 5, "key server");
+    let err = stderr(&out);
+    assert!(err.contains("--key-server"), "{err}");
+    assert!(!err.contains("(--server"), "{err}");
+    // Nothing was created, and the data server sent no code.
+    assert!(!env.profile("restored").exists());
+    assert!(!env.data.path().join("dev-codes.txt").exists());
+}

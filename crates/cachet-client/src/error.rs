@@ -86,6 +86,14 @@ pub enum ClientError {
         /// What the network layer said.
         detail: String,
     },
+    /// The key server (the second party of password recovery) could not be reached.
+    #[error("cannot reach the key server at {url}: {detail}")]
+    KeyServerUnreachable {
+        /// The key server's URL.
+        url: String,
+        /// What the network layer said.
+        detail: String,
+    },
     /// The server answered with an error.
     #[error("the server refused the request ({status} {reason}): {message}")]
     Server {

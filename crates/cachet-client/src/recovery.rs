@@ -32,10 +32,12 @@ const META_BACKUP: &str = "recovery.backup_key";
 struct Endpoint {
     base: Url,
     http: reqwest::Client,
+    /// Whether this is the key server (names it in "unreachable" errors).
+    key_server: bool,
 }
 
 impl Endpoint {
-    fn new(url: &str) -> Result<Self> {
+    fn new(url: &str, key_server: bool) -> Result<Self> {
         let base = Url::parse(url)
             .map_err(|e| ClientError::InvalidInput(format!("server URL {url:?}: {e}")))?;
         let http = reqwest::Client::builder()
@@ -43,7 +45,20 @@ impl Endpoint {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ClientError::InvalidInput(format!("HTTP client: {e}")))?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            key_server,
+        })
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        let (url, detail) = (self.base.to_string(), e.to_string());
+        if self.key_server {
+            ClientError::KeyServerUnreachable { url, detail }
+        } else {
+            ClientError::Unreachable { url, detail }
+        }
     }
 
     async fn post<Req: Serialize, Resp: DeserializeOwned>(
@@ -54,6 +69,17 @@ impl Endpoint {
         let bytes = self.post_raw(route, body).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Protocol(format!("recovery answer: {e}")))
+    }
+
+    /// Succeeds if the server answers at all (any HTTP status).
+    async fn healthz(&self) -> Result<()> {
+        let url = format!("{}/healthz", self.base.as_str().trim_end_matches('/'));
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        Ok(())
     }
 
     async fn post_raw<Req: Serialize>(&self, route: &str, body: &Req) -> Result<bytes::Bytes> {
@@ -71,18 +97,9 @@ impl Endpoint {
             )
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: e.to_string(),
-            })?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -157,8 +174,8 @@ impl RecoveryServers {
         params: HardeningParams,
     ) -> Result<Self> {
         Ok(Self {
-            data: Endpoint::new(data_server_url)?,
-            key: Endpoint::new(key_server_url)?,
+            data: Endpoint::new(data_server_url, false)?,
+            key: Endpoint::new(key_server_url, true)?,
             data_server_url: data_server_url.to_owned(),
             key_server_url: key_server_url.to_owned(),
             params,
@@ -166,17 +183,29 @@ impl RecoveryServers {
     }
 
     /// Asks both servers to send a one-time code to `identifier`.
+    ///
+    /// The key server is asked first, and the data server only once the key server has
+    /// sent its code: an unreachable (or refusing) key server costs no data-server code.
+    /// Each server allows only a few unexpired codes per identifier, and a data-server
+    /// code spent on a recovery that could not go on would lock the user out of the
+    /// next attempts for the codes' lifetime. The data server is checked for an answer
+    /// (`/healthz`) before the key server sends its code, for the same reason.
     pub async fn start(&self, identifier: &str) -> Result<StartedChecks> {
         let req = wire::StartRequest {
             identifier: identifier.to_owned(),
         };
-        let (d, k) = tokio::join!(
-            self.data.post::<_, wire::StartResponse>("start", &req),
-            self.key.post::<_, wire::StartResponse>("start", &req)
-        );
+        self.data.healthz().await?;
+        let k = self
+            .key
+            .post::<_, wire::StartResponse>("start", &req)
+            .await?;
+        let d = self
+            .data
+            .post::<_, wire::StartResponse>("start", &req)
+            .await?;
         Ok(StartedChecks {
-            data_challenge_id: d?.challenge_id,
-            key_challenge_id: k?.challenge_id,
+            data_challenge_id: d.challenge_id,
+            key_challenge_id: k.challenge_id,
         })
     }
 

@@ -14,6 +14,12 @@ pub enum Error {
     /// Not a phone number or e-mail address.
     #[error("invalid identifier: {0}")]
     InvalidIdentifier(&'static str),
+    /// The configured notifier cannot reach this kind of identifier.
+    #[error("no notifier for this kind of identifier: {0}")]
+    IdentifierNotDeliverable(&'static str),
+    /// The notifier failed to hand the code on.
+    #[error("code delivery failed: {0}")]
+    CodeDeliveryFailed(String),
     /// Too many unexpired codes for this identifier.
     #[error("too many codes requested for this identifier; wait for them to expire")]
     TooManyCodes,
@@ -103,6 +109,21 @@ impl From<cachet_vault::VaultError> for Error {
     }
 }
 
+impl From<cachet_http::Error> for Error {
+    fn from(e: cachet_http::Error) -> Self {
+        use cachet_http::Error as H;
+        match e {
+            H::IdentifierNotDeliverable(why) => Error::IdentifierNotDeliverable(why),
+            H::InvalidIdentifier(why) => Error::InvalidIdentifier(why),
+            H::CodeDeliveryFailed(why) => Error::CodeDeliveryFailed(why),
+            H::Config(why) => Error::Config(why),
+            H::Tls(why) => Error::Config(format!("tls: {why}")),
+            H::Io(e) => Error::Io(e),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -113,6 +134,8 @@ impl Error {
         match self {
             InvalidField(..) => (StatusCode::BAD_REQUEST, "invalid_field"),
             InvalidIdentifier(_) => (StatusCode::BAD_REQUEST, "invalid_identifier"),
+            IdentifierNotDeliverable(_) => (StatusCode::BAD_REQUEST, "identifier_not_deliverable"),
+            CodeDeliveryFailed(_) => (StatusCode::BAD_GATEWAY, "code_delivery_failed"),
             TooManyCodes => (StatusCode::TOO_MANY_REQUESTS, "too_many_codes"),
             UnknownChallenge => (StatusCode::NOT_FOUND, "unknown_challenge"),
             ChallengeExpired => (StatusCode::GONE, "challenge_expired"),

@@ -1,16 +1,18 @@
 //! The key server's storage: SQLite through sqlx by default (WAL, `synchronous=FULL`, one
 //! writer), or PostgreSQL for operators who keep their databases there; and code delivery
-//! through the development notifier.
+//! through the configured notifier.
 //!
 //! Both databases run the same SQL text (`$n` parameters, `ON CONFLICT`, no dialect
 //! extras), so each query is written once and [`on_pool!`] runs it on whichever pool is
 //! open. Each dialect has its own migrations (`migrations/`, `migrations-postgres/`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cachet_http::notify::{CodeNotifier, DevNotifier, Purpose};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -26,7 +28,7 @@ use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
 /// Database file inside the key server's data directory.
 pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 /// File of the development notifier inside the data directory.
-pub const DEV_CODES_FILE: &str = "dev-codes.txt";
+pub const DEV_CODES_FILE: &str = cachet_http::notify::DEV_CODES_FILE;
 
 /// `seq, timestamp, operator_id, action, subject, detail, prev_hash, hash`.
 type AuditRow = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
@@ -87,12 +89,19 @@ macro_rules! bind_account_state {
     };
 }
 
-/// Storage of the key server (SQLite or PostgreSQL), with the development code notifier.
-#[derive(Debug)]
+/// Storage of the key server (SQLite or PostgreSQL), with its code notifier (the
+/// development notifier unless [`KeyStore::with_notifier`] names another).
 pub struct KeyStore {
     pool: Pool,
-    codes: PathBuf,
-    codes_lock: tokio::sync::Mutex<()>,
+    notifier: Arc<dyn CodeNotifier>,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 const COLUMNS: &str = "user_id, identifier_hash, share, data_server_share, key_server_share, \
@@ -179,9 +188,14 @@ impl KeyStore {
     fn with_pool(pool: Pool, data_dir: &Path) -> Self {
         Self {
             pool,
-            codes: data_dir.join(DEV_CODES_FILE),
-            codes_lock: tokio::sync::Mutex::new(()),
+            notifier: Arc::new(DevNotifier::new(data_dir.join(DEV_CODES_FILE))),
         }
+    }
+
+    /// Delivers codes through `notifier` instead of the development file.
+    pub fn with_notifier(mut self, notifier: Arc<dyn CodeNotifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -466,22 +480,10 @@ impl RecoveryBackend for KeyStore {
         Ok(())
     }
 
-    async fn send_code(&self, identifier: &str, code: &str, _expires_at: i64) -> Result<()> {
-        use tokio::io::AsyncWriteExt;
-        tracing::info!(
-            identifier,
-            code,
-            "key server development notifier: one-time code"
-        );
-        let _guard = self.codes_lock.lock().await;
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.codes)
+    async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> Result<()> {
+        self.notifier
+            .send_code(identifier, code, Purpose::KeyServerRecovery, expires_at)
             .await?;
-        f.write_all(format!("{identifier}\t{code}\n").as_bytes())
-            .await?;
-        f.flush().await?;
         Ok(())
     }
 

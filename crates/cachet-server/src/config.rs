@@ -14,17 +14,8 @@ use crate::error::{Error, Result};
 /// 16-byte secretbox tag (`docs/protocol.md`, section 5).
 pub const CHUNK_SIZE: u32 = cachet_crypto::attachment::SEALED_CHUNK_SIZE as u32;
 
-/// How one-time registration codes reach the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotifierKind {
-    /// Development: log the code and append `identifier<TAB>code` to
-    /// `<data-dir>/dev-codes.txt`. Never use in production.
-    #[default]
-    Dev,
-    /// Send e-mail through an SMTP relay (`smtp_url`, `smtp_from`). Phone numbers are refused.
-    Smtp,
-}
+pub use cachet_http::notify::NotifierKind;
+pub use cachet_http::Secret;
 
 /// Settings as given by the operator; every field is optional and falls back, in order,
 /// to the TOML file named by `config` and then to the defaults of [`Settings`].
@@ -104,6 +95,37 @@ pub struct ServerConfig {
     /// Sender address of code e-mails, e.g. `cachet <no-reply@example.org>`.
     #[arg(long, env = "CACHET_SMTP_FROM", value_name = "MAILBOX")]
     pub smtp_from: Option<String>,
+    /// URL the webhook notifier POSTs each code to (JSON `{to, code, purpose, text,
+    /// expires_at}`), e.g. an SMS gateway: `https://sms.example.org/send`.
+    #[arg(long, env = "CACHET_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Bearer token sent with each webhook call (`Authorization: Bearer ...`).
+    #[arg(
+        long,
+        env = "CACHET_WEBHOOK_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub webhook_token: Option<Secret>,
+
+    // ---- Connections ----
+    /// Most open connections; at the limit the longest-idle connection is closed to make
+    /// room [default: the descriptor limit less 256, at most 16384].
+    #[arg(long, env = "CACHET_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Time allowed for a whole request head to arrive [default: 30].
+    #[arg(long, env = "CACHET_HEADER_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Longest pause while a request body is received [default: 30].
+    #[arg(long, env = "CACHET_BODY_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+    /// A connection without a request in flight and without traffic this long is closed
+    /// [default: 120].
+    #[arg(long, env = "CACHET_IDLE_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Largest request head (request line and header fields) [default: 32768].
+    #[arg(long, env = "CACHET_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
 
     // ---- Scale-out ----
     /// NATS server(s) carrying long-poll wake-ups between nodes, e.g.
@@ -141,36 +163,6 @@ pub struct ServerConfig {
         hide_env_values = true
     )]
     pub s3_secret_access_key: Option<Secret>,
-}
-
-/// A configuration secret: wiped from memory when dropped, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(zeroize::Zeroizing<String>);
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(|s| Secret(zeroize::Zeroizing::new(s)))
-    }
-}
-
-impl Secret {
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Ok(Secret(zeroize::Zeroizing::new(s.to_owned())))
-    }
 }
 
 /// Where attachment chunks go when they are kept in an S3-compatible object store.
@@ -246,6 +238,12 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// SMTP sender (smtp notifier).
     pub smtp_from: Option<String>,
+    /// Webhook URL (webhook notifier).
+    pub webhook_url: Option<String>,
+    /// Webhook bearer token (webhook notifier).
+    pub webhook_token: Option<Secret>,
+    /// Connection limit and timeouts of the accept loop.
+    pub serve: cachet_http::ServeOptions,
     /// Period of the background purge of expired rows.
     pub janitor_interval: Duration,
     /// NATS URL and subject of cross-node wake-ups; `None`: in-process only.
@@ -274,9 +272,24 @@ impl Settings {
             notifier: NotifierKind::Dev,
             smtp_url: None,
             smtp_from: None,
+            webhook_url: None,
+            webhook_token: None,
+            serve: cachet_http::ServeOptions::default(),
             janitor_interval: Duration::from_secs(60),
             nats: None,
             s3: None,
+        }
+    }
+
+    /// The notifier these settings name.
+    pub fn notifier_settings(&self) -> cachet_http::notify::NotifierSettings {
+        cachet_http::notify::NotifierSettings {
+            kind: self.notifier,
+            dev_codes_file: self.data_dir.join(cachet_http::notify::DEV_CODES_FILE),
+            smtp_url: self.smtp_url.clone(),
+            smtp_from: self.smtp_from.clone(),
+            webhook_url: self.webhook_url.clone(),
+            webhook_token: self.webhook_token.clone(),
         }
     }
 
@@ -344,6 +357,13 @@ impl ServerConfig {
             notifier: self.notifier.or(lower.notifier),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             smtp_from: self.smtp_from.or(lower.smtp_from),
+            webhook_url: self.webhook_url.or(lower.webhook_url),
+            webhook_token: self.webhook_token.or(lower.webhook_token),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_timeout_seconds: self.header_timeout_seconds.or(lower.header_timeout_seconds),
+            body_timeout_seconds: self.body_timeout_seconds.or(lower.body_timeout_seconds),
+            idle_timeout_seconds: self.idle_timeout_seconds.or(lower.idle_timeout_seconds),
+            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
             nats_url: self.nats_url.or(lower.nats_url),
             nats_subject: self.nats_subject.or(lower.nats_subject),
             s3_url: self.s3_url.or(lower.s3_url),
@@ -425,11 +445,25 @@ impl ServerConfig {
         }
         s.smtp_url = merged.smtp_url;
         s.smtp_from = merged.smtp_from;
-        if s.notifier == NotifierKind::Smtp && (s.smtp_url.is_none() || s.smtp_from.is_none()) {
-            return Err(Error::Config(
-                "the smtp notifier needs smtp_url and smtp_from".into(),
-            ));
+        s.webhook_url = merged.webhook_url;
+        s.webhook_token = merged.webhook_token;
+        s.notifier_settings().check()?;
+        if let Some(v) = merged.max_connections {
+            s.serve.max_connections = v;
         }
+        if let Some(v) = merged.header_timeout_seconds {
+            s.serve.header_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = merged.body_timeout_seconds {
+            s.serve.body_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = merged.idle_timeout_seconds {
+            s.serve.idle_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = merged.max_header_bytes {
+            s.serve.max_header_bytes = v;
+        }
+        s.serve.check()?;
         if let Some(url) = merged.nats_url.filter(|u| !u.trim().is_empty()) {
             let subject = merged
                 .nats_subject

@@ -403,6 +403,21 @@ impl IntoResponse for Error {
     }
 }
 
+impl From<cachet_http::Error> for Error {
+    fn from(e: cachet_http::Error) -> Self {
+        use cachet_http::Error as H;
+        match e {
+            H::Tls(why) => Error::Tls(why),
+            H::Config(why) => Error::Config(why),
+            H::IdentifierNotDeliverable(why) => Error::IdentifierNotDeliverable(why),
+            H::InvalidIdentifier(why) => Error::InvalidIdentifier(why),
+            H::CodeDeliveryFailed(why) => Error::CodeDeliveryFailed(why),
+            H::Io(e) => Error::Io(e),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<cachet_vault::VaultError> for Error {
     /// The states of the vault keep their own variants (and HTTP statuses).
     fn from(e: cachet_vault::VaultError) -> Self {

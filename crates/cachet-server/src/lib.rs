@@ -30,7 +30,6 @@ pub mod blob;
 pub mod config;
 pub mod error;
 pub mod notify;
-mod server;
 pub mod store;
 mod trust_log;
 pub mod vault;
@@ -42,7 +41,7 @@ pub use config::{NotifierKind, S3Settings, Secret, ServerConfig, Settings, CHUNK
 pub use error::{Error, Result};
 
 use blob::{BlobStore, FsBlobStore, S3BlobStore};
-use notify::{CodeNotifier, DevNotifier, SmtpNotifier};
+use notify::CodeNotifier;
 use store::{AuditDraft, SqliteStore, Store};
 use wake::{LocalSignal, MailboxSignal, NatsSignal};
 
@@ -80,15 +79,7 @@ impl Components {
             Some((url, subject)) => Arc::new(NatsSignal::connect(url, subject).await?),
             None => Arc::new(LocalSignal::new()),
         };
-        let notifier: Arc<dyn CodeNotifier> = match settings.notifier {
-            NotifierKind::Dev => Arc::new(DevNotifier::new(
-                settings.data_dir.join(notify::DEV_CODES_FILE),
-            )),
-            NotifierKind::Smtp => Arc::new(SmtpNotifier::new(
-                settings.smtp_url.as_deref().unwrap_or_default(),
-                settings.smtp_from.as_deref().unwrap_or_default(),
-            )?),
-        };
+        let notifier: Arc<dyn CodeNotifier> = settings.notifier_settings().build()?;
         Ok(Components {
             store,
             blobs,
@@ -176,7 +167,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer> {
 /// Starts a server with the given components in the background.
 pub async fn spawn_with(settings: Settings, components: Components) -> Result<RunningServer> {
     let tls = match &settings.tls {
-        Some((cert, key)) => Some(server::tls_acceptor(cert, key)?),
+        Some((cert, key)) => Some(cachet_http::tls_acceptor(cert, key)?),
         None => None,
     };
     let listener = TcpListener::bind(settings.listen).await?;
@@ -203,7 +194,13 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
     }));
     let router = app::router(state);
     let is_tls = tls.is_some();
-    let task = tokio::spawn(server::run(listener, tls, router, shutdown_rx.clone()));
+    let task = tokio::spawn(cachet_http::run(
+        listener,
+        tls,
+        router,
+        shutdown_rx.clone(),
+        settings.serve.clone(),
+    ));
     let janitor = tokio::spawn(janitor(
         settings.clone(),
         components.store.clone(),
@@ -264,7 +261,7 @@ async fn janitor(
         signal.sweep().await;
         tokio::select! {
             () = tokio::time::sleep(settings.janitor_interval) => {}
-            () = server::stopping(&mut shutdown) => return,
+            () = cachet_http::stopping(&mut shutdown) => return,
         }
     }
 }
@@ -316,12 +313,5 @@ pub async fn verify_audit_log(data_dir: &Path) -> Result<(u64, Vec<u8>)> {
 /// Installs a `tracing` subscriber for a server process: filter from `RUST_LOG` (default
 /// `info`), human-readable or JSON lines. Does nothing if one is installed already.
 pub fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    cachet_http::init_logging(json);
 }

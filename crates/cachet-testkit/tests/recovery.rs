@@ -486,3 +486,39 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
     assert!(report.entries.iter().all(|e| e.operator_id == "op:kim"));
     s.data.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_during_a_key_server_outage_spend_no_data_server_codes() {
+    let s = Servers::start().await;
+    let patient = s.data.register("patient", PATIENT, "Patient").await;
+    s.enable(&patient, PASSWORD).await;
+    let Servers { data, key, key_dir } = s;
+    let addr = key.addr;
+    key.shutdown().await.unwrap();
+
+    // The user tries again and again while the key server is down: each attempt names
+    // the key server, and none costs a data-server code.
+    let codes_before = std::fs::read_to_string(data.data_dir().join("dev-codes.txt")).unwrap();
+    let servers = RecoveryServers::new(&data.url(), &format!("http://{addr}"), PARAMS).unwrap();
+    for _ in 0..8 {
+        match servers.start(PATIENT).await {
+            Err(ClientError::KeyServerUnreachable { url, .. }) => {
+                assert!(url.contains(&addr.port().to_string()), "{url}")
+            }
+            other => panic!("expected the key server to be unreachable: {other:?}"),
+        }
+    }
+    let codes_after = std::fs::read_to_string(data.data_dir().join("dev-codes.txt")).unwrap();
+    assert_eq!(codes_before, codes_after, "data-server codes were sent");
+
+    // The key server comes back (same address): the restore goes through.
+    let key = cachet_keyserver::spawn(KeyServerConfig {
+        listen: Some(addr),
+        ..KeyServerConfig::for_data_dir(key_dir.path())
+    })
+    .await
+    .unwrap();
+    let s = Servers { data, key, key_dir };
+    let restored = s.recover("patient-restored", PASSWORD).await.unwrap();
+    assert_eq!(restored.user_id(), patient.user_id());
+}

@@ -177,7 +177,7 @@ pub(crate) async fn receive(
         tokio::select! {
             () = wakeup => {}
             () = tokio::time::sleep_until(deadline) => return Ok(Protobuf(empty())),
-            () = crate::server::stopping(&mut shutdown) => return Ok(Protobuf(empty())),
+            () = cachet_http::stopping(&mut shutdown) => return Ok(Protobuf(empty())),
         }
     }
 }

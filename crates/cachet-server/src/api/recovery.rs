@@ -14,7 +14,7 @@ use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, R
 use cachet_recovery::wire::{self, RateLimit};
 
 use crate::app::{no_content, now_ms, AppState, OperatorCaller, RawBody, UserCaller};
-use crate::notify::CodeNotifier;
+use crate::notify::{CodeNotifier, Purpose};
 use crate::store::{self, AuditDraft, Store};
 
 type KsResult<T> = cachet_keyserver::Result<T>;
@@ -87,9 +87,9 @@ impl RecoveryBackend for DataServerBackend {
     }
     async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> KsResult<()> {
         self.notifier
-            .send_code(identifier, code, expires_at)
+            .send_code(identifier, code, Purpose::Recovery, expires_at)
             .await
-            .map_err(internal)
+            .map_err(cachet_keyserver::Error::from)
     }
     async fn user_for_identifier(&self, identifier_hash: &[u8]) -> KsResult<Option<String>> {
         self.store

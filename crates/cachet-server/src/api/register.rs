@@ -94,8 +94,14 @@ pub(crate) async fn start(
     state.store.insert_challenge(&challenge).await?;
     if let Err(e) = state
         .notifier
-        .send_code(&identifier, &code, challenge.expires_at)
+        .send_code(
+            &identifier,
+            &code,
+            crate::notify::Purpose::Registration,
+            challenge.expires_at,
+        )
         .await
+        .map_err(Error::from)
     {
         state.store.delete_challenge(&challenge_id).await?;
         return Err(e);
