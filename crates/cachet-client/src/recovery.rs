@@ -35,14 +35,9 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(url: &str) -> Result<Self> {
-        let base = Url::parse(url)
-            .map_err(|e| ClientError::InvalidInput(format!("server URL {url:?}: {e}")))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ClientError::InvalidInput(format!("HTTP client: {e}")))?;
+    fn new(url: &str, root_certificate_pem: Option<&[u8]>) -> Result<Self> {
+        let base = crate::api::check_server_url(url)?;
+        let http = crate::api::http_client(root_certificate_pem, Some(Duration::from_secs(60)))?;
         Ok(Self { base, http })
     }
 
@@ -71,18 +66,12 @@ impl Endpoint {
             )
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| crate::api::transport_error(&self.base, &e))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.to_string(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| crate::api::transport_error(&self.base, &e))?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -150,15 +139,27 @@ fn recorded_pair(a: &wire::AccountResponse) -> Result<PublicShares> {
 }
 
 impl RecoveryServers {
-    /// Both servers by URL.
+    /// Both servers by URL (`https://`, or `http://` to a loopback address), trusting the
+    /// system's certificate authorities.
     pub fn new(
         data_server_url: &str,
         key_server_url: &str,
         params: HardeningParams,
     ) -> Result<Self> {
+        Self::pinned(data_server_url, key_server_url, params, None)
+    }
+
+    /// Both servers by URL, trusting only the PEM certificate given (certificate
+    /// pinning, as for a profile) if any.
+    pub fn pinned(
+        data_server_url: &str,
+        key_server_url: &str,
+        params: HardeningParams,
+        root_certificate_pem: Option<&[u8]>,
+    ) -> Result<Self> {
         Ok(Self {
-            data: Endpoint::new(data_server_url)?,
-            key: Endpoint::new(key_server_url)?,
+            data: Endpoint::new(data_server_url, root_certificate_pem)?,
+            key: Endpoint::new(key_server_url, root_certificate_pem)?,
             data_server_url: data_server_url.to_owned(),
             key_server_url: key_server_url.to_owned(),
             params,
@@ -462,7 +463,12 @@ impl Client {
                 "the recovery password needs at least 8 characters".into(),
             ));
         }
-        let servers = RecoveryServers::new(self.server_url(), key_server_url, params)?;
+        let servers = RecoveryServers::pinned(
+            self.server_url(),
+            key_server_url,
+            params,
+            self.pinned_certificate.as_deref(),
+        )?;
         let ring = self.recovery_ring()?;
         let previous = {
             let s = self.session()?;
@@ -493,7 +499,12 @@ impl Client {
                 SignKeyPair::from_seed(hex_key(db.meta(META_AUTH)?, "auth key")?),
             )
         };
-        let servers = RecoveryServers::new(self.server_url(), &url, HardeningParams::RECOMMENDED)?;
+        let servers = RecoveryServers::pinned(
+            self.server_url(),
+            &url,
+            HardeningParams::RECOMMENDED,
+            self.pinned_certificate.as_deref(),
+        )?;
         let ring = self.recovery_ring()?;
         servers.update(&ring, &wrap, &auth, self.now_ms()).await?;
         Ok(true)
