@@ -31,10 +31,13 @@ Exit codes:
   4  not found: unknown contact, group, case or attachment, missing file, no profile
   5  the server cannot be reached
   6  the server refused the request
-  7  refused by key verification: the contact's keys changed (verify them again)
+  7  refused by key verification: the contact's verified keys changed without a
+     signature by the verified key (KEY CHANGED); nothing was sent. Compare safety
+     numbers again (`verify NAME --confirm`) or accept the new keys (`verify NAME --accept`)
   8  integrity failure: data did not decrypt or did not match its checksum
   9  the server's trust log contradicts itself, the directory or a saved head (a
      substituted key, a hidden revocation, a fork): nothing was encrypted to those keys
+  10 refused because the contact was never verified and `require_verified` is set
 
 Examples:
   cachet demo                                    # everything, on a private local server
@@ -348,6 +351,11 @@ pub struct RegisterArgs {
     /// Read the code from a development server's codes file (`<data-dir>/dev-codes.txt`).
     #[arg(long, value_name = "FILE")]
     pub dev_codes: Option<PathBuf>,
+    /// Pin the server's certificate: a PEM file holding the certificate authority that
+    /// signed it, or its own self-signed certificate. Stored in the profile; every later
+    /// request of the profile (messages, attachments, key server) trusts only it.
+    #[arg(long, value_name = "FILE", alias = "pin-cert")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `cachet contacts`.
@@ -546,6 +554,10 @@ pub struct VerifyArgs {
     /// Withdraw the verification.
     #[arg(long, conflicts_with_all = ["confirm", "scanned"])]
     pub reset: bool,
+    /// Accept the new keys of a KEY CHANGED contact without comparing safety numbers:
+    /// they become unverified with their new keys, and messages go to them again.
+    #[arg(long, conflicts_with_all = ["confirm", "scanned", "reset"])]
+    pub accept: bool,
     /// Do not draw the QR code.
     #[arg(long)]
     pub no_qr: bool,

@@ -305,7 +305,18 @@ async fn register(ctx: &Ctx, args: RegisterArgs) -> Result<()> {
         }
     };
     secret.check_new()?;
-    let pending = Client::start_registration(&server, &args.identifier, ctx.options()).await?;
+    let mut options = ctx.options();
+    if let Some(path) = &args.ca_cert {
+        // Pinned in the profile: every later request of the profile trusts only it.
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError::usage(
+                format!("cannot read the certificate {}: {e}", path.display()),
+                "--ca-cert names a PEM file: the server's certificate authority, or its self-signed certificate",
+            )
+        })?;
+        options.root_certificate_pem = Some(pem);
+    }
+    let pending = Client::start_registration(&server, &args.identifier, options).await?;
     let code = match (&args.code, &args.dev_codes) {
         (Some(c), _) => c.clone(),
         (None, Some(file)) => {
@@ -486,6 +497,9 @@ fn message_line(m: &StoredMessage, names: &HashMap<String, String>) -> String {
             m.attachment_id.as_deref().unwrap_or("?")
         ),
         MessageKind::Undecryptable => format!("[could not decrypt: {}]", m.body),
+        MessageKind::Notice => {
+            return format!("{}  ** {} **", render::time(m.timestamp), m.body);
+        }
     };
     let read = match (m.outgoing, m.read_at) {
         (true, Some(_)) => "  ✓ read",
@@ -922,6 +936,26 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         client.mark_unverified(&c)?;
         ctx.say(format!("{} is no longer verified", c.alias));
         ctx.emit(json!({"verified": false}));
+        ctx.keep(&client);
+        return Ok(());
+    }
+    if args.accept {
+        if !matches!(c.trust, TrustState::KeyChanged { .. }) {
+            return Err(CliError::usage(
+                format!(
+                    "the keys of {} did not change since you verified them ({}): nothing to accept",
+                    c.alias,
+                    c.trust.label()
+                ),
+                format!("`cachet verify {}` shows the safety number", c.alias),
+            ));
+        }
+        let c = client.accept_key_change(&c)?;
+        ctx.say(format!(
+            "accepted the new keys of {} (version {}): messages go to them again; they are unverified until you compare safety numbers (`cachet verify {}`)",
+            c.alias, c.key_version, c.alias
+        ));
+        ctx.emit(json!(c));
         ctx.keep(&client);
         return Ok(());
     }
@@ -1507,7 +1541,12 @@ async fn recovery(ctx: &Ctx, args: RecoveryArgs) -> Result<()> {
         RecoveryAction::Enable { codes } => {
             let client = ctx.unlocked()?;
             let password = recovery_password(true)?;
-            let servers = RecoveryServers::new(client.server_url(), &codes.key_server, params)?;
+            let servers = RecoveryServers::pinned(
+                client.server_url(),
+                &codes.key_server,
+                params,
+                client.pinned_certificate(),
+            )?;
             let checks = recovery_checks(&servers, client.identifier(), &codes).await?;
             client
                 .enable_recovery(&codes.key_server, &checks, &password, params)
@@ -1534,7 +1573,8 @@ async fn recovery(ctx: &Ctx, args: RecoveryArgs) -> Result<()> {
             })?;
             secret.check_new()?;
             let password = recovery_password(false)?;
-            let servers = RecoveryServers::new(&server, &codes.key_server, params)?;
+            let servers =
+                RecoveryServers::pinned(&server, &codes.key_server, params, ctx.ca.as_deref())?;
             let checks = recovery_checks(&servers, &identifier, &codes).await?;
             let recovered = Client::recover(
                 &ctx.profile,

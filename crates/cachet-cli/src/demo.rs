@@ -763,6 +763,16 @@ impl Demo<'_> {
             Ok(_) => return Err(fail("a case key was shared with a substituted key")),
             Err(e) => return Err(e.into()),
         }
+        match martin
+            .send_text(camille.user_id(), "Are you there?")
+            .await
+        {
+            Err(ClientError::KeyChanged { .. }) => self.say(
+                "  and to send her a text: REFUSED, nothing goes to keys that changed after verification",
+            ),
+            Ok(_) => return Err(fail("a text was sent to a substituted key")),
+            Err(e) => return Err(e.into()),
+        }
         let file = self.work.join("note.txt");
         std::fs::write(&file, b"x").map_err(|e| CliError::Io(e.to_string()))?;
         match martin

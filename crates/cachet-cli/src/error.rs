@@ -20,12 +20,15 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 5;
     /// The server refused.
     pub const SERVER: i32 = 6;
-    /// Refused by key verification (Cardinal's rule).
+    /// Refused because the contact's verified keys changed without a signature by the
+    /// verified key (KEY CHANGED): nothing was sent or shared.
     pub const TRUST: i32 = 7;
     /// Integrity failure.
     pub const INTEGRITY: i32 = 8;
     /// The server's trust log contradicts itself, the directory or a saved head.
     pub const TRUST_LOG: i32 = 9;
+    /// Refused because the contact was never verified and `require_verified` is set.
+    pub const NOT_VERIFIED: i32 = 10;
 }
 
 /// Everything a command can fail with.
@@ -73,19 +76,22 @@ impl CliError {
                 ClientError::Locked
                 | ClientError::WrongSecret { .. }
                 | ClientError::LockedOut { .. } => exit::LOCKED,
-                ClientError::WeakSecret(_) | ClientError::InvalidInput(_) => exit::USAGE,
+                ClientError::WeakSecret(_)
+                | ClientError::InvalidInput(_)
+                | ClientError::InsecureUrl { .. } => exit::USAGE,
                 ClientError::NoProfile(_)
                 | ClientError::UnknownContact(_)
                 | ClientError::NotFound { .. } => exit::NOT_FOUND,
                 ClientError::Io { source, .. } if source.kind() == ErrorKind::NotFound => {
                     exit::NOT_FOUND
                 }
-                ClientError::Unreachable { .. } | ClientError::KeyServerUnreachable { .. } => {
-                    exit::UNREACHABLE
-                }
+                ClientError::Unreachable { .. }
+                | ClientError::KeyServerUnreachable { .. }
+                | ClientError::Tls { .. } => exit::UNREACHABLE,
                 ClientError::Server { status: 404, .. } => exit::NOT_FOUND,
                 ClientError::Server { .. } => exit::SERVER,
-                ClientError::KeyChanged { .. } | ClientError::NotVerified { .. } => exit::TRUST,
+                ClientError::KeyChanged { .. } => exit::TRUST,
+                ClientError::NotVerified { .. } => exit::NOT_VERIFIED,
                 ClientError::TrustLog { .. } => exit::TRUST_LOG,
                 ClientError::Decrypt
                 | ClientError::Integrity(_)
@@ -108,6 +114,7 @@ impl CliError {
             exit::TRUST => "key_changed",
             exit::INTEGRITY => "integrity",
             exit::TRUST_LOG => "trust_log",
+            exit::NOT_VERIFIED => "not_verified",
             _ => "failure",
         }
     }
@@ -148,16 +155,23 @@ impl CliError {
                     s("list attachments with `cachet fetch`; receive new mail with `cachet inbox`")
                 }
                 ClientError::NotFound { .. } => None,
-                ClientError::KeyChanged { contact } | ClientError::NotVerified { contact } => {
-                    Some(format!(
-                        "compare safety numbers with `cachet verify {contact}` in person, then `cachet verify {contact} --confirm`"
-                    ))
-                }
+                ClientError::KeyChanged { contact } => Some(format!(
+                    "compare safety numbers with `cachet verify {contact}` in person, then `cachet verify {contact} --confirm`; or, to trust the new keys without comparing, `cachet verify {contact} --accept`"
+                )),
+                ClientError::NotVerified { contact } => Some(format!(
+                    "compare safety numbers with `cachet verify {contact}` in person, then `cachet verify {contact} --confirm`"
+                )),
                 ClientError::Unreachable { .. } => s(
                     "check that the server runs and the URL is right (--server or CACHET_SERVER); nothing local was changed",
                 ),
                 ClientError::KeyServerUnreachable { .. } => s(
                     "check that the key server runs and the URL is right (--key-server or CACHET_KEY_SERVER); no code was sent and nothing local was changed",
+                ),
+                ClientError::InsecureUrl { .. } => s(
+                    "give the server's https:// address (--server, CACHET_SERVER or the config file's `server`)",
+                ),
+                ClientError::Tls { .. } => s(
+                    "the certificate the server shows is not the one pinned for this profile (`--ca-cert` at registration, `server-ca.pem` in the profile): someone may be intercepting the connection, or the server's certificate was replaced; nothing was sent",
                 ),
                 ClientError::Server { status: 401, .. } => s(
                     "this installation's keys may have been replaced or revoked; check `cachet status`",

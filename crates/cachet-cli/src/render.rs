@@ -54,8 +54,9 @@ pub fn key_change(report: &KeyChangeReport) -> String {
         format!(
             "\n!!! WARNING: the keys of {name} CHANGED (version {old} -> {new}) and the change was NOT\n\
              !!! authorised by the key you verified: {note}.\n\
-             !!! Someone may be impersonating {name}. No new case keys or attachment keys will be\n\
-             !!! shared with them until you compare safety numbers again (`cachet verify {name}`).\n",
+             !!! Someone may be impersonating {name}. Nothing will be sent to them (no message, no\n\
+             !!! case or attachment key) until you compare safety numbers again (`cachet verify {name}`)\n\
+             !!! or accept the new keys (`cachet verify {name} --accept`).\n",
             name = report.alias,
             old = report.old_version,
             new = report.new_version,

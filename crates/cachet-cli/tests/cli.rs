@@ -527,3 +527,164 @@ async fn an_unreachable_key_server_is_named_with_its_flag() {
     assert!(!env.profile("restored").exists());
     assert!(!env.data.path().join("dev-codes.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sent_to_a_key_changed_contact_until_accepted_through_the_cli() {
+    let env = Env::start().await;
+    env.register("alice", "+33677777701", "Dr Alice");
+    env.register("bob", "+33677777702", "Bob");
+    env.cachet("alice")
+        .args(["contacts", "add", "+33677777702", "--as", "bob"])
+        .assert()
+        .success();
+    env.cachet("alice")
+        .args(["verify", "bob", "--confirm"])
+        .assert()
+        .success();
+    env.cachet("alice")
+        .args(["send", "bob", "before"])
+        .assert()
+        .success();
+    env.cachet("bob").arg("inbox").assert().success();
+
+    // Someone who reads the one-time codes registers Bob's number with their own keys.
+    env.register("mallory", "+33677777702", "Bob");
+    let out = env.cachet("alice").arg("inbox").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CHANGED"), "{}", stderr(&out));
+
+    let out = env
+        .cachet("alice")
+        .args(["send", "bob", "the", "diagnosis"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 7, "the keys of bob changed");
+    assert!(stderr(&out).contains("nothing was sent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cachet verify bob --accept"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .cachet("alice")
+        .args(["--json", "send", "bob", "again"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "key_changed");
+    let out = env.cachet("mallory").arg("inbox").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("diagnosis"), "{}", stdout(&out));
+    // The conversation shows what happened.
+    let out = env
+        .cachet("alice")
+        .args(["inbox", "bob", "--offline"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("KEY CHANGED"), "{}", stdout(&out));
+
+    // Accepting the new keys without comparing: messages go to them again.
+    let out = env
+        .cachet("alice")
+        .args(["verify", "bob", "--accept"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("accepted the new keys of bob"));
+    env.cachet("alice")
+        .args(["send", "bob", "after"])
+        .assert()
+        .success();
+    let out = env.cachet("mallory").arg("inbox").output().unwrap();
+    assert!(stdout(&out).contains("\"after\""), "{}", stdout(&out));
+    // Nothing left to accept.
+    let out = env
+        .cachet("alice")
+        .args(["verify", "bob", "--accept"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `cachet` with a private home and no server flag.
+fn cachet_in(home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("cachet").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"));
+    cmd
+}
+
+async fn tls_server(data: &Path, name: &str) -> (RunningServer, PathBuf) {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert = data.join(format!("{name}.pem"));
+    let key = data.join(format!("{name}.key"));
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let config = ServerConfig {
+        listen: Some(([127, 0, 0, 1], 0).into()),
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..ServerConfig::for_data_dir(data)
+    };
+    (cachet_server::spawn(config).await.unwrap(), cert)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_pins_the_server_certificate_and_plain_http_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, other) = (home.path().join("srv"), home.path().join("other"));
+    let (server, cert) = tls_server(&data, "ours").await;
+    let (impostor, _) = tls_server(&other, "theirs").await;
+    let profile = home.path().join("alice");
+
+    let out = cachet_in(home.path())
+        .env("CACHET_PIN", PIN)
+        .arg("--profile")
+        .arg(&profile)
+        .args(["--server", &server.base_url()])
+        .args(["register", "+33677777711", "--name", "Alice", "--dev-codes"])
+        .arg(data.join("dev-codes.txt"))
+        .arg("--ca-cert")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(profile.join("server-ca.pem").exists());
+
+    // Later commands use the pin stored in the profile.
+    let out = cachet_in(home.path())
+        .arg("--profile")
+        .arg(&profile)
+        .arg("inbox")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Another certificate at the server's address is refused.
+    let out = cachet_in(home.path())
+        .arg("--profile")
+        .arg(&profile)
+        .args(["--server", &impostor.base_url()])
+        .arg("inbox")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 5, "certificate is not trusted");
+
+    // Plain http:// to anything but loopback is refused before connecting.
+    let out = cachet_in(home.path())
+        .env("CACHET_PIN", PIN)
+        .arg("--profile")
+        .arg(home.path().join("carol"))
+        .args(["--server", "http://192.0.2.10:7780"])
+        .args(["register", "+33677777712", "--name", "Carol", "--code", "123456"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 2, "plain http://");
+    assert!(!home.path().join("carol").exists());
+}

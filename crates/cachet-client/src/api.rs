@@ -38,6 +38,167 @@ pub(crate) struct Api {
     base: Url,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+/// How a send whose outcome is unknown or refused for a passing reason is tried again.
+///
+/// A message keeps its id and its exact bytes across attempts, and the data server
+/// answers a repeated (sender, message id) with the same content as accepted without
+/// storing or delivering it twice, so a send whose answer was lost is retried safely.
+/// Retried: connection failures and timeouts, `502`, `503` and `504`, and `429` (after
+/// its `Retry-After` if that is at most [`RetryPolicy::max_retry_after`]). Not retried:
+/// TLS failures and every other answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: never retry).
+    pub attempts: u32,
+    /// The wait before the first retry; it doubles before each further one, and a random
+    /// part of up to half of it is taken off, so that clients do not retry in step.
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts (without `Retry-After`).
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` of a `429` that is waited for; a longer one fails at once.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0 for the first retry), jittered.
+    fn backoff(&self, retry: u32) -> Duration {
+        let full = self
+            .initial_backoff
+            .saturating_mul(1u32 << retry.min(16))
+            .min(self.max_backoff);
+        let jitter = u32::from(u16::from_le_bytes(cachet_crypto::random_bytes::<2>()));
+        // Between half of `full` and all of it.
+        full / 2 + (full / 2).mul_f64(f64::from(jitter) / f64::from(u16::MAX))
+    }
+}
+
+/// One attempt that failed: the error, and whether (and when) trying again may succeed.
+struct Failure {
+    error: ClientError,
+    transient: bool,
+    retry_after: Option<Duration>,
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        Self {
+            error,
+            transient: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// Checks a server URL: `https://`, or plain `http://` only to this machine (127.0.0.0/8,
+/// `::1`, `localhost`), where nothing crosses a network.
+pub(crate) fn check_server_url(server_url: &str) -> Result<Url> {
+    let base = Url::parse(server_url).map_err(|e| {
+        ClientError::InvalidInput(format!("server URL {server_url:?} is not valid: {e}"))
+    })?;
+    match base.scheme() {
+        "https" => Ok(base),
+        "http" if is_loopback(&base) => Ok(base),
+        "http" => Err(ClientError::InsecureUrl {
+            url: server_url.to_owned(),
+        }),
+        _ => Err(ClientError::InvalidInput(format!(
+            "server URL {server_url:?} must start with https:// (or http:// to a loopback address)"
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The HTTP client of a profile: with a pinned certificate, only that certificate (a CA,
+/// or the server's own self-signed certificate) is trusted, not the system's roots.
+pub(crate) fn http_client(
+    root_certificate_pem: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("cachet-client/", env!("CARGO_PKG_VERSION")));
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(pem) = root_certificate_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientError::InvalidInput(format!("pinned certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(ClientError::InvalidInput(
+                "pinned certificate: no PEM certificate in the file".into(),
+            ));
+        }
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| ClientError::InvalidInput(format!("HTTP client: {e}")))
+}
+
+/// A transport error as the SDK reports it: a TLS failure (a certificate the pin does not
+/// vouch for, a handshake refused) is [`ClientError::Tls`], never retried; anything else
+/// is [`ClientError::Unreachable`].
+pub(crate) fn transport_error(base: &Url, e: &reqwest::Error) -> ClientError {
+    // The innermost cause says it best ("Connection refused (os error 111)").
+    let mut detail = e.to_string();
+    let mut tls = false;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if inner.downcast_ref::<rustls::Error>().is_some() {
+                    tls = true;
+                    detail = inner.to_string();
+                }
+            }
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            tls = true;
+        }
+        source = s.source();
+    }
+    if tls {
+        return ClientError::Tls {
+            url: base.to_string(),
+            detail,
+        };
+    }
+    if e.is_timeout() {
+        detail = "timed out".into();
+    }
+    ClientError::Unreachable {
+        url: base.to_string(),
+        detail,
+    }
 }
 
 impl Api {
@@ -46,29 +207,20 @@ impl Api {
         clock: Arc<dyn Clock>,
         root_certificate_pem: Option<&[u8]>,
     ) -> Result<Self> {
-        let base = Url::parse(server_url).map_err(|e| {
-            ClientError::InvalidInput(format!("server URL {server_url:?} is not valid: {e}"))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ClientError::InvalidInput(format!(
-                "server URL {server_url:?} must start with http:// or https://"
-            )));
-        }
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("cachet-client/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = root_certificate_pem {
-            // Certificate pinning (whitepaper 9): trust only the given certificate authority.
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| ClientError::InvalidInput(format!("CA certificate: {e}")))?;
-            builder = builder
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(cert);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::InvalidInput(format!("HTTP client: {e}")))?;
-        Ok(Self { base, http, clock })
+        let base = check_server_url(server_url)?;
+        let http = http_client(root_certificate_pem, None)?;
+        Ok(Self {
+            base,
+            http,
+            clock,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// The same connection with another retry policy for sends.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn server_url(&self) -> &str {
@@ -96,6 +248,54 @@ impl Api {
         signer: Option<&Signer>,
         timeout: Duration,
     ) -> Result<bytes::Bytes> {
+        self.attempt(&method, path, &body, content_type, signer, timeout)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`send`](Self::send) for a request that is safe to repeat, tried again on a
+    /// transient failure per the [`RetryPolicy`] (signed afresh each time: the server
+    /// refuses a replayed signature).
+    async fn send_retrying(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        signer: Option<&Signer>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes> {
+        let mut retries = 0;
+        loop {
+            let failure = match self
+                .attempt(&method, path, &body, content_type, signer, timeout)
+                .await
+            {
+                Ok(bytes) => return Ok(bytes),
+                Err(f) => f,
+            };
+            if !failure.transient || retries + 1 >= self.retry.attempts {
+                return Err(failure.error);
+            }
+            let wait = match failure.retry_after {
+                Some(after) if after > self.retry.max_retry_after => return Err(failure.error),
+                Some(after) => after,
+                None => self.retry.backoff(retries),
+            };
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+        signer: Option<&Signer>,
+        timeout: Duration,
+    ) -> std::result::Result<bytes::Bytes, Failure> {
         let url = self.url(path)?;
         let signed_path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -114,7 +314,7 @@ impl Api {
                 &RequestTarget {
                     method: method.as_str(),
                     path: &signed_path,
-                    body: &body,
+                    body,
                 },
                 self.clock.now_ms(),
             );
@@ -122,34 +322,38 @@ impl Api {
                 .header(UID_HEADER, headers.uid)
                 .header(SIG_HEADER, headers.sig);
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.network(e))?;
+        let network = |e: reqwest::Error| {
+            let error = transport_error(&self.base, &e);
+            Failure {
+                transient: matches!(error, ClientError::Unreachable { .. }),
+                error,
+                retry_after: None,
+            }
+        };
+        let response = request.body(body.to_vec()).send().await.map_err(network)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.network(e))?;
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(network)?;
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(server_error(status, &bytes))
-    }
-
-    fn network(&self, e: reqwest::Error) -> ClientError {
-        // The innermost cause says it best ("Connection refused (os error 111)").
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            detail = s.to_string();
-            source = s.source();
-        }
-        if e.is_timeout() {
-            detail = "timed out".into();
-        }
-        ClientError::Unreachable {
-            url: self.base.to_string(),
-            detail,
-        }
+        let transient = matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT
+        );
+        Err(Failure {
+            error: server_error(status, &bytes),
+            transient,
+            retry_after: retry_after.filter(|_| transient),
+        })
     }
 
     pub(crate) async fn proto<Resp: Message + Default>(
@@ -316,8 +520,10 @@ impl Api {
 
     // ---- Messages ----
 
+    /// Sends an envelope, retrying transient failures with the same bytes (so the same
+    /// message id): the server stores and delivers it once.
     pub async fn send_envelope(&self, s: &Signer, envelope: &v1::Envelope) -> Result<()> {
-        self.send(
+        self.send_retrying(
             Method::POST,
             "/api/v1/messages/send",
             envelope.encode_to_vec(),
@@ -492,5 +698,62 @@ pub(crate) fn server_error(status: StatusCode, body: &[u8]) -> ClientError {
             reason: format!("http_{}", status.as_u16()),
             message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_accepted_only_to_loopback() {
+        for ok in [
+            "https://cachet.example.org",
+            "https://192.0.2.1:7780/base",
+            "http://127.0.0.1:7780",
+            "http://127.8.9.10",
+            "http://[::1]:7780",
+            "http://localhost:7780",
+            "http://LOCALHOST",
+        ] {
+            assert!(check_server_url(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://cachet.example.org",
+            "http://192.0.2.1:7780",
+            "http://10.0.0.1",
+            "http://[2001:db8::1]",
+            "http://[::ffff:127.0.0.1]",
+            "http://localhost.example.org",
+            "http://127.0.0.1.example.org",
+        ] {
+            assert!(
+                matches!(
+                    check_server_url(refused),
+                    Err(ClientError::InsecureUrl { .. })
+                ),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            check_server_url("ftp://127.0.0.1"),
+            Err(ClientError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_within_bounds() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(700),
+            max_retry_after: Duration::from_secs(1),
+        };
+        for (retry, full) in [(0, 100), (1, 200), (2, 400), (3, 700), (9, 700), (40, 700)] {
+            let wait = policy.backoff(retry);
+            let full = Duration::from_millis(full);
+            assert!(wait >= full / 2 && wait <= full, "{retry}: {wait:?}");
+        }
     }
 }

@@ -35,6 +35,10 @@ pub const BUILD_NUMBER: u32 = 1;
 
 const SESSION_FILE: &str = "session.json";
 
+/// The file of a profile that holds its pinned server certificate (PEM), written at
+/// registration when one is given.
+pub const PINNED_CERTIFICATE_FILE: &str = "server-ca.pem";
+
 /// How a [`Client`] is set up. `Default` gives the production settings.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -51,8 +55,14 @@ pub struct ClientOptions {
     /// Refuse to share new keys with contacts never verified (not only with contacts whose
     /// verified keys changed).
     pub require_verified: bool,
-    /// A PEM certificate authority to trust instead of the system's (certificate pinning).
+    /// Certificate pinning: a PEM certificate (a certificate authority, or the server's
+    /// own self-signed certificate) to trust instead of the system's roots. Given at
+    /// registration, it is stored in the profile ([`PINNED_CERTIFICATE_FILE`]) and used for
+    /// every later request of that profile (messages, attachments, recovery at the key
+    /// server); a profile's stored pin takes precedence over this option when opening.
     pub root_certificate_pem: Option<Vec<u8>>,
+    /// How sends whose answer was lost, or refused for a passing reason, are retried.
+    pub retry: crate::api::RetryPolicy,
     /// The kind of client named in request signatures.
     pub client_type: ClientType,
     /// Chunk format of new attachments: version 2 (default) authenticates the end of the
@@ -73,6 +83,7 @@ impl Default for ClientOptions {
             unlock_window: UNLOCK_WINDOW,
             require_verified: false,
             root_certificate_pem: None,
+            retry: crate::api::RetryPolicy::default(),
             client_type: ClientType::Desktop,
             attachment_format: cachet_crypto::attachment::FormatVersion::V2,
             operators: crate::trust_log::OperatorPins::new(),
@@ -181,6 +192,8 @@ pub struct Client {
     pub(crate) profile: ProfileFile,
     pub(crate) api: Api,
     pub(crate) options: ClientOptions,
+    /// The pinned certificate every connection of this profile trusts, if any.
+    pub(crate) pinned_certificate: Option<Vec<u8>>,
     lockout: Lockout,
     session: Mutex<Option<Arc<Session>>>,
 }
@@ -232,7 +245,8 @@ impl PendingRegistration {
             server_url,
             options.clock.clone(),
             options.root_certificate_pem.as_deref(),
-        )?;
+        )?
+        .with_retry(options.retry);
         Ok(Self {
             api,
             options,
@@ -346,9 +360,14 @@ impl PendingRegistration {
         );
         create_private_dir(new.dir)?;
         profile.save(new.dir)?;
+        // The certificate this registration trusted is pinned for the profile's life.
+        if let Some(pem) = &self.options.root_certificate_pem {
+            write_atomic(&new.dir.join(PINNED_CERTIFICATE_FILE), pem)?;
+        }
         let client = Client {
             dir: new.dir.to_path_buf(),
             profile,
+            pinned_certificate: self.options.root_certificate_pem.clone(),
             api: self.api,
             lockout: Lockout::new(new.dir),
             options: self.options,
@@ -373,7 +392,8 @@ impl Client {
             server_url,
             options.clock.clone(),
             options.root_certificate_pem.as_deref(),
-        )?;
+        )?
+        .with_retry(options.retry);
         let response = api.register_start(identifier).await?;
         Ok(PendingRegistration {
             api,
@@ -397,14 +417,24 @@ impl Client {
             .server_url
             .clone()
             .unwrap_or_else(|| profile.server_url.clone());
+        let pin_path = dir.join(PINNED_CERTIFICATE_FILE);
+        let pinned_certificate = match std::fs::read(&pin_path) {
+            Ok(pem) => Some(pem),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                options.root_certificate_pem.clone()
+            }
+            Err(e) => return Err(ClientError::io(pin_path, e)),
+        };
         let api = Api::new(
             &server_url,
             options.clock.clone(),
-            options.root_certificate_pem.as_deref(),
-        )?;
+            pinned_certificate.as_deref(),
+        )?
+        .with_retry(options.retry);
         Ok(Self {
             dir: dir.to_path_buf(),
             profile,
+            pinned_certificate,
             api,
             lockout: Lockout::new(dir),
             options,
@@ -604,6 +634,11 @@ impl Client {
         self.api.server_url()
     }
 
+    /// The certificate this profile pins for its servers (PEM), if any.
+    pub fn pinned_certificate(&self) -> Option<&[u8]> {
+        self.pinned_certificate.as_deref()
+    }
+
     /// The profile directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -765,6 +800,18 @@ impl Client {
             {
                 if r.still_verified {
                     r.still_verified = false;
+                    s.db().conn.execute(
+                        "UPDATE messages SET body = ?3 WHERE sender_id = '' AND message_id = ?1
+                         AND conversation = ?2",
+                        params![
+                            format!("key-change:{user_id}:{}", r.new_version),
+                            crate::messaging::Conversation::Direct(user_id.to_owned()).key(),
+                            format!(
+                                "KEY CHANGED: the keys of {} changed (version {} to {}) and the trust log does not show them authorised by the keys you verified ({note}); nothing is sent to them until you compare safety numbers again or accept the new keys",
+                                r.alias, r.old_version, r.new_version
+                            )
+                        ],
+                    )?;
                     r.note = note;
                 }
             }
@@ -907,6 +954,34 @@ impl Client {
                 params![user_id, note, now],
             )?;
         }
+        // The conversation shows the change where it happened, whatever the verdict.
+        let notice = if was_verified && !still_verified {
+            format!(
+                "KEY CHANGED: the keys of {} changed (version {} to {}) without a signature by the keys you verified ({note}); nothing is sent to them until you compare safety numbers again or accept the new keys",
+                contact.alias, contact.key_version, newest.key_version
+            )
+        } else if was_verified {
+            format!(
+                "the keys of {} changed (version {} to {}); they stay verified: {note}",
+                contact.alias, contact.key_version, newest.key_version
+            )
+        } else {
+            format!(
+                "the keys of {} changed (version {} to {}): your safety number with them changed; compare it to verify them",
+                contact.alias, contact.key_version, newest.key_version
+            )
+        };
+        db.conn.execute(
+            "INSERT OR IGNORE INTO messages (conversation, message_id, sender_id, outgoing, kind,
+             body, attachment_id, timestamp, received_at, read_at)
+             VALUES (?1, ?2, '', 0, 'notice', ?3, NULL, ?4, ?4, ?4)",
+            params![
+                crate::messaging::Conversation::Direct(user_id.to_owned()).key(),
+                format!("key-change:{user_id}:{}", newest.key_version),
+                notice,
+                now
+            ],
+        )?;
         Ok(Some(KeyChangeReport {
             user_id: user_id.to_owned(),
             alias: contact.alias,
@@ -1082,6 +1157,36 @@ impl Client {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Refuses to send anything (text, typing event, read receipt, group message) to a
+    /// contact whose verified keys changed without a signature by the verified key, as
+    /// Signal does: the new keys' holder may be someone else. Contacts never verified are
+    /// not refused (their key changes are shown as a notice in the conversation).
+    pub fn check_may_send(&self, contact: &Contact) -> Result<()> {
+        match contact.trust {
+            TrustState::KeyChanged { .. } => Err(ClientError::KeyChanged {
+                contact: contact.alias.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Accepts the new keys of a KEY CHANGED contact without comparing safety numbers: the
+    /// contact becomes unverified with their current keys, so messages go to them again
+    /// (and, unless [`ClientOptions::require_verified`], new shared keys too). Comparing
+    /// safety numbers ([`Client::mark_verified`]) is the stronger way out. A contact in
+    /// another state is returned unchanged.
+    pub fn accept_key_change(&self, contact: &Contact) -> Result<Contact> {
+        let s = self.session()?;
+        s.db().conn.execute(
+            "UPDATE contacts SET trust = 'unverified', verified_box_key = NULL,
+             verified_sign_key = NULL, verified_at = NULL, trust_note = ''
+             WHERE user_id = ?1 AND trust = 'changed'",
+            [&contact.user_id],
+        )?;
+        self.contact(&contact.user_id)?
+            .ok_or_else(|| ClientError::UnknownContact(contact.user_id.clone()))
     }
 
     /// Refreshes the contacts' keys from the server, then applies Cardinal's rule to them.

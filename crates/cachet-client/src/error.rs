@@ -53,9 +53,11 @@ pub enum ClientError {
         /// The id given.
         id: String,
     },
-    /// The contact's keys changed since they were verified; no new case keys, attachment
-    /// keys or recovery data are shared with them until they are verified again.
-    #[error("the keys of {contact} changed since you verified them; compare safety numbers again before sharing new keys with them")]
+    /// The contact's keys changed since they were verified, without a signature by the
+    /// verified key: nothing is sent to them (no message, typing event, case key,
+    /// attachment key or recovery data) until they are verified again or the user accepts
+    /// the new keys ([`Client::accept_key_change`](crate::Client::accept_key_change)).
+    #[error("the keys of {contact} changed since you verified them, without a signature by the key you verified; nothing was sent: compare safety numbers again, or accept the new keys")]
     KeyChanged {
         /// The contact's user id.
         contact: String,
@@ -92,6 +94,23 @@ pub enum ClientError {
         /// The key server's URL.
         url: String,
         /// What the network layer said.
+        detail: String,
+    },
+    /// A plain `http://` URL to a host other than this machine: refused before any
+    /// connection, since requests and their signatures would cross the network in clear.
+    #[error("refusing the plain http:// URL {url}: requests would cross the network unencrypted; use https:// (plain http:// is accepted only for 127.0.0.0/8, ::1 and localhost)")]
+    InsecureUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The TLS connection to the server failed: its certificate is not vouched for by
+    /// the pinned certificate (or the system's roots), or the handshake was refused.
+    /// Nothing was sent; never retried.
+    #[error("refusing the server at {url}: its TLS certificate is not trusted ({detail})")]
+    Tls {
+        /// The server's URL.
+        url: String,
+        /// What the TLS layer said.
         detail: String,
     },
     /// The server answered with an error.

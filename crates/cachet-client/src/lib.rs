@@ -39,12 +39,13 @@ pub mod trust;
 mod trust_log;
 pub mod vault;
 
+pub use api::RetryPolicy;
 pub use attachments::{no_progress, AttachmentInfo, PendingUpload, Progress};
 pub use cachet_trust::{SignedTreeHead, TrustError};
 pub use cases::Case;
 pub use client::{
     Client, ClientOptions, Contact, KeyChangeReport, NewProfile, PendingRegistration, SafetyNumber,
-    BUILD_NUMBER,
+    BUILD_NUMBER, PINNED_CERTIFICATE_FILE,
 };
 pub use error::{human_duration, ClientError, Result};
 pub use groups::Group;

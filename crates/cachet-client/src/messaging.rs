@@ -55,6 +55,9 @@ pub enum MessageKind {
     Attachment,
     /// A message that could not be decrypted; the body says why.
     Undecryptable,
+    /// A notice of this installation in the conversation (a contact's keys changed); the
+    /// body says what happened. Never sent, never unread.
+    Notice,
 }
 
 /// A message in the local store.
@@ -184,6 +187,9 @@ impl Client {
                 continue;
             }
             let contact = self.checked_contact(s, rid).await?;
+            // Nothing goes to keys the user verified and that changed without their
+            // owner's signature (a group send names the member refused).
+            self.check_may_send(&contact)?;
             let pre = self.precomputed(s, me, &contact.box_key)?;
             let (nonce, ciphertext) = pre.seal(&payload);
             sealed.push(RecipientCiphertext {
@@ -315,7 +321,8 @@ impl Client {
             let db = s.db();
             let mut stmt = db.conn.prepare(
                 "SELECT sender_id, message_id FROM messages WHERE conversation = ?1
-                 AND outgoing = 0 AND read_at IS NULL AND kind != 'undecryptable' ORDER BY local_id",
+                 AND outgoing = 0 AND read_at IS NULL AND kind NOT IN ('undecryptable', 'notice')
+                 ORDER BY local_id",
             )?;
             let rows = stmt.query_map([conversation.key()], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -336,6 +343,14 @@ impl Client {
         };
         if !matches!(conversation, Conversation::Case(_)) {
             for (sender, ids) in by_sender {
+                // No receipt goes to keys that changed after verification; the messages
+                // are marked read here all the same.
+                if self
+                    .contact(&sender)?
+                    .is_some_and(|c| matches!(c.trust, crate::TrustState::KeyChanged { .. }))
+                {
+                    continue;
+                }
                 self.send_payload(
                     &s,
                     &[sender],
@@ -730,6 +745,7 @@ fn kind_column(kind: MessageKind) -> &'static str {
         MessageKind::Text => "text",
         MessageKind::Attachment => "attachment",
         MessageKind::Undecryptable => "undecryptable",
+        MessageKind::Notice => "notice",
     }
 }
 
@@ -748,6 +764,7 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
         kind: match kind.as_str() {
             "attachment" => MessageKind::Attachment,
             "undecryptable" => MessageKind::Undecryptable,
+            "notice" => MessageKind::Notice,
             _ => MessageKind::Text,
         },
         body: r.get(6)?,

@@ -37,14 +37,9 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(url: &str, key_server: bool) -> Result<Self> {
-        let base = Url::parse(url)
-            .map_err(|e| ClientError::InvalidInput(format!("server URL {url:?}: {e}")))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ClientError::InvalidInput(format!("HTTP client: {e}")))?;
+    fn new(url: &str, key_server: bool, root_certificate_pem: Option<&[u8]>) -> Result<Self> {
+        let base = crate::api::check_server_url(url)?;
+        let http = crate::api::http_client(root_certificate_pem, Some(Duration::from_secs(60)))?;
         Ok(Self {
             base,
             http,
@@ -53,11 +48,11 @@ impl Endpoint {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
-        let (url, detail) = (self.base.to_string(), e.to_string());
-        if self.key_server {
-            ClientError::KeyServerUnreachable { url, detail }
-        } else {
-            ClientError::Unreachable { url, detail }
+        match crate::api::transport_error(&self.base, e) {
+            ClientError::Unreachable { url, detail } if self.key_server => {
+                ClientError::KeyServerUnreachable { url, detail }
+            }
+            other => other,
         }
     }
 
@@ -167,15 +162,27 @@ fn recorded_pair(a: &wire::AccountResponse) -> Result<PublicShares> {
 }
 
 impl RecoveryServers {
-    /// Both servers by URL.
+    /// Both servers by URL (`https://`, or `http://` to a loopback address), trusting the
+    /// system's certificate authorities.
     pub fn new(
         data_server_url: &str,
         key_server_url: &str,
         params: HardeningParams,
     ) -> Result<Self> {
+        Self::pinned(data_server_url, key_server_url, params, None)
+    }
+
+    /// Both servers by URL, trusting only the PEM certificate given (certificate
+    /// pinning, as for a profile) if any.
+    pub fn pinned(
+        data_server_url: &str,
+        key_server_url: &str,
+        params: HardeningParams,
+        root_certificate_pem: Option<&[u8]>,
+    ) -> Result<Self> {
         Ok(Self {
-            data: Endpoint::new(data_server_url, false)?,
-            key: Endpoint::new(key_server_url, true)?,
+            data: Endpoint::new(data_server_url, false, root_certificate_pem)?,
+            key: Endpoint::new(key_server_url, true, root_certificate_pem)?,
             data_server_url: data_server_url.to_owned(),
             key_server_url: key_server_url.to_owned(),
             params,
@@ -491,7 +498,12 @@ impl Client {
                 "the recovery password needs at least 8 characters".into(),
             ));
         }
-        let servers = RecoveryServers::new(self.server_url(), key_server_url, params)?;
+        let servers = RecoveryServers::pinned(
+            self.server_url(),
+            key_server_url,
+            params,
+            self.pinned_certificate.as_deref(),
+        )?;
         let ring = self.recovery_ring()?;
         let previous = {
             let s = self.session()?;
@@ -522,7 +534,12 @@ impl Client {
                 SignKeyPair::from_seed(hex_key(db.meta(META_AUTH)?, "auth key")?),
             )
         };
-        let servers = RecoveryServers::new(self.server_url(), &url, HardeningParams::RECOMMENDED)?;
+        let servers = RecoveryServers::pinned(
+            self.server_url(),
+            &url,
+            HardeningParams::RECOMMENDED,
+            self.pinned_certificate.as_deref(),
+        )?;
         let ring = self.recovery_ring()?;
         servers.update(&ring, &wrap, &auth, self.now_ms()).await?;
         Ok(true)

@@ -227,3 +227,145 @@ async fn strict_mode_refuses_contacts_never_verified() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sent_to_a_key_changed_contact_until_the_new_keys_are_accepted() {
+    let server = TestServer::start().await;
+    let doctor = server.register("doctor", "+33600000341", "Dr Grey").await;
+    let patient = server.register("patient", "+33600000342", "Patient").await;
+    let nurse = server.register("nurse", "+33600000343", "Nurse").await;
+    let p = doctor
+        .add_contact(patient.user_id(), Some("patient"))
+        .await
+        .unwrap();
+    doctor
+        .add_contact(nurse.user_id(), Some("nurse"))
+        .await
+        .unwrap();
+    doctor.mark_verified(&p).unwrap();
+    let group = doctor
+        .create_group(
+            "Ward 3",
+            &[patient.user_id().to_owned(), nurse.user_id().to_owned()],
+        )
+        .await
+        .unwrap();
+    doctor.send_text(patient.user_id(), "before").await.unwrap();
+    assert_eq!(texts(&patient.receive(0).await.unwrap()), ["before"]);
+    nurse.receive(0).await.unwrap();
+
+    // An insider registers the patient's number anew with keys of their own.
+    let mallory = server
+        .register_with("mallory", "+33600000342", "Patient", None, test_options())
+        .await
+        .unwrap();
+    let events = doctor.receive(0).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::KeyChanged(r) if r.is_alarm())),
+        "{events:?}"
+    );
+
+    // A text, a typing event and a group message are all refused, naming the contact.
+    let err = doctor
+        .send_text(patient.user_id(), "for the patient only")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::KeyChanged { contact } if contact == "patient"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("nothing was sent"), "{err}");
+    let err = doctor
+        .send_typing(&Conversation::Direct(patient.user_id().to_owned()), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::KeyChanged { .. }), "{err:?}");
+    let err = doctor
+        .send_group_text(&group.group_id, "to the ward")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::KeyChanged { contact } if contact == "patient"),
+        "{err:?}"
+    );
+    // Nothing reached the new keys' holder, nor the rest of the group.
+    assert!(texts(&mallory.receive(0).await.unwrap()).is_empty());
+    assert!(texts(&nurse.receive(0).await.unwrap()).is_empty());
+    // The sender's history holds no refused message, and shows the change.
+    let history = doctor
+        .messages(&Conversation::Direct(patient.user_id().to_owned()), 10)
+        .unwrap();
+    let bodies: Vec<&str> = history.iter().map(|m| m.body.as_str()).collect();
+    assert!(!bodies.contains(&"for the patient only"), "{bodies:?}");
+    let notice = history.last().unwrap();
+    assert_eq!(notice.kind, MessageKind::Notice, "{history:?}");
+    assert!(notice.body.starts_with("KEY CHANGED"), "{}", notice.body);
+
+    // Accepting the new keys without comparing: unverified, and messages flow again.
+    let p = doctor.accept_key_change(&p).unwrap();
+    assert_eq!(p.trust, TrustState::Unverified);
+    doctor
+        .send_text(patient.user_id(), "after accepting")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&mallory.receive(0).await.unwrap()),
+        ["after accepting"]
+    );
+    doctor
+        .send_group_text(&group.group_id, "to the ward")
+        .await
+        .unwrap();
+    assert_eq!(texts(&nurse.receive(0).await.unwrap()), ["to the ward"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_change_of_a_contact_never_verified_goes_through_with_a_notice() {
+    let server = TestServer::start().await;
+    let doctor = server.register("doctor", "+33600000351", "Dr Grey").await;
+    let patient = server.register("patient", "+33600000352", "Patient").await;
+    doctor
+        .add_contact(patient.user_id(), Some("patient"))
+        .await
+        .unwrap();
+    doctor.send_text(patient.user_id(), "first").await.unwrap();
+    let reinstalled = server
+        .register_with("patient-2", "+33600000352", "Patient", None, test_options())
+        .await
+        .unwrap();
+    let events = doctor.receive(0).await.unwrap();
+    let report = events
+        .iter()
+        .find_map(|e| match e {
+            Event::KeyChanged(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("the contact update arrived");
+    assert!(!report.is_alarm(), "{report:?}");
+    doctor.send_text(patient.user_id(), "second").await.unwrap();
+    assert_eq!(texts(&reinstalled.receive(0).await.unwrap()), ["second"]);
+    let history = doctor
+        .messages(&Conversation::Direct(patient.user_id().to_owned()), 10)
+        .unwrap();
+    let kinds: Vec<MessageKind> = history.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [MessageKind::Text, MessageKind::Notice, MessageKind::Text],
+        "{history:?}"
+    );
+    assert!(
+        history[1].body.contains("safety number with them changed"),
+        "{}",
+        history[1].body
+    );
+    // A notice is never unread and sends no read receipt.
+    let unread: usize = doctor
+        .conversations()
+        .unwrap()
+        .iter()
+        .map(|(_, unread, _)| *unread)
+        .sum();
+    assert_eq!(unread, 0);
+}
