@@ -167,6 +167,8 @@ struct ConnState {
     evict: Notify,
     /// Whether it was told already.
     evicted: AtomicBool,
+    /// The tracker's signal that a connection ended or became idle.
+    changed: Arc<Notify>,
     epoch: Instant,
 }
 
@@ -208,8 +210,8 @@ impl ConnState {
 struct Tracker {
     conns: Mutex<HashMap<u64, Arc<ConnState>>>,
     next_id: AtomicU64,
-    /// Signalled whenever a connection ends.
-    freed: Notify,
+    /// Signalled whenever a connection ends or a request finishes.
+    freed: Arc<Notify>,
     epoch: Instant,
 }
 
@@ -218,7 +220,7 @@ impl Tracker {
         Tracker {
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
-            freed: Notify::new(),
+            freed: Arc::new(Notify::new()),
             epoch: Instant::now(),
         }
     }
@@ -233,6 +235,7 @@ impl Tracker {
             last_active: AtomicU64::new(0),
             evict: Notify::new(),
             evicted: AtomicBool::new(false),
+            changed: self.freed.clone(),
             epoch: self.epoch,
         });
         state.touch();
@@ -247,15 +250,27 @@ impl Tracker {
         }
     }
 
-    /// Tells the connection idle the longest to close; false if every connection has a
-    /// request in flight (and none is closing).
-    fn evict_longest_idle(&self) -> bool {
+    /// Whether a connection is idle, or closing: a new one can have its place.
+    fn has_room(&self) -> bool {
+        self.conns.lock().is_ok_and(|conns| {
+            conns
+                .values()
+                .any(|c| c.is_idle() || c.evicted.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Tells the connection idle the longest (other than `spare`) to close; false if
+    /// every connection has a request in flight (and none is closing).
+    fn evict_longest_idle(&self, spare: Option<u64>) -> bool {
         let Ok(conns) = self.conns.lock() else {
             return false;
         };
         let victim = conns
-            .values()
-            .filter(|c| c.is_idle() && !c.evicted.load(Ordering::Relaxed))
+            .iter()
+            .filter(|(id, c)| {
+                Some(**id) != spare && c.is_idle() && !c.evicted.load(Ordering::Relaxed)
+            })
+            .map(|(_, c)| c)
             .min_by_key(|c| c.last_active.load(Ordering::Relaxed));
         match victim {
             Some(c) => {
@@ -299,7 +314,10 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Idle now: it may make room for a waiting connection.
+            self.0.changed.notify_waiters();
+        }
     }
 }
 
@@ -355,22 +373,17 @@ pub async fn run(
     loop {
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
-        // At the limit: close the connection idle the longest, or wait for one to end.
-        if tracker.len() >= options.max_connections {
+        // At the limit with every connection busy: wait (new connections stay in the
+        // listen backlog) until one ends or goes idle.
+        if tracker.len() >= options.max_connections && !tracker.has_room() {
             let freed = tracker.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if tracker.len() >= options.max_connections {
-                if tracker.evict_longest_idle() {
-                    tracing::debug!(
-                        "connection limit reached: closing the longest-idle connection"
-                    );
-                } else {
-                    tracing::warn!(
-                        limit = options.max_connections,
-                        "connection limit reached with every connection busy"
-                    );
-                }
+            if tracker.len() >= options.max_connections && !tracker.has_room() {
+                tracing::warn!(
+                    limit = options.max_connections,
+                    "connection limit reached with every connection busy"
+                );
                 tokio::select! {
                     () = freed => {}
                     () = stopping(&mut shutdown) => break,
@@ -388,7 +401,7 @@ pub async fn run(
                     // Typically out of file descriptors: back off instead of spinning,
                     // and make room if an idle connection holds one.
                     tracing::warn!(error = %e, "accept failed");
-                    tracker.evict_longest_idle();
+                    tracker.evict_longest_idle(None);
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         () = stopping(&mut shutdown) => break,
@@ -401,6 +414,11 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let guard = tracker.register();
+        if tracker.len() > options.max_connections {
+            // Over the limit: the connection idle the longest makes room.
+            tracing::debug!("connection limit reached: closing the longest-idle connection");
+            tracker.evict_longest_idle(Some(guard.id));
+        }
         let router = router.clone();
         let tls = tls.clone();
         let conn_shutdown = shutdown.clone();
@@ -529,7 +547,8 @@ async fn read_head<I: AsyncRead + Unpin>(io: &mut I, max_header_bytes: usize) ->
                 Some((status, reason, message)) => Head::Refuse(status, reason, message),
             };
         } else if buf.len() > max_header_bytes {
-            let (status, reason, message) = if buf.contains(&b'\n') {
+            let line_end = buf.iter().position(|&b| b == b'\n');
+            let (status, reason, message) = if line_end.is_some_and(|p| p <= max_header_bytes) {
                 (
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     "headers_too_large",
