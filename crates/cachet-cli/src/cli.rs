@@ -12,8 +12,11 @@ Profiles:
 
 Unlocking:
   Commands that need your keys unlock the profile with, in order: an unlock remembered by
-  `cachet unlock` (valid ten minutes after the last use), CACHET_PIN or CACHET_PASSPHRASE,
-  or a prompt. Wrong PINs lock the profile out for longer and longer (30 s, 1 min, 5 min...).
+  `cachet unlock` (valid ten minutes after the last use; its key is kept in the Linux
+  kernel keyring, never on disk, so without a keyring nothing is remembered), CACHET_PIN
+  or CACHET_PASSPHRASE, or a prompt. Wrong PINs lock the profile out for longer and
+  longer (30 s, 1 min, 5 min...). PINs with a pattern (11111, 12121, 12345, 13579...)
+  are refused when a PIN is chosen.
 
 Configuration (lowest to highest precedence):
   $XDG_CONFIG_HOME/cachet/config.toml (or --client-config FILE) with the keys
@@ -108,7 +111,7 @@ pub enum Command {
     Case(CaseArgs),
     /// Show the safety number and QR code of a contact, and mark them verified.
     Verify(VerifyArgs),
-    /// Lock the profile now (forget the remembered unlock).
+    /// Lock the profile now (forget the remembered unlock and its keyring key).
     Lock,
     /// Unlock the profile for ten minutes after the last use.
     Unlock,

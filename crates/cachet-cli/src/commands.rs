@@ -1105,7 +1105,7 @@ fn status(ctx: &Ctx) -> Result<()> {
         if unlocked { "unlocked" } else { "locked" },
         match client.failed_unlocks() {
             0 => String::new(),
-            n => format!(" ({n} wrong attempt(s) in a row)"),
+            n => format!(" ({n} failed attempt(s) since the last unlock)"),
         }
     ));
     ctx.emit(json!({

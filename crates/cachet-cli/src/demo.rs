@@ -114,17 +114,17 @@ struct Person {
 const MARTIN: Person = Person {
     name: "Dr Alice Martin",
     phone: "+33 6 10 00 00 01",
-    pin: "13579",
+    pin: "31704",
 };
 const KELLER: Person = Person {
     name: "Dr Bruno Keller",
     phone: "+33 6 10 00 00 02",
-    pin: "24680",
+    pin: "58203",
 };
 const CAMILLE: Person = Person {
     name: "Camille Durand",
     phone: "+33 6 10 00 00 03",
-    pin: "97531",
+    pin: "92618",
 };
 
 struct Demo<'a> {
@@ -1027,7 +1027,7 @@ pub async fn run(options: DemoOptions, out: &mut dyn Write) -> Result<DemoReport
             demo.say(format!("\nAll {n} steps passed."));
             if demo.options.data_dir.is_some() {
                 demo.say(format!(
-                    "Server data kept in {}; the demo profiles in {} (PINs 13579, 24680, 97531).",
+                    "Server data kept in {}; the demo profiles in {} (PINs 31704, 58203, 92618).",
                     server_dir.display(),
                     profiles.display()
                 ));

@@ -75,7 +75,8 @@ impl CliError {
             Self::Client(e) => match e {
                 ClientError::Locked
                 | ClientError::WrongSecret { .. }
-                | ClientError::LockedOut { .. } => exit::LOCKED,
+                | ClientError::LockedOut { .. }
+                | ClientError::LockoutDamaged { .. } => exit::LOCKED,
                 ClientError::WeakSecret(_)
                 | ClientError::InvalidInput(_)
                 | ClientError::InsecureUrl { .. } => exit::USAGE,
@@ -137,8 +138,15 @@ impl CliError {
                     "wait {} and try again; nothing was lost",
                     human_duration(*retry_after)
                 )),
+                ClientError::LockoutDamaged { retry_after } => Some(format!(
+                    "wait {} and unlock as usual (nothing was lost); sooner only by restoring lockout.json from a backup you trust, or by recovering the account into a new profile (`cachet recovery restore`)",
+                    human_duration(*retry_after)
+                )),
+                ClientError::NoKeyring(_) => s(
+                    "the PIN was right, but without a keyring every command asks for it (or reads CACHET_PIN / CACHET_PASSPHRASE); the master key is never written to disk instead",
+                ),
                 ClientError::WeakSecret(_) => {
-                    s("choose 5 digits (e.g. from CACHET_PIN) or a passphrase of at least 10 characters")
+                    s("choose 5 digits without a pattern (no repeated digit, no run such as 12345 or 13579), or a passphrase of at least 10 characters")
                 }
                 ClientError::NoProfile(_) => s(
                     "register first with `cachet register +33612345678 --name \"Your Name\"`, or pass --profile DIR",

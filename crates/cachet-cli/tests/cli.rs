@@ -185,6 +185,124 @@ async fn register_send_and_read_through_the_cli() {
         .success();
     let out = env.cachet("alice").args(["status"]).output().unwrap();
     assert!(stdout(&out).contains("unlocked"));
+
+    // An attachment, then every file either profile holds is the owner's alone.
+    let scan = env.home.path().join("scan.pdf");
+    std::fs::write(&scan, vec![3u8; 40_000]).unwrap();
+    let out = env
+        .cachet("alice")
+        .arg("attach")
+        .arg("bob")
+        .arg(&scan)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.cachet("bob").args(["inbox"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut files = Vec::new();
+    for profile in ["alice", "bob"] {
+        assert_private(&env.profile(profile), &mut files);
+    }
+    for expected in ["profile.json", "cachet.db", "session.json"] {
+        assert!(files.iter().any(|f| f == expected), "{expected}: {files:?}");
+    }
+}
+
+/// Asserts that `dir` and everything in it is the owner's alone (0700 directories, 0600
+/// files); collects the file names.
+fn assert_private(dir: &Path, files: &mut Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            assert_private(&entry.path(), files);
+        } else {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", entry.path().display());
+            files.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn a_pin_with_a_pattern_is_refused_at_registration() {
+    let home = tempfile::tempdir().unwrap();
+    for pin in ["12345", "00000", "54321", "24680", "12121"] {
+        let out = Command::cargo_bin("cachet")
+            .unwrap()
+            .env_clear()
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("CACHET_PIN", pin)
+            .arg("--profile")
+            .arg(home.path().join("p"))
+            .args(["--server", "http://127.0.0.1:9"])
+            .args([
+                "register",
+                "+33655555556",
+                "--name",
+                "P",
+                "--code",
+                "000000",
+            ])
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, 2, "PIN");
+        assert!(stderr(&out).contains("pattern"), "{pin}: {}", stderr(&out));
+        assert!(!home.path().join("p").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_wrong_pins_from_twenty_processes_at_once_are_all_counted() {
+    let env = Env::start().await;
+    env.register("alice", "+33666666661", "Dr Alice");
+    env.cachet("alice").arg("lock").assert().success();
+    let runs: Vec<std::process::Child> = (0..20)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cachet"));
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", env.home.path())
+                .env("XDG_CONFIG_HOME", env.home.path().join("config"))
+                .env("CACHET_PIN", "00000")
+                .arg("--profile")
+                .arg(env.profile("alice"))
+                .arg("unlock")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let outputs: Vec<std::process::Output> = runs
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let said = |needle: &str| {
+        outputs
+            .iter()
+            .filter(|o| o.status.code() == Some(3) && stderr(o).contains(needle))
+            .count()
+    };
+    // Two free attempts and a third that starts the 30 s lock-out were tried; the other
+    // seventeen were refused without trying the PIN.
+    assert_eq!(said("wrong PIN or passphrase"), 3);
+    assert_eq!(said("too many wrong attempts"), 17);
+    let out = env
+        .cachet("alice")
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["failed_unlocks"], 20);
+    // Even the right PIN waits.
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .arg("contacts")
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, 3, "too many wrong attempts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -535,7 +535,7 @@ impl Client {
             have / SEALED_CHUNK_SIZE as u64
         };
         {
-            let f = OpenOptions::new()
+            let f = crate::vault::private_file_options()
                 .create(true)
                 .truncate(false)
                 .write(true)

@@ -23,17 +23,24 @@ use crate::error::{ClientError, Result};
 use crate::local_files::LocalFiles;
 use crate::lockout::{Lockout, UNLOCK_WINDOW};
 use crate::secret::{SecretKind, UnlockSecret};
+use crate::session_keyring::{platform_keyring, SessionKeyring};
 use crate::store::Store;
 use crate::trust::{KeyChangeEvidence, KeyTrust, SignedChangePolicy, TrustDecision, TrustState};
 use crate::vault::{
-    create_private_dir, write_atomic, Argon2idProtector, InstallationKeys, KeyHistory, KeyRing,
-    MasterKeyProtector, ProfileFile,
+    create_private_dir, restrict_profile, write_atomic, Argon2idProtector, InstallationKeys,
+    KeyHistory, KeyRing, MasterKeyProtector, ProfileFile,
 };
 
 /// Build number sent in request signatures.
 pub const BUILD_NUMBER: u32 = 1;
 
 const SESSION_FILE: &str = "session.json";
+/// The format of `session.json` written by this version: the master key sealed under a
+/// wrapping key kept in a [`SessionKeyring`]. (Earlier versions wrote the master key itself
+/// there, without a format number; such a file is wiped and removed when seen.)
+const SESSION_FORMAT: u32 = 2;
+/// Prefix of the descriptions of this client's keyring entries.
+const SESSION_KEY_PREFIX: &str = "cachet:unlock:";
 
 /// The file of a profile that holds its pinned server certificate (PEM), written at
 /// registration when one is given.
@@ -52,6 +59,10 @@ pub struct ClientOptions {
     pub trust: Arc<dyn KeyTrust>,
     /// How long an unlock lasts after the last use (whitepaper 10.2: ten minutes).
     pub unlock_window: Duration,
+    /// Where a remembered unlock keeps its wrapping key ([`Client::remember_unlock`]):
+    /// the kernel keyring on Linux; with [`NoKeyring`](crate::session_keyring::NoKeyring)
+    /// nothing is remembered.
+    pub session_keyring: Arc<dyn SessionKeyring>,
     /// Refuse to share new keys with contacts never verified (not only with contacts whose
     /// verified keys changed).
     pub require_verified: bool,
@@ -81,6 +92,7 @@ impl Default for ClientOptions {
             protector: Arc::new(Argon2idProtector::default()),
             trust: Arc::new(SignedChangePolicy),
             unlock_window: UNLOCK_WINDOW,
+            session_keyring: platform_keyring(),
             require_verified: false,
             root_certificate_pem: None,
             retry: crate::api::RetryPolicy::default(),
@@ -165,10 +177,44 @@ fn ser_bytes_hex<S: serde::Serializer>(k: &[u8], s: S) -> Result<S::Ok, S::Error
     s.serialize_str(&hex::encode(k))
 }
 
+/// A remembered unlock: the keyring entry holding the wrapping key, and the master key
+/// sealed under it (as written to `session.json`).
+#[derive(Debug, Clone)]
+struct Remembered {
+    description: String,
+    sealed_master_key: String,
+}
+
+/// `session.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionFile {
+    format: u32,
+    /// Description of the keyring entry holding the wrapping key.
+    keyring: String,
+    expires_at_ms: i64,
+    /// The master key, `seal_prefixed` under the wrapping key, base64.
+    sealed_master_key: String,
+}
+
+/// The key that seals the master key in `session.json`: SHA-256 over a label, the random
+/// secret kept in the keyring, and the entry's description (which binds the profile).
+fn session_wrap_key(keyring_secret: &SymmetricKey, description: &str) -> SymmetricKey {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"cachet session wrap v1\0");
+    h.update(keyring_secret.expose_secret());
+    h.update(description.as_bytes());
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&h.finalize());
+    SymmetricKey::from_bytes(*out)
+}
+
 /// The unlocked state: keys, database, caches. Dropped on lock or after the window.
 pub(crate) struct Session {
     pub ring: KeyRing,
     master: SymmetricKey,
+    remembered: Mutex<Option<Remembered>>,
     store: Mutex<Store>,
     pub files: LocalFiles,
     boxes: Mutex<HashMap<(BoxPublicKey, BoxPublicKey), Arc<PrecomputedBox>>>,
@@ -373,7 +419,7 @@ impl PendingRegistration {
             options: self.options,
             session: Mutex::new(None),
         };
-        client.start_session(master)?;
+        client.start_session(master, None)?;
         // No key without its block: contacts refuse keys the trust log does not hold.
         client.publish_keys().await?;
         Ok(client)
@@ -431,6 +477,8 @@ impl Client {
             pinned_certificate.as_deref(),
         )?
         .with_retry(options.retry);
+        // A profile written by an earlier version may have files others can read.
+        restrict_profile(dir);
         Ok(Self {
             dir: dir.to_path_buf(),
             profile,
@@ -449,31 +497,35 @@ impl Client {
 
     // ---- Lock ----
 
-    /// Unlocks with the PIN or passphrase. Wrong secrets count towards a lock-out that
-    /// survives restarts; while it runs, this fails with [`ClientError::LockedOut`]
-    /// without trying the secret.
+    /// Unlocks with the PIN or passphrase. Every attempt counts towards a lock-out that
+    /// survives restarts, and is counted (on disk, under a lock shared with other
+    /// processes) before the secret is tried; a success clears the count. While a
+    /// lock-out runs, this fails with [`ClientError::LockedOut`] without trying the
+    /// secret.
     pub fn unlock(&self, secret: &UnlockSecret) -> Result<()> {
         let now = self.options.clock.now_ms();
-        self.lockout.check(now)?;
         let wrapped = self.profile.wrapped_master()?;
+        let attempt = self.lockout.begin_attempt(now)?;
         match self.options.protector.unwrap(&wrapped, secret)? {
             Some(master) => {
+                drop(attempt);
                 self.lockout.record_success()?;
-                self.start_session(master)
+                self.start_session(master, None)
             }
-            None => Err(self.lockout.record_failure(now)?),
+            None => Err(attempt.wrong()),
         }
     }
 
-    /// Locks: forgets the keys and removes a remembered unlock.
+    /// Locks: forgets the keys, and ends a remembered unlock — its wrapping key is removed
+    /// from the keyring (so a copy of `session.json` opens nothing any more) and
+    /// `session.json` is deleted.
     pub fn lock(&self) -> Result<()> {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let path = self.dir.join(SESSION_FILE);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ClientError::io(path, e)),
-        }
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.forget_remembered(session.as_deref())
     }
 
     /// Whether the keys are open (and the unlock window has not run out).
@@ -481,75 +533,208 @@ impl Client {
         self.session().is_ok()
     }
 
-    /// Consecutive wrong PINs so far.
+    /// Attempts counted since the last successful unlock: wrong secrets, and attempts
+    /// refused during a lock-out.
     pub fn failed_unlocks(&self) -> u32 {
         self.lockout.failures()
     }
 
-    /// Writes the master key to `session.json` in the profile (readable by the owner only)
-    /// until the unlock window runs out, so that the next process can
-    /// [`resume`](Self::resume) without the PIN. `cachet lock` deletes it.
+    /// The start of the descriptions of this profile's keyring entries: a hash of the
+    /// profile's absolute directory and user id, so that a copy of the profile elsewhere
+    /// (or another profile) never uses them.
+    fn session_key_binding(&self) -> String {
+        use sha2::Digest;
+        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let mut h = sha2::Sha256::new();
+        h.update(b"cachet session binding v1\0");
+        h.update(dir.to_string_lossy().as_bytes());
+        h.update(b"\0");
+        h.update(self.profile.user_id.as_bytes());
+        format!("{SESSION_KEY_PREFIX}{}:", hex::encode(&h.finalize()[..16]))
+    }
+
+    /// Remembers the unlock for [`ClientOptions::unlock_window`], so that the next process
+    /// can [`resume`](Self::resume) without the PIN; called again, it pushes the expiry
+    /// forward. `cachet lock` ends it.
+    ///
+    /// No usable key is written to disk: a random wrapping key goes to the
+    /// [`SessionKeyring`] (the kernel keyring, which forgets it by itself when the window
+    /// runs out), and `session.json` (mode 0600) holds only the master key sealed under
+    /// it and the keyring entry's description. A copy of the profile directory therefore
+    /// opens nothing. Fails with [`ClientError::NoKeyring`] where no keyring is available:
+    /// then nothing is remembered and each process needs the secret.
     pub fn remember_unlock(&self) -> Result<()> {
         let session = self.session()?;
-        let expires = self.options.clock.now_ms() + crate::clock::ms(self.options.unlock_window);
-        let body = Zeroizing::new(
-            serde_json::json!({
-                "expires_at_ms": expires,
-                "master_key": base64::engine::general_purpose::STANDARD
-                    .encode(session.master.expose_secret()),
-            })
-            .to_string(),
+        let window = self.options.unlock_window;
+        let expires = self.options.clock.now_ms() + crate::clock::ms(window);
+        let keyring = &self.options.session_keyring;
+        let mut remembered = session.remembered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = remembered.as_ref() {
+            if keyring.extend(&r.description, window) {
+                return self.write_session_file(r, expires);
+            }
+        }
+        let secret = SymmetricKey::generate();
+        let tag: [u8; 8] = cachet_crypto::random_bytes();
+        let description = format!("{}{}", self.session_key_binding(), hex::encode(tag));
+        if let Err(e) = keyring.store(&description, &secret, window) {
+            // Whatever was remembered before is not to be resumed either.
+            if let Some(old) = remembered.take() {
+                let _ = keyring.forget(&old.description);
+            }
+            let _ = self.remove_session_file();
+            return Err(e);
+        }
+        let sealed = cachet_crypto::secretbox::seal_prefixed(
+            session.master.expose_secret(),
+            &session_wrap_key(&secret, &description),
         );
-        write_atomic(&self.dir.join(SESSION_FILE), body.as_bytes())
+        let r = Remembered {
+            description,
+            sealed_master_key: base64::engine::general_purpose::STANDARD.encode(sealed),
+        };
+        // An unlock remembered earlier (by this process or another) is replaced.
+        let previous = self.read_session_file().ok().flatten();
+        if let Err(e) = self.write_session_file(&r, expires) {
+            let _ = keyring.forget(&r.description);
+            return Err(e);
+        }
+        if let Some(old) = remembered.replace(r) {
+            let _ = keyring.forget(&old.description);
+        }
+        if let Some(old) = previous {
+            let _ = keyring.forget(&old.keyring);
+        }
+        Ok(())
+    }
+
+    fn write_session_file(&self, r: &Remembered, expires_at_ms: i64) -> Result<()> {
+        let body = serde_json::to_vec(&SessionFile {
+            format: SESSION_FORMAT,
+            keyring: r.description.clone(),
+            expires_at_ms,
+            sealed_master_key: r.sealed_master_key.clone(),
+        })
+        .map_err(|e| ClientError::CorruptProfile(e.to_string()))?;
+        write_atomic(&self.dir.join(SESSION_FILE), &body)
+    }
+
+    /// Reads `session.json`: `Ok(None)` if there is none, `Err(())` if it is not one this
+    /// version wrote for this profile.
+    fn read_session_file(&self) -> std::result::Result<Option<SessionFile>, ()> {
+        let bytes = match std::fs::read(self.dir.join(SESSION_FILE)) {
+            Ok(b) => Zeroizing::new(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => return Err(()),
+        };
+        match serde_json::from_slice::<SessionFile>(&bytes) {
+            Ok(f)
+                if f.format == SESSION_FORMAT
+                    && f.keyring.starts_with(&self.session_key_binding()) =>
+            {
+                Ok(Some(f))
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// Deletes `session.json`, first overwriting it: a file of an earlier version held the
+    /// master key itself.
+    fn remove_session_file(&self) -> Result<()> {
+        let path = self.dir.join(SESSION_FILE);
+        let len = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ClientError::io(path, e)),
+        };
+        if len > 0 {
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                use std::io::Write;
+                let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 16)];
+                let _ = f.write_all(&zeros).and_then(|()| f.sync_all());
+            }
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClientError::io(path, e)),
+        }
+    }
+
+    /// Ends a remembered unlock: forgets the keyring entries of `session` and of
+    /// `session.json`, and deletes the file.
+    fn forget_remembered(&self, session: Option<&Session>) -> Result<()> {
+        let keyring = &self.options.session_keyring;
+        let mut result = Ok(());
+        if let Some(r) = session.and_then(|s| {
+            s.remembered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+        }) {
+            result = keyring.forget(&r.description);
+        }
+        if let Ok(Some(file)) = self.read_session_file() {
+            result = result.and(keyring.forget(&file.keyring));
+        }
+        let removed = self.remove_session_file();
+        result.and(removed)
     }
 
     /// Unlocks from a remembered unlock if it has not expired. Returns whether it did.
+    ///
+    /// It does only if `session.json` was written by this version for this profile in
+    /// this place, has not expired, and its wrapping key is still in the keyring. Anything
+    /// else — a file of an earlier version (which held the master key in clear), a copy
+    /// of the profile, a key the kernel forgot or `lock` removed — is deleted and
+    /// `Ok(false)` returned.
     pub fn resume(&self) -> Result<bool> {
         if self.is_unlocked() {
             return Ok(true);
         }
-        let path = self.dir.join(SESSION_FILE);
-        let Ok(bytes) = std::fs::read(&path).map(Zeroizing::new) else {
-            return Ok(false);
+        let file = match self.read_session_file() {
+            Ok(Some(file)) => file,
+            Ok(None) => return Ok(false),
+            Err(()) => {
+                self.remove_session_file()?;
+                return Ok(false);
+            }
         };
-        #[derive(serde::Deserialize)]
-        struct Remembered {
-            expires_at_ms: i64,
-            master_key: String,
-        }
-        let parsed: Option<Remembered> = serde_json::from_slice(&bytes).ok();
-        let master = parsed
-            .filter(|r| r.expires_at_ms > self.options.clock.now_ms())
-            .and_then(|r| {
-                let raw = Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(r.master_key)
-                        .ok()?,
-                );
+        let keyring = &self.options.session_keyring;
+        let master = (file.expires_at_ms > self.options.clock.now_ms())
+            .then(|| keyring.load(&file.keyring))
+            .flatten()
+            .and_then(|secret| {
+                let sealed = base64::engine::general_purpose::STANDARD
+                    .decode(&file.sealed_master_key)
+                    .ok()?;
+                let wrap = session_wrap_key(&secret, &file.keyring);
+                let raw =
+                    Zeroizing::new(cachet_crypto::secretbox::open_prefixed(&sealed, &wrap).ok()?);
                 SymmetricKey::from_slice(&raw).ok()
             });
-        match master {
-            Some(master) => match self.start_session(master) {
-                Ok(()) => Ok(true),
-                Err(_) => {
-                    self.lock()?;
-                    Ok(false)
-                }
-            },
-            None => {
+        let remembered = Remembered {
+            description: file.keyring,
+            sealed_master_key: file.sealed_master_key,
+        };
+        match master.map(|m| self.start_session(m, Some(remembered))) {
+            Some(Ok(())) => Ok(true),
+            _ => {
                 self.lock()?;
                 Ok(false)
             }
         }
     }
 
-    fn start_session(&self, master: SymmetricKey) -> Result<()> {
+    fn start_session(&self, master: SymmetricKey, remembered: Option<Remembered>) -> Result<()> {
         let ring = self.profile.open_ring(&master)?;
         let store = Store::open(&self.dir, &ring.database)?;
         let files = LocalFiles::new(self.dir.join("files"), ring.local_file.clone());
         let session = Session {
             ring,
             master,
+            remembered: Mutex::new(remembered),
             store: Mutex::new(store),
             files,
             boxes: Mutex::new(HashMap::new()),
@@ -570,9 +755,9 @@ impl Client {
                 Ok(s.clone())
             }
             Some(_) => {
-                *guard = None;
+                let expired = guard.take();
                 drop(guard);
-                let _ = std::fs::remove_file(self.dir.join(SESSION_FILE));
+                let _ = self.forget_remembered(expired.as_deref());
                 Err(ClientError::Locked)
             }
             None => Err(ClientError::Locked),
@@ -1258,4 +1443,137 @@ fn current_record<'a>(
         .as_ref()
         .or_else(|| history.keys.iter().max_by_key(|r| r.key_version))
         .ok_or_else(|| ClientError::Protocol(format!("user {} has no keys", profile.user_id)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::session_keyring::NoKeyring;
+    use crate::vault::Argon2Params;
+
+    const TEST_PIN: &str = "38172";
+
+    fn options() -> ClientOptions {
+        ClientOptions {
+            protector: Arc::new(Argon2idProtector::new(Argon2Params::INSECURE_FOR_TESTS)),
+            ..ClientOptions::default()
+        }
+    }
+
+    /// A profile made without a server (nothing here talks to one); returns its master
+    /// key, which only the test knows.
+    fn offline_profile(dir: &Path) -> SymmetricKey {
+        let protector = Argon2idProtector::new(Argon2Params::INSECURE_FOR_TESTS);
+        let master = SymmetricKey::generate();
+        let ring = KeyRing {
+            installations: vec![InstallationKeys::generate(1)],
+            database: SymmetricKey::generate(),
+            local_file: SymmetricKey::generate(),
+        };
+        let wrapped = protector
+            .wrap(&master, &UnlockSecret::new(TEST_PIN))
+            .unwrap();
+        let profile = ProfileFile::new(
+            "u1",
+            "+33600000001",
+            "Offline",
+            "http://127.0.0.1:9",
+            SecretKind::Pin,
+            &protector,
+            &wrapped,
+            &master,
+            &ring,
+            0,
+        );
+        create_private_dir(dir).unwrap();
+        profile.save(dir).unwrap();
+        master
+    }
+
+    #[test]
+    fn a_clear_master_key_left_by_an_earlier_version_is_deleted_and_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("profile");
+        let master = offline_profile(&dir);
+        // What earlier versions wrote while an unlock was remembered.
+        let old = serde_json::json!({
+            "expires_at_ms": SystemClock.now_ms() + 600_000,
+            "master_key": base64::engine::general_purpose::STANDARD.encode(master.expose_secret()),
+        });
+        std::fs::write(dir.join(SESSION_FILE), old.to_string()).unwrap();
+        let client = Client::open(&dir, options()).unwrap();
+        assert!(!client.resume().unwrap(), "a clear master key was used");
+        assert!(!client.is_unlocked());
+        assert!(!dir.join(SESSION_FILE).exists());
+        // The PIN still works, and what is remembered now holds no usable key.
+        client.unlock(&UnlockSecret::new(TEST_PIN)).unwrap();
+        client.remember_unlock().unwrap();
+        let text = std::fs::read_to_string(dir.join(SESSION_FILE)).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert!(!text.contains(&b64.encode(master.expose_secret())));
+        assert!(!text.contains(&hex::encode(master.expose_secret())));
+        assert!(Client::open(&dir, options()).unwrap().resume().unwrap());
+        client.lock().unwrap();
+    }
+
+    #[test]
+    fn without_a_keyring_nothing_is_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("profile");
+        offline_profile(&dir);
+        let no_keyring = ClientOptions {
+            session_keyring: Arc::new(NoKeyring),
+            ..options()
+        };
+        let client = Client::open(&dir, no_keyring.clone()).unwrap();
+        client.unlock(&UnlockSecret::new(TEST_PIN)).unwrap();
+        let err = client.remember_unlock().unwrap_err();
+        assert!(matches!(err, ClientError::NoKeyring(_)), "{err:?}");
+        assert!(err.to_string().contains("cannot be remembered"));
+        assert!(!dir.join(SESSION_FILE).exists());
+        assert!(!Client::open(&dir, no_keyring).unwrap().resume().unwrap());
+    }
+
+    #[test]
+    fn a_remembered_unlock_expires_with_the_window_and_ends_with_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("profile");
+        offline_profile(&dir);
+        let clock = crate::clock::ManualClock::starting_now();
+        let timed = ClientOptions {
+            clock: Arc::new(clock.clone()),
+            ..options()
+        };
+        let client = Client::open(&dir, timed.clone()).unwrap();
+        client.unlock(&UnlockSecret::new(TEST_PIN)).unwrap();
+        client.remember_unlock().unwrap();
+        let file: SessionFile =
+            serde_json::from_slice(&std::fs::read(dir.join(SESSION_FILE)).unwrap()).unwrap();
+        let keyring = timed.session_keyring.clone();
+        assert!(keyring.load(&file.keyring).is_some());
+        // Another process resumes and pushes the window forward with the same entry.
+        clock.advance(Duration::from_secs(9 * 60));
+        let other = Client::open(&dir, timed.clone()).unwrap();
+        assert!(other.resume().unwrap());
+        other.remember_unlock().unwrap();
+        let again: SessionFile =
+            serde_json::from_slice(&std::fs::read(dir.join(SESSION_FILE)).unwrap()).unwrap();
+        assert_eq!(again.keyring, file.keyring);
+        clock.advance(Duration::from_secs(9 * 60));
+        assert!(Client::open(&dir, timed.clone()).unwrap().resume().unwrap());
+        // Past the window, the file is deleted and its keyring entry forgotten.
+        clock.advance(Duration::from_secs(10 * 60 + 1));
+        assert!(!Client::open(&dir, timed.clone()).unwrap().resume().unwrap());
+        assert!(!dir.join(SESSION_FILE).exists());
+        assert!(keyring.load(&file.keyring).is_none());
+        // Lock removes a fresh one at once.
+        client.unlock(&UnlockSecret::new(TEST_PIN)).unwrap();
+        client.remember_unlock().unwrap();
+        let file: SessionFile =
+            serde_json::from_slice(&std::fs::read(dir.join(SESSION_FILE)).unwrap()).unwrap();
+        Client::open(&dir, timed).unwrap().lock().unwrap();
+        assert!(keyring.load(&file.keyring).is_none());
+        assert!(!dir.join(SESSION_FILE).exists());
+    }
 }

@@ -30,6 +30,17 @@ pub enum ClientError {
         /// Time left before the next attempt is allowed.
         retry_after: Duration,
     },
+    /// The wrong-PIN counter (`lockout.json`) was found damaged or unreadable: it counts
+    /// as the longest lock-out, from when the damage was found.
+    #[error("the wrong-PIN counter of this profile (lockout.json) was found damaged, so it counts as the longest lock-out: unlocking is refused for another {}", human_duration(*retry_after))]
+    LockoutDamaged {
+        /// Time left before the next attempt is allowed.
+        retry_after: Duration,
+    },
+    /// An unlock cannot be remembered: no keyring outside the profile is available, and a
+    /// usable key is never written into the profile.
+    #[error("the unlock cannot be remembered: {0}")]
+    NoKeyring(String),
     /// The PIN or passphrase does not have the required form.
     #[error("{0}")]
     WeakSecret(&'static str),

@@ -9,7 +9,8 @@
 //!   protected by a [`MasterKeyProtector`] (Argon2id over the PIN or passphrase).
 //! * The application lock ([`lockout`]): a 5-digit PIN or a passphrase, progressively
 //!   longer lock-outs after wrong attempts, an unlock that lasts ten minutes after the
-//!   last use.
+//!   last use, remembered across processes with the key in the kernel keyring
+//!   ([`session_keyring`]), never on disk.
 //! * The local store: an SQLCipher database keyed by the Database Key, and local files
 //!   sealed under the Local File Key ([`LocalFiles`]).
 //! * Messaging ([`Client::send_text`], [`Client::receive`]), groups, attachments
@@ -34,6 +35,7 @@ mod messaging;
 pub mod operator;
 pub mod recovery;
 pub mod secret;
+pub mod session_keyring;
 mod store;
 pub mod trust;
 mod trust_log;

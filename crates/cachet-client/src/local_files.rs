@@ -96,7 +96,12 @@ impl LocalFiles {
         let path = self.path_of(name)?;
         crate::vault::create_private_dir(&self.dir)?;
         let tmp = path.with_extension("sealed.tmp");
-        let mut out = File::create(&tmp).map_err(|e| ClientError::io(&tmp, e))?;
+        let mut out = crate::vault::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| ClientError::io(&tmp, e))?;
         out.write_all(MAGIC).map_err(|e| ClientError::io(&tmp, e))?;
         let mut current = Zeroizing::new(vec![0u8; RECORD_DATA]);
         let mut next = Zeroizing::new(vec![0u8; RECORD_DATA]);

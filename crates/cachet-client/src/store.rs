@@ -149,8 +149,17 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the database in `dir` under the Database Key.
+    ///
+    /// The file is created readable by the owner only before SQLite opens it; SQLite
+    /// gives its journal the same mode.
     pub fn open(dir: &Path, key: &SymmetricKey) -> Result<Self> {
         let path = dir.join(DB_FILE);
+        crate::vault::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| ClientError::io(&path, e))?;
         let conn = Connection::open(&path)?;
         let pragma = Zeroizing::new(format!(
             "PRAGMA key = \"x'{}'\";",

@@ -7,15 +7,19 @@
 //! from the user's PIN or passphrase with Argon2id and seals the master key under it. The
 //! trait lets an application add an OS-keyring backend without touching the rest.
 //!
-//! The profile directory holds:
+//! The profile directory (mode 0700, every file in it 0600) holds:
 //!
 //! ```text
 //! profile.json   public metadata, the wrapped master key, every individual key sealed
 //!                (nonce || tag || ciphertext, base64) under the master key
 //! lockout.json   wrong-PIN counter and lock-out deadline (see `lockout`)
-//! session.json   the master key while an unlock is remembered (10 minutes at most)
-//! cachet.db      SQLCipher database keyed by the Database Key
+//! lockout.lock   empty; locked exclusively while an attempt is counted
+//! session.json   while an unlock is remembered (10 minutes after the last use at most):
+//!                the master key sealed under a wrapping key that lives only in the
+//!                kernel keyring (see `session_keyring`), never the master key itself
+//! cachet.db      SQLCipher database keyed by the Database Key (and its journal)
 //! files/         local files sealed under the Local File Key
+//! partial/       sealed chunks of attachments being downloaded
 //! ```
 
 use std::collections::BTreeMap;
@@ -399,30 +403,48 @@ impl ProfileFile {
     }
 }
 
-/// Writes a file so that a crash leaves either the old or the new content, readable by
-/// the owner only.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp: PathBuf = {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".tmp");
-        path.with_file_name(name)
-    };
+/// Options that create a file readable and writable by the owner only (0600 on Unix),
+/// whatever the umask.
+pub(crate) fn private_file_options() -> fs::OpenOptions {
+    #[allow(unused_mut)]
     let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&tmp).map_err(|e| ClientError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| ClientError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| ClientError::io(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| ClientError::io(path, e))?;
+    opts
+}
+
+/// Writes a file so that a crash leaves either the old or the new content, readable by
+/// the owner only. The temporary file has a random name, so that two processes writing
+/// the same file at once never share one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp: PathBuf = {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        let tag: [u8; 6] = cachet_crypto::random_bytes();
+        name.push(format!(".{}.tmp", hex::encode(tag)));
+        path.with_file_name(name)
+    };
+    let write = || -> std::io::Result<()> {
+        let mut f = private_file_options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(ClientError::io(path, e));
+    }
     Ok(())
 }
 
-/// Creates a directory readable by the owner only.
+/// Creates a directory (and its missing parents) readable by the owner only, and makes
+/// it so if it already existed.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -431,7 +453,50 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|e| ClientError::io(dir, e))
+    builder.create(dir).map_err(|e| ClientError::io(dir, e))?;
+    restrict(dir, true).map_err(|e| ClientError::io(dir, e))
+}
+
+/// Sets the mode of a file (0600) or directory (0700) of the profile if it allows more.
+fn restrict(path: &Path, is_dir: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::symlink_metadata(path)?.permissions().mode() & 0o777;
+        let wanted = if is_dir { 0o700 } else { 0o600 };
+        if mode != wanted {
+            fs::set_permissions(path, fs::Permissions::from_mode(wanted))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, is_dir);
+    Ok(())
+}
+
+/// Brings a profile written by an earlier version (or touched by hand) back to owner-only
+/// modes: the directory and its `files/` and `partial/` subdirectories 0700, every file
+/// in them 0600. Symbolic links are left alone. Best effort: a file that cannot be
+/// changed is left as it is.
+pub(crate) fn restrict_profile(dir: &Path) {
+    let _ = restrict(dir, true);
+    let walk = |d: &Path| {
+        let Ok(entries) = fs::read_dir(d) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if let Ok(kind) = entry.file_type() {
+                if kind.is_file() {
+                    let _ = restrict(&entry.path(), false);
+                } else if kind.is_dir() {
+                    let _ = restrict(&entry.path(), true);
+                }
+            }
+        }
+    };
+    walk(dir);
+    for sub in ["files", "partial"] {
+        walk(&dir.join(sub));
+    }
 }
 
 #[cfg(test)]

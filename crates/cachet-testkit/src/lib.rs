@@ -17,7 +17,7 @@ use cachet_server::{RunningServer, ServerConfig};
 use tempfile::TempDir;
 
 /// The PIN every test profile is created with.
-pub const PIN: &str = "24680";
+pub const PIN: &str = "58203";
 
 /// Client options for tests: cheap Argon2id (a real profile uses the recommended cost).
 pub fn test_options() -> ClientOptions {
