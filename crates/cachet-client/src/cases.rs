@@ -42,6 +42,39 @@ struct SealedFields {
     fields: BTreeMap<String, String>,
 }
 
+/// Seals a case's title and fields under its case key: `nonce ‖ crypto_secretbox(JSON)`,
+/// the JSON being `{"title": string, "fields": {string: string}}` (fields in key order).
+/// The client calls it with a fresh random nonce; a given nonce serves the test vectors.
+pub fn seal_case_fields(
+    title: &str,
+    fields: &BTreeMap<String, String>,
+    case_key: &SymmetricKey,
+    nonce: &Nonce,
+) -> Result<Vec<u8>> {
+    let json = Zeroizing::new(
+        serde_json::to_vec(&SealedFields {
+            title: title.to_owned(),
+            fields: fields.clone(),
+        })
+        .map_err(|e| ClientError::InvalidInput(e.to_string()))?,
+    );
+    let mut sealed = nonce.as_bytes().to_vec();
+    sealed.extend_from_slice(&secretbox::SecretBox::new(case_key).seal_with_nonce(&json, nonce));
+    Ok(sealed)
+}
+
+/// Opens what [`seal_case_fields`] sealed: the title and the fields.
+pub fn open_case_fields(
+    sealed: &[u8],
+    case_key: &SymmetricKey,
+) -> Result<(String, BTreeMap<String, String>)> {
+    let fields: SealedFields = secretbox::open_prefixed(sealed, case_key)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&Zeroizing::new(b)).ok())
+        .ok_or(ClientError::Decrypt)?;
+    Ok((fields.title, fields.fields))
+}
+
 impl Client {
     fn seal_case_key(
         &self,
@@ -81,16 +114,7 @@ impl Client {
         let contacts: Vec<Contact> = self.gate_new_keys(participants).await?;
         let case_key = SymmetricKey::generate();
         let case_id = format!("c{}", &new_message_id()[..24]);
-        let sealed_fields = secretbox::seal_prefixed(
-            &Zeroizing::new(
-                serde_json::to_vec(&SealedFields {
-                    title: title.to_owned(),
-                    fields: fields.clone(),
-                })
-                .map_err(|e| ClientError::InvalidInput(e.to_string()))?,
-            ),
-            &case_key,
-        );
+        let sealed_fields = seal_case_fields(title, fields, &case_key, &Nonce::random())?;
         let me = s.ring.current().box_keys.public;
         let mut keys =
             vec![self.seal_case_key(&s, &case_key, FIRST_EPOCH, &self.profile.user_id, &me)?];
@@ -518,14 +542,11 @@ impl Client {
         let (_, key) = self
             .local_case_key(s, &record.case_id, None)?
             .ok_or(ClientError::Decrypt)?;
-        let fields: SealedFields = secretbox::open_prefixed(&record.sealed_fields, &key)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&Zeroizing::new(b)).ok())
-            .ok_or(ClientError::Decrypt)?;
+        let (title, fields) = open_case_fields(&record.sealed_fields, &key)?;
         let case = Case {
             case_id: record.case_id.clone(),
-            title: fields.title,
-            fields: fields.fields,
+            title,
+            fields,
             created_by: record.created_by.clone(),
             participants: record.participants.clone(),
         };

@@ -44,14 +44,14 @@ pub mod vault;
 pub use api::RetryPolicy;
 pub use attachments::{no_progress, AttachmentInfo, PendingUpload, Progress};
 pub use cachet_trust::{SignedTreeHead, TrustError};
-pub use cases::Case;
+pub use cases::{open_case_fields, seal_case_fields, Case};
 pub use client::{
     Client, ClientOptions, Contact, KeyChangeReport, NewProfile, PendingRegistration, SafetyNumber,
     BUILD_NUMBER, PINNED_CERTIFICATE_FILE,
 };
 pub use error::{human_duration, ClientError, Result};
 pub use groups::Group;
-pub use local_files::LocalFiles;
+pub use local_files::{seal_local_record, LocalFiles, LOCAL_FILE_MAGIC};
 pub use messaging::{Conversation, Event, MessageKind, StoredMessage};
 pub use operator::{AuditReport, OperatorClient, Split};
 pub use secret::{SecretKind, UnlockSecret};

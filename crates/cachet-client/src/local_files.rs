@@ -18,12 +18,14 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use cachet_crypto::{secretbox, SymmetricKey, MAC_LEN, NONCE_LEN};
+use cachet_crypto::{secretbox, Nonce, SymmetricKey, MAC_LEN, NONCE_LEN};
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
 
-const MAGIC: &[u8; 4] = b"CLF1";
+/// The first four bytes of every local file.
+pub const LOCAL_FILE_MAGIC: &[u8; 4] = b"CLF1";
+const MAGIC: &[u8; 4] = LOCAL_FILE_MAGIC;
 const RECORD_DATA: usize = 2 * 1024 * 1024;
 const HEADER: usize = 9;
 const RECORD_SEALED: usize = NONCE_LEN + MAC_LEN + HEADER + RECORD_DATA;
@@ -56,6 +58,25 @@ fn check_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// One record of a local file: `nonce ‖ crypto_secretbox(le64(index) ‖ final ‖ data)`.
+/// Files are written with a fresh random nonce per record; a given nonce serves the test
+/// vectors.
+pub fn seal_local_record(
+    key: &SymmetricKey,
+    index: u64,
+    is_final: bool,
+    data: &[u8],
+    nonce: &Nonce,
+) -> Vec<u8> {
+    let mut plain = Zeroizing::new(Vec::with_capacity(HEADER + data.len()));
+    plain.extend_from_slice(&index.to_le_bytes());
+    plain.push(u8::from(is_final));
+    plain.extend_from_slice(data);
+    let mut sealed = nonce.as_bytes().to_vec();
+    sealed.extend_from_slice(&secretbox::SecretBox::new(key).seal_with_nonce(&plain, nonce));
+    sealed
 }
 
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -116,11 +137,14 @@ impl LocalFiles {
                 0
             };
             let is_final = next_len == 0;
-            let mut plain = Zeroizing::new(Vec::with_capacity(HEADER + len));
-            plain.extend_from_slice(&index.to_le_bytes());
-            plain.push(u8::from(is_final));
-            plain.extend_from_slice(&current[..len]);
-            out.write_all(&secretbox::seal_prefixed(&plain, &self.key))
+            let record = seal_local_record(
+                &self.key,
+                index,
+                is_final,
+                &current[..len],
+                &Nonce::random(),
+            );
+            out.write_all(&record)
                 .map_err(|e| ClientError::io(&tmp, e))?;
             total += len as u64;
             if is_final {

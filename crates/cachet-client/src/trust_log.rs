@@ -49,7 +49,7 @@ fn hashes(raw: &[Vec<u8>]) -> Result<Vec<[u8; 32]>> {
         .collect()
 }
 
-/// Parses a head as `cachet audit --export` writes it: the 137 bytes in hex.
+/// Parses a head as `cachet audit --export` writes it: the 113 bytes in hex.
 pub fn parse_head(text: &str) -> Result<SignedTreeHead> {
     let bytes = hex::decode(text.trim())
         .map_err(|_| ClientError::InvalidInput("a tree head file holds one hex line".into()))?;

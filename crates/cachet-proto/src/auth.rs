@@ -87,6 +87,25 @@ pub fn sign_request(
     target: &RequestTarget<'_>,
     now_ms: i64,
 ) -> SignedHeaders {
+    sign_request_with_nonce(
+        caller,
+        key,
+        target,
+        now_ms,
+        cachet_crypto::random_bytes::<REQUEST_NONCE_LEN>(),
+    )
+}
+
+/// [`sign_request`] with a given `request_nonce` instead of a fresh random one. For test
+/// vectors only: a request nonce must never repeat, or the server refuses the request as
+/// a replay.
+pub fn sign_request_with_nonce(
+    caller: &Caller,
+    key: &SignKeyPair,
+    target: &RequestTarget<'_>,
+    now_ms: i64,
+    request_nonce: [u8; REQUEST_NONCE_LEN],
+) -> SignedHeaders {
     let header = SignatureHeader {
         timestamp: now_ms,
         user_id: caller.user_id.clone(),
@@ -95,7 +114,7 @@ pub fn sign_request(
         client_type: caller.client_type as i32,
         method: target.method.to_owned(),
         body_sha256: cachet_crypto::sha256(target.body).to_vec(),
-        request_nonce: cachet_crypto::random_bytes::<REQUEST_NONCE_LEN>().to_vec(),
+        request_nonce: request_nonce.to_vec(),
     };
     let sm = sign::sign_combined(&header.encode_to_vec(), key);
     SignedHeaders {

@@ -6,7 +6,8 @@
 //! plaintext being the protobuf [`KeyRingWire`] below. The user id is inside, so an
 //! envelope of one user cannot be passed off as another's.
 
-use cachet_crypto::{secretbox, BoxKeyPair, BoxSecretKey, SignKeyPair, SymmetricKey};
+use cachet_crypto::secretbox::{self, SecretBox};
+use cachet_crypto::{BoxKeyPair, BoxSecretKey, Nonce, SignKeyPair, SymmetricKey};
 use prost::Message;
 use zeroize::Zeroizing;
 
@@ -67,6 +68,12 @@ impl KeyRing {
 
     /// Seals the key ring under `wrap_key`.
     pub fn seal(&self, wrap_key: &SymmetricKey) -> Vec<u8> {
+        self.seal_with_nonce(wrap_key, &Nonce::random())
+    }
+
+    /// [`KeyRing::seal`] under a given nonce. For test vectors only: a nonce must never
+    /// be used twice under one wrapping key.
+    pub fn seal_with_nonce(&self, wrap_key: &SymmetricKey, nonce: &Nonce) -> Vec<u8> {
         let wire = KeyRingWire {
             version: KEY_RING_VERSION,
             user_id: self.user_id.clone(),
@@ -82,7 +89,8 @@ impl KeyRing {
             backup_key: self.backup_key.expose_secret().to_vec(),
         };
         let plaintext = Zeroizing::new(wire.encode_to_vec());
-        let sealed = secretbox::seal_prefixed(&plaintext, wrap_key);
+        let mut sealed = nonce.as_bytes().to_vec();
+        sealed.extend_from_slice(&SecretBox::new(wrap_key).seal_with_nonce(&plaintext, nonce));
         let mut wire = wire;
         for g in &mut wire.generations {
             zeroize::Zeroize::zeroize(&mut g.box_secret);

@@ -15,7 +15,7 @@ use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT as G;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
-use rand_core::OsRng;
+use rand_core::{CryptoRng, OsRng, RngCore};
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -141,11 +141,22 @@ impl ServerShare {
 
     /// Evaluates on a client's blinded element and proves it.
     pub fn evaluate(&self, blinded: &[u8]) -> Result<Evaluation, RecoveryError> {
+        self.evaluate_with_rng(blinded, &mut OsRng)
+    }
+
+    /// [`ServerShare::evaluate`] with the proof's nonce `t` drawn from `rng` (64 bytes,
+    /// reduced mod ℓ). For test vectors only: a server must use a fresh random `t` per
+    /// proof, or two proofs reveal its share.
+    pub fn evaluate_with_rng(
+        &self,
+        blinded: &[u8],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Evaluation, RecoveryError> {
         let a = decode_point(blinded)?;
         let b = a * self.0;
         let k_pub = G * self.0;
         // Chaum–Pedersen: t random, T1 = G·t, T2 = A·t, c = H(K, A, B, T1, T2), s = t − c·k.
-        let mut t = Scalar::random(&mut OsRng);
+        let mut t = Scalar::random(rng);
         let c = dleq_challenge(&k_pub, &a, &b, &(G * t), &(a * t));
         let s = t - c * self.0;
         t.zeroize();
@@ -267,8 +278,18 @@ impl core::fmt::Debug for BlindState {
 /// Blinds the password of `user_id`. Returns the state to keep and the element to send to
 /// both servers; the element is uniformly random and says nothing about the password.
 pub fn blind(user_id: &str, password: &[u8]) -> (BlindState, [u8; ELEMENT_LEN]) {
+    blind_with_rng(user_id, password, &mut OsRng)
+}
+
+/// [`blind`] with the blinding scalar `r` drawn from `rng` (64 bytes, reduced mod ℓ).
+/// For test vectors only: a client must blind with fresh randomness every time.
+pub fn blind_with_rng(
+    user_id: &str,
+    password: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> (BlindState, [u8; ELEMENT_LEN]) {
     let input = input_bytes(user_id, password);
-    let r = Scalar::random(&mut OsRng);
+    let r = Scalar::random(rng);
     let blinded = h1(&input) * r;
     let element = blinded.compress().to_bytes();
     (BlindState { r, blinded, input }, element)

@@ -74,7 +74,7 @@ impl SignedTreeHead {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TrustError> {
         if bytes.len() != STH_LEN || bytes[0] != VERSION {
             return Err(TrustError::Malformed(
-                "tree head must be 137 bytes, version 1",
+                "tree head must be 113 bytes, version 1",
             ));
         }
         let mut size = [0u8; 8];
