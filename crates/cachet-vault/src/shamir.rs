@@ -35,6 +35,13 @@ impl ShareToken {
     pub fn from_text(text: &str) -> Self {
         Self(Zeroizing::new(text.trim().to_owned()))
     }
+    /// The index printed on the token, once its format is checked (prefix, index, base64
+    /// and share bytes). Says nothing about whether the share is genuine: that is
+    /// [`Unsealer::submit`]'s check against the sealed root.
+    pub fn index(&self) -> Result<u8, VaultError> {
+        self.parse().map(|(index, _)| index)
+    }
+
     fn parse(&self) -> Result<(u8, Share), VaultError> {
         let rest = self
             .0
