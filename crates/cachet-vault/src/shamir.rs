@@ -1,7 +1,7 @@
 //! Splitting the master key into shares and putting it back together.
 
 use base64::Engine;
-use sharks::{Share, Sharks};
+use blahaj::{Share, Sharks};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
