@@ -22,6 +22,7 @@ pub mod boxes;
 mod error;
 pub mod fingerprint;
 pub mod keys;
+pub mod local_file;
 pub mod secretbox;
 pub mod sign;
 

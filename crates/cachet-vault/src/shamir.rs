@@ -1,7 +1,7 @@
 //! Splitting the master key into shares and putting it back together.
 
 use base64::Engine;
-use sharks::{Share, Sharks};
+use blahaj::{Share, Sharks};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -35,6 +35,13 @@ impl ShareToken {
     pub fn from_text(text: &str) -> Self {
         Self(Zeroizing::new(text.trim().to_owned()))
     }
+    /// The index printed on the token, once its format is checked (prefix, index, base64
+    /// and share bytes). Says nothing about whether the share is genuine: that is
+    /// [`Unsealer::submit`]'s check against the sealed root.
+    pub fn index(&self) -> Result<u8, VaultError> {
+        self.parse().map(|(index, _)| index)
+    }
+
     fn parse(&self) -> Result<(u8, Share), VaultError> {
         let rest = self
             .0
