@@ -6,7 +6,10 @@ mod attachments;
 mod auth;
 mod basics;
 mod cases;
+mod discovery;
 mod durability;
+#[cfg(unix)]
+mod files;
 mod log;
 mod messages;
 mod operator;
