@@ -332,6 +332,38 @@ pub enum OperatorAction {
         /// File written by `cachet operator export`.
         file: PathBuf,
     },
+    /// Revoke a user's current keys, e.g. for a lost or stolen device.
+    ///
+    /// From then on the server refuses every request signed with those keys; each of the
+    /// user's contacts receives a contact update naming the revoked keys, and a
+    /// `KeysRevoked` block signed with your operator key goes into the trust log. The action
+    /// and REASON are written to the audit log under your name. The user gets back in by
+    /// registering again (new keys, one-time code to their phone or e-mail).
+    ///
+    /// Example: cachet operator --name alice --key alice.key revoke u_3f... --reason "ticket 4521: phone stolen"
+    #[command(verbatim_doc_comment)]
+    Revoke {
+        /// The user's id (u_...), as in the audit log or a contact's details.
+        user_id: String,
+        /// Why, for the audit log (a support ticket, who asked); required.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Mark a user's profile as verified after checking who they are.
+    ///
+    /// Contacts then see the profile as verified. A `ProfileVerified` block signed with your
+    /// operator key goes into the trust log, and the action and NOTE (how the identity was
+    /// checked) are written to the audit log under your name.
+    ///
+    /// Example: cachet operator --name alice --key alice.key verify-profile u_3f... --note "ID card seen at the front desk"
+    #[command(verbatim_doc_comment)]
+    VerifyProfile {
+        /// The user's id (u_...).
+        user_id: String,
+        /// How the identity was checked, for the audit log; required.
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+    },
     /// Fetch the audit log, check its hash chain and print it.
     Audit {
         /// Fail unless the log extends the history whose last hash you kept (hex).

@@ -1428,6 +1428,33 @@ async fn operator(ctx: &Ctx, args: OperatorArgs) -> Result<()> {
             ctx.emit(vault_status_json(&s));
             Ok(())
         }
+        OperatorAction::Revoke { user_id, reason } => {
+            let profile = op.revoke_keys(&user_id, &reason).await?;
+            let version = profile.current_keys.as_ref().map_or(0, |k| k.key_version);
+            ctx.say(format!(
+                "keys of {} ({}) revoked (key version {version}); their contacts are told, and the revocation is in the audit log and the trust log",
+                profile.user_id, profile.display_name
+            ));
+            ctx.emit(json!({
+                "user_id": profile.user_id,
+                "display_name": profile.display_name,
+                "revoked_key_version": version,
+            }));
+            Ok(())
+        }
+        OperatorAction::VerifyProfile { user_id, note } => {
+            let profile = op.verify_profile(&user_id, &note).await?;
+            ctx.say(format!(
+                "profile of {} ({}) marked verified; recorded in the audit log and the trust log",
+                profile.user_id, profile.display_name
+            ));
+            ctx.emit(json!({
+                "user_id": profile.user_id,
+                "display_name": profile.display_name,
+                "verified": profile.verified,
+            }));
+            Ok(())
+        }
         OperatorAction::Audit { expect_head } => {
             let report = op.audit().await?;
             if let Some(kept) = expect_head {

@@ -806,3 +806,115 @@ async fn register_pins_the_server_certificate_and_plain_http_is_refused() {
     assert_one_line_error(&out, 2, "plain http://");
     assert!(!home.path().join("carol").exists());
 }
+
+/// `cachet operator revoke` and `verify-profile` over a real server: their help says what
+/// they do, both need a reason or note, the server applies and audits them, and a second
+/// revocation or an unknown user gives a one-line error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_revoke_keys_and_verify_profiles_through_the_cli() {
+    let env = Env::start().await;
+    env.register("alice", "+33677777777", "Dr Alice");
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["--json", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alice_id = status["user_id"].as_str().unwrap().to_owned();
+
+    for (action, needles) in [
+        (
+            "revoke",
+            &["--reason", "audit log", "trust log", "register"][..],
+        ),
+        ("verify-profile", &["--note", "audit log", "verified"][..]),
+    ] {
+        let out = env
+            .cachet("unused")
+            .args(["operator", action, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let help = stdout(&out);
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{needle} missing from {action} --help"
+            );
+        }
+    }
+
+    let key = env.home.path().join("support.key");
+    let out = env
+        .cachet("unused")
+        .args(["operator", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let public = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: ").map(|k| k.trim().to_owned()))
+        .unwrap();
+    env.cachet("unused")
+        .args(["server", "add-operator", "support", &public, "--data-dir"])
+        .arg(env.data.path())
+        .assert()
+        .success();
+    let as_support = |args: &[&str]| {
+        let mut cmd = env.cachet("unused");
+        cmd.args(["operator", "--name", "support", "--key"])
+            .arg(&key)
+            .args(args);
+        cmd.output().unwrap()
+    };
+    let store = env.server.as_ref().unwrap().store();
+
+    // The reason and the note are required.
+    let out = as_support(&["revoke", &alice_id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = as_support(&["verify-profile", &alice_id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let out = as_support(&["verify-profile", &alice_id, "--note", "ID card seen"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("verified"), "{}", stdout(&out));
+    assert!(store.get_user(&alice_id).await.unwrap().unwrap().verified);
+
+    let out = as_support(&["revoke", &alice_id, "--reason", "ticket 4521: phone stolen"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("revoked"), "{}", stdout(&out));
+    let keys = store.current_keys(&alice_id).await.unwrap().unwrap();
+    assert_eq!(keys.revoked_by_operator, "op:support");
+
+    // Revoked keys sign nothing any more.
+    let out = env
+        .cachet("alice")
+        .env("CACHET_PIN", PIN)
+        .args(["contacts", "add", "+33688888888"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+
+    let out = as_support(&["revoke", &alice_id, "--reason", "again"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already revoked"), "{}", stderr(&out));
+    let out = as_support(&["verify-profile", "u_nobody", "--note", "x"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no such user"), "{}", stderr(&out));
+
+    let out = as_support(&["audit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stdout(&out);
+    for needle in [
+        "verify_profile",
+        "ID card seen",
+        "revoke_keys",
+        "phone stolen",
+    ] {
+        assert!(log.contains(needle), "{needle} missing from {log}");
+    }
+}

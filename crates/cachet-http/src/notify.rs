@@ -186,11 +186,12 @@ impl CodeNotifier for DevNotifier {
         );
         // Serialised so that concurrent requests never interleave partial lines.
         let _guard = self.lock.lock().await;
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .await?;
+        // Codes are secrets: the file is the owner's only from its first line.
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut f = options.open(&self.path).await?;
         f.write_all(format!("{to}\t{code}\n").as_bytes()).await?;
         f.flush().await?;
         Ok(())

@@ -74,6 +74,9 @@ pub enum Error {
     /// An operator route without a valid operator signature.
     #[error("operator signature refused: {0}")]
     Unauthenticated(String),
+    /// `x-siilo-uid` or `x-siilo-sig` appears more than once.
+    #[error("header {0} appears more than once")]
+    DuplicateHeader(&'static str),
     /// The same signed request was sent twice.
     #[error("this signed request was already used; sign a new one")]
     ReplayedSignature,
@@ -171,6 +174,10 @@ impl Error {
                     _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
                 }
             }
+            DuplicateHeader(_) => (StatusCode::BAD_REQUEST, "duplicate_header"),
+            Database(e) if database_unavailable(e) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             Config(_) | Database(_) | Migrate(_) | Io(_) | Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -178,10 +185,28 @@ impl Error {
     }
 }
 
+/// Whether a database error means the database cannot be reached (down, restarting,
+/// unreachable, out of connections): answered 503 `database_unavailable`, not 500.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, reason) = self.status_and_reason();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE && reason != "sealed" {
+            tracing::warn!(error = %self, reason, "recovery request refused");
+            "the database is unavailable; retry later".to_owned()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, reason, "recovery request failed");
             "internal server error".to_owned()
         } else {

@@ -50,6 +50,64 @@ type AccountTuple = (
 /// `challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at`.
 type ChallengeTuple = (String, Vec<u8>, Vec<u8>, i64, i64, i64);
 
+/// How long a request waits for a PostgreSQL connection before it is refused with 503.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Directories `0700` and files `0600`, whatever the umask: the key server's files hold
+/// key shares and one-time codes. More open existing ones are tightened.
+mod private {
+    use std::path::Path;
+
+    pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir)?;
+        tighten(dir, 0o700)
+    }
+
+    pub(super) fn create_file(file: &Path) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options.open(file)?;
+        tighten(file, 0o600)
+    }
+
+    pub(super) fn tighten_if_present(file: &Path) -> std::io::Result<()> {
+        match tighten(file, 0o600) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    #[cfg(unix)]
+    fn tighten(path: &Path, wanted: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(
+                path,
+                std::fs::Permissions::from_mode((mode & 0o700) | wanted),
+            )?;
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn tighten(path: &Path, _wanted: u32) -> std::io::Result<()> {
+        std::fs::metadata(path).map(|_| ())
+    }
+}
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
 
@@ -141,10 +199,22 @@ fn row_from(t: AccountTuple) -> RecoveryRow {
 
 impl KeyStore {
     /// Opens (creating) `<data_dir>/keyserver.sqlite3`; codes go to `<data_dir>/dev-codes.txt`.
+    ///
+    /// The data directory is the key server account's only (`0700`), and so are the
+    /// database (with its `-wal` and `-shm` files) and the codes file (`0600`).
     pub async fn open_in(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        private::create_dir(data_dir)?;
+        let database = data_dir.join(DATABASE_FILE);
+        private::create_file(&database)?;
+        for side in [
+            format!("{DATABASE_FILE}-wal"),
+            format!("{DATABASE_FILE}-shm"),
+        ] {
+            private::tighten_if_present(&data_dir.join(side))?;
+        }
+        private::tighten_if_present(&data_dir.join(DEV_CODES_FILE))?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(data_dir.join(DATABASE_FILE))
+            .filename(database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -165,12 +235,16 @@ impl KeyStore {
     /// Accounts change by compare-and-swap on their version and the audit log is
     /// appended under a table lock, so several connections (or key server processes)
     /// may share the database.
+    ///
+    /// A request that gets no connection within 5 s (the database is down) fails with 503
+    /// `database_unavailable` instead of waiting.
     pub async fn connect(url: &str, data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        private::create_dir(data_dir)?;
+        private::tighten_if_present(&data_dir.join(DEV_CODES_FILE))?;
         let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATOR.run(&pool).await?;

@@ -226,6 +226,12 @@ pub(crate) async fn operator(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String> {
+    // A header sent twice is refused: which copy would count is not for a proxy to decide.
+    for name in [UID_HEADER, SIG_HEADER] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Error::DuplicateHeader(name));
+        }
+    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let parsed = ParsedSignature::parse(text(UID_HEADER), text(SIG_HEADER))
         .map_err(|e| Error::Unauthenticated(e.to_string()))?;

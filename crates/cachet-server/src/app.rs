@@ -268,6 +268,41 @@ async fn refuse_while_sealed(
     next.run(req).await
 }
 
+/// `GET /healthz`: whether the database answers (a trivial query within the database
+/// timeout) and whether the key hierarchy is sealed, as JSON. 200 while the database
+/// answers (sealed or not: a sealed node is up, it waits for its operators), 503
+/// `database_unavailable` while it does not.
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let timeout = state.settings.database_timeout;
+    let database = match tokio::time::timeout(timeout, state.store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} ms", timeout.as_millis())),
+    };
+    let vault = state.vault.status();
+    let mut body = serde_json::json!({
+        "status": if database.is_none() { "ok" } else { "unavailable" },
+        "database": if database.is_none() { "ok" } else { "unavailable" },
+        "initialised": vault.initialised,
+        "sealed": vault.sealed,
+    });
+    let status = match database {
+        None => StatusCode::OK,
+        Some(why) => {
+            tracing::warn!(error = %why, "health check: the database does not answer");
+            body["reason"] = "database_unavailable".into();
+            body["message"] = "the database is unavailable".into();
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// Every route of the API.
 pub(crate) fn router(state: AppState) -> Router {
     let signed = Router::new()
@@ -354,7 +389,7 @@ pub(crate) fn router(state: AppState) -> Router {
         ));
 
     let open = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .route("/api/v1/vault/status", get(api::vault::status));
 
     // Recovery: the same service as the key server's, over this server's store.

@@ -49,14 +49,19 @@ pub(crate) struct Authenticated {
 pub(crate) const DEFERRED_REPLAY_ROUTES: &[&str] =
     &["/api/v1/messages/send", "/api/v1/messages/receive"];
 
+/// The one value of an authentication header. A header sent twice is refused: proxies and
+/// frameworks disagree on which copy wins, so the signature would not say who is calling.
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(Some)
-            .map_err(|_| Error::MalformedSignature(format!("{name} is not visible ASCII"))),
+    let mut values = headers.get_all(name).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::DuplicateHeader(name));
     }
+    v.to_str()
+        .map(Some)
+        .map_err(|_| Error::MalformedSignature(format!("{name} is not visible ASCII")))
 }
 
 async fn caller_key(state: &AppState, uid: &str) -> Result<(Principal, SignPublicKey)> {

@@ -31,7 +31,7 @@ impl FsBlobStore {
     /// A store rooted at `root` (created if missing).
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        crate::private_files::create_dir(&root)?;
         Ok(FsBlobStore { root })
     }
 
@@ -54,13 +54,13 @@ impl BlobStore for FsBlobStore {
         let dir = self.dir(attachment_id)?;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Write;
-            std::fs::create_dir_all(&dir)?;
+            crate::private_files::create_dir(&dir)?;
             let tmp = dir.join(format!(
                 ".{index}.{}.tmp",
                 hex::encode(cachet_crypto::random_bytes::<8>())
             ));
             let result = (|| {
-                let mut f = std::fs::File::create(&tmp)?;
+                let mut f = crate::private_files::create_new(&tmp)?;
                 f.write_all(&data)?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, dir.join(index.to_string()))?;

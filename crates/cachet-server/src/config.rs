@@ -44,6 +44,18 @@ pub struct ServerConfig {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// How long a request waits for a PostgreSQL connection (and `/healthz` for its
+    /// query) before it is answered 503 `database_unavailable` [default: 5].
+    #[arg(long, env = "CACHET_DATABASE_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub database_timeout_seconds: Option<u64>,
+    /// Identifier hashes one user may look up through `/api/v1/directory/discover` per
+    /// discovery window, counted across every node sharing the database
+    /// [default: 10000].
+    #[arg(long, env = "CACHET_DISCOVER_MAX_HASHES", value_name = "N")]
+    pub discover_max_hashes: Option<u64>,
+    /// Length of the discovery window [default: 3600 = 1 hour].
+    #[arg(long, env = "CACHET_DISCOVER_WINDOW_SECONDS", value_name = "SECONDS")]
+    pub discover_window_seconds: Option<u64>,
     /// PEM certificate chain; with `tls_key`, serve TLS 1.3 only.
     #[arg(long, env = "CACHET_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -214,6 +226,12 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// TLS certificate and key, when TLS is on.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Wait for a database connection (and the health check's query).
+    pub database_timeout: Duration,
+    /// Identifier hashes one user may look up per discovery window.
+    pub discover_max_hashes: u64,
+    /// Length of the discovery window.
+    pub discover_window: Duration,
     /// Retention of envelopes acked by web clients.
     pub web_retention: Duration,
     /// Body limit of API calls.
@@ -260,6 +278,9 @@ impl Settings {
             data_dir,
             database_url: None,
             tls: None,
+            database_timeout: Duration::from_secs(5),
+            discover_max_hashes: 10_000,
+            discover_window: Duration::from_secs(3600),
             web_retention: Duration::from_secs(7 * 24 * 3600),
             max_body_bytes: 4 * 1024 * 1024,
             max_attachment_bytes: 100 * 1024 * 1024,
@@ -341,6 +362,13 @@ impl ServerConfig {
             listen: self.listen.or(lower.listen),
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
+            database_timeout_seconds: self
+                .database_timeout_seconds
+                .or(lower.database_timeout_seconds),
+            discover_max_hashes: self.discover_max_hashes.or(lower.discover_max_hashes),
+            discover_window_seconds: self
+                .discover_window_seconds
+                .or(lower.discover_window_seconds),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             web_retention_seconds: self.web_retention_seconds.or(lower.web_retention_seconds),
@@ -395,6 +423,28 @@ impl ServerConfig {
                 ));
             }
             s.database_url = Some(url);
+        }
+        if let Some(v) = merged.database_timeout_seconds {
+            if v == 0 {
+                return Err(Error::Config(
+                    "database_timeout_seconds must be positive".into(),
+                ));
+            }
+            s.database_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = merged.discover_max_hashes {
+            if v == 0 {
+                return Err(Error::Config("discover_max_hashes must be positive".into()));
+            }
+            s.discover_max_hashes = v;
+        }
+        if let Some(v) = merged.discover_window_seconds {
+            if v == 0 {
+                return Err(Error::Config(
+                    "discover_window_seconds must be positive".into(),
+                ));
+            }
+            s.discover_window = Duration::from_secs(v);
         }
         s.tls = match (merged.tls_cert, merged.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),

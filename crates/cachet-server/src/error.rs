@@ -44,6 +44,9 @@ pub enum Error {
     /// `x-siilo-uid` or `x-siilo-sig` is absent.
     #[error("missing header {0}")]
     MissingHeader(&'static str),
+    /// `x-siilo-uid` or `x-siilo-sig` appears more than once.
+    #[error("header {0} appears more than once")]
+    DuplicateHeader(&'static str),
     /// `x-siilo-sig` cannot be decoded.
     #[error("malformed signature: {0}")]
     MalformedSignature(String),
@@ -198,6 +201,19 @@ pub enum Error {
     #[error("not a participant of this case")]
     NotAParticipant,
 
+    // ---- Rate limits ----
+    /// The caller looked up more identifier hashes than the discovery limit allows in the
+    /// current window.
+    #[error("discovery limit of {limit} hashes per {window_seconds} s reached; retry in {retry_after} s")]
+    DiscoveryRateLimited {
+        /// Hashes allowed per window.
+        limit: u64,
+        /// Length of the window.
+        window_seconds: u64,
+        /// Seconds until the next window opens.
+        retry_after: u64,
+    },
+
     // ---- Key hierarchy ----
     /// The server is sealed: its master key is not in memory.
     #[error("the server is sealed; operators must unseal it (cachet operator unseal)")]
@@ -270,6 +286,7 @@ impl Error {
             MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
 
             MissingHeader(_) => (S::UNAUTHORIZED, "missing_header"),
+            DuplicateHeader(_) => (S::BAD_REQUEST, "duplicate_header"),
             MalformedSignature(_) => (S::BAD_REQUEST, "malformed_signature"),
             UidMismatch => (S::UNAUTHORIZED, "uid_mismatch"),
             PathMismatch => (S::UNAUTHORIZED, "path_mismatch"),
@@ -321,6 +338,8 @@ impl Error {
             CaseExists => (S::CONFLICT, "case_exists"),
             NotAParticipant => (S::FORBIDDEN, "not_a_participant"),
 
+            DiscoveryRateLimited { .. } => (S::TOO_MANY_REQUESTS, "discovery_rate_limited"),
+
             Sealed => (S::SERVICE_UNAVAILABLE, "sealed"),
             VaultNotInitialised => (S::CONFLICT, "vault_not_initialised"),
             VaultAlreadyInitialised => (S::CONFLICT, "vault_already_initialised"),
@@ -338,6 +357,12 @@ impl Error {
                 }
             }
 
+            Database(e) if database_unavailable(e) => {
+                (S::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
+            Migration(sqlx::migrate::MigrateError::Execute(e)) if database_unavailable(e) => {
+                (S::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             Database(_)
             | Migration(_)
             | Io(_)
@@ -374,6 +399,45 @@ impl From<ProtoError> for Error {
     }
 }
 
+/// Whether a database error means the database cannot be reached (down, restarting,
+/// unreachable, out of connections) rather than that the request or the data is wrong.
+/// Such failures answer 503 `database_unavailable`, and a starting server waits them out.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: the server is shutting down or
+            // starting; 53300: too many connections.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+impl Error {
+    /// Whether this is a database that cannot be reached (see [`database_unavailable`]).
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Error::Database(e) => database_unavailable(e),
+            Error::Migration(sqlx::migrate::MigrateError::Execute(e)) => database_unavailable(e),
+            _ => false,
+        }
+    }
+
+    /// Seconds a client should wait before trying again, for the refusals that have one.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::DiscoveryRateLimited { retry_after, .. } => Some((*retry_after).max(1)),
+            e if e.is_database_unavailable() => Some(DATABASE_RETRY_AFTER_SECONDS),
+            _ => None,
+        }
+    }
+}
+
+/// `Retry-After` of a 503 `database_unavailable`.
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
+
 /// The JSON error body.
 pub(crate) fn error_body(reason: &str, message: &str) -> Vec<u8> {
     serde_json::json!({ "reason": reason, "message": message })
@@ -393,6 +457,19 @@ pub(crate) fn json_error_response(status: StatusCode, reason: &str, message: &st
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, reason) = self.status_and_reason();
+        if let Some(seconds) = self.retry_after() {
+            let mut response = if status.is_server_error() {
+                tracing::warn!(error = %self, reason, "request refused");
+                json_error_response(status, reason, &unavailable_message(reason))
+            } else {
+                tracing::debug!(error = %self, reason, "request refused");
+                json_error_response(status, reason, &self.to_string())
+            };
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return response;
+        }
         if status.is_server_error() {
             // Internal details go to the log, not to the client.
             tracing::error!(error = %self, reason, "request failed");
@@ -415,6 +492,14 @@ impl From<cachet_http::Error> for Error {
             H::Io(e) => Error::Io(e),
             other => Error::Internal(other.to_string()),
         }
+    }
+}
+
+/// The message of a 5xx that the client can do something about (wait), without details.
+fn unavailable_message(reason: &str) -> String {
+    match reason {
+        "database_unavailable" => "the database is unavailable; retry later".to_owned(),
+        _ => "service unavailable; retry later".to_owned(),
     }
 }
 

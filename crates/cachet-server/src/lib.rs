@@ -30,6 +30,7 @@ pub mod blob;
 pub mod config;
 pub mod error;
 pub mod notify;
+pub mod private_files;
 pub mod store;
 mod trust_log;
 pub mod vault;
@@ -65,10 +66,15 @@ impl Components {
     /// The components the settings name: SQLite in the data directory or PostgreSQL
     /// (`database_url`), chunk files or an S3-compatible store (`s3_url`), in-process or
     /// NATS wake-ups (`nats_url`), and the notifier.
+    ///
+    /// A PostgreSQL database that cannot be reached is waited for (logged, with backoff)
+    /// rather than failing the start.
     pub async fn local(settings: &Settings) -> Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)?;
+        private_files::create_dir(&settings.data_dir)?;
         let store: Arc<dyn Store> = match &settings.database_url {
-            Some(url) => Arc::new(store::PostgresStore::connect(url).await?),
+            Some(url) => Arc::new(
+                store::PostgresStore::connect_waiting(url, settings.database_timeout).await?,
+            ),
             None => Arc::new(SqliteStore::open_in(&settings.data_dir).await?),
         };
         let blobs: Arc<dyn BlobStore> = match &settings.s3 {

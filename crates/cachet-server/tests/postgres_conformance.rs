@@ -24,6 +24,20 @@ use cachet_server::ServerConfig;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+/// Says that a suite is skipped, once per service and test binary, where a reader of the
+/// test output cannot miss it: written to the process's stderr directly, because the test
+/// harness captures `eprintln!` of passing tests and would hide it.
+fn announce_skip(service: &'static str, banner: &str) {
+    use std::io::Write;
+    static SHOWN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if shown.contains(&service) {
+        return;
+    }
+    shown.push(service);
+    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {banner} ***\n");
+}
+
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A fresh database on the test server.
@@ -64,9 +78,13 @@ impl TestDb {
                          ({why}); start it or set CACHET_TEST_POSTGRES_URL"
                     );
                 }
-                eprintln!(
-                    "notice: skipping PostgreSQL tests: cannot reach {shown} ({why}); \
-                     set CACHET_TEST_POSTGRES_URL to run them"
+                announce_skip(
+                    "PostgreSQL",
+                    &format!(
+                        "PostgreSQL suite ({}) — cannot reach {shown} ({why}); start it or set \
+                         CACHET_TEST_POSTGRES_URL (with CI set this fails instead)",
+                        env!("CARGO_CRATE_NAME")
+                    ),
                 );
                 return None;
             }
@@ -365,6 +383,226 @@ async fn http_send_and_receive_on_postgres() {
             .is_empty());
 
         let (mut node_a, mut node_b) = (node_a, node_b);
+        node_b.stop().await;
+        node_a.stop().await;
+    })
+    .await;
+}
+
+/// A TCP relay on a loopback port to the test PostgreSQL, which the test can cut (every
+/// connection dropped, the port closed) and restore on the same port.
+struct Relay {
+    port: u16,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// A port nothing listens on (yet).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    }
+
+    /// The relay is not running until [`Relay::restore`].
+    fn new(db: &TestDb) -> Relay {
+        let admin = reqwest::Url::parse(&db.admin_url).expect("URL");
+        let host = admin.host_str().unwrap_or("127.0.0.1").to_owned();
+        let upstream = format!("{host}:{}", admin.port().unwrap_or(5432));
+        Relay {
+            port: Self::free_port(),
+            upstream,
+            task: None,
+        }
+    }
+
+    /// The test database's URL through the relay.
+    fn url(&self, db: &TestDb) -> String {
+        let mut url = reqwest::Url::parse(&db.url()).expect("URL");
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(self.port)).expect("port");
+        url.to_string()
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("relay port free again");
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with the task: every relayed connection ends with it.
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn healthz(client: &common::Client) -> (u16, serde_json::Value) {
+    let r = client
+        .raw(reqwest::Method::GET, "/healthz", &[], Vec::new())
+        .await;
+    assert_eq!(r.content_type, "application/json");
+    (
+        r.status,
+        serde_json::from_slice(&r.body).expect("JSON health"),
+    )
+}
+
+/// Polls `/healthz` until it answers 200 (bounded, so that a server that never recovers
+/// fails the test instead of hanging it).
+async fn until_healthy(client: &common::Client) {
+    for _ in 0..100 {
+        if healthz(client).await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the server did not become healthy again");
+}
+
+/// While PostgreSQL cannot be reached, `/healthz` says so with 503 and requests fail with
+/// 503 `database_unavailable` (not a 500 after a long wait); once it is back, both recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_and_recovers() {
+    with_database(|db| async move {
+        let mut relay = Relay::new(&db);
+        relay.restore().await;
+        let url = relay.url(&db);
+        let mut node = common::TestServer::start_with(|c: &mut ServerConfig| {
+            c.database_url = Some(url);
+            c.database_timeout_seconds = Some(1);
+        })
+        .await;
+        let alice = node.register("Alice").await;
+        let profile = format!("/api/v1/users/{}", alice.user_id);
+        let (status, health) = healthz(&node.client).await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(health["database"], "ok");
+        assert_eq!(health["sealed"], false);
+
+        relay.cut().await;
+        // Bounded generously: the point is the status and the reason, not the delay.
+        let bounded = Duration::from_secs(30);
+        let (status, health) = tokio::time::timeout(bounded, healthz(&node.client))
+            .await
+            .expect("healthz answers while the database is down");
+        assert_eq!(status, 503, "{health}");
+        assert_eq!(health["database"], "unavailable");
+        assert_eq!(health["reason"], "database_unavailable");
+        assert_eq!(health["sealed"], false);
+        let r = tokio::time::timeout(bounded, node.get(&alice, &profile))
+            .await
+            .expect("a signed request answers while the database is down");
+        r.assert_error(503, "database_unavailable");
+        let r = tokio::time::timeout(
+            bounded,
+            node.post_unsigned(
+                "/api/v1/register/start",
+                &cachet_proto::v1::RegisterStart {
+                    identifier: common::phone(),
+                },
+            ),
+        )
+        .await
+        .expect("registration answers while the database is down");
+        r.assert_error(503, "database_unavailable");
+
+        relay.restore().await;
+        until_healthy(&node.client).await;
+        let r = node.get(&alice, &profile).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        node.stop().await;
+        relay.cut().await;
+    })
+    .await;
+}
+
+/// A server started while PostgreSQL cannot be reached waits for it (with backoff, in its
+/// log) instead of exiting, and serves once it is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_started_before_its_database_waits_for_it() {
+    with_database(|db| async move {
+        let mut relay = Relay::new(&db);
+        let url = relay.url(&db);
+        let starting = tokio::spawn(common::TestServer::start_with(
+            move |c: &mut ServerConfig| {
+                c.database_url = Some(url);
+                // Shorter than the outage below: each connection attempt fails.
+                c.database_timeout_seconds = Some(1);
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!starting.is_finished(), "the server is still waiting");
+        relay.restore().await;
+        let mut node = tokio::time::timeout(Duration::from_secs(60), starting)
+            .await
+            .expect("the server starts once the database is up")
+            .expect("server task");
+        let (status, health) = healthz(&node.client).await;
+        assert_eq!(status, 200, "{health}");
+        let alice = node.register("Alice").await;
+        let r = node
+            .get(&alice, &format!("/api/v1/users/{}", alice.user_id))
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        node.stop().await;
+        relay.cut().await;
+    })
+    .await;
+}
+
+/// Two nodes on one database count discovery lookups against one budget per user: the
+/// limit cannot be multiplied by spreading requests over nodes.
+#[tokio::test]
+async fn nodes_share_the_discovery_budget() {
+    with_database(|db| async move {
+        let url = db.url();
+        let node = |url: String| {
+            common::TestServer::start_with(move |c: &mut ServerConfig| {
+                c.database_url = Some(url);
+                c.discover_max_hashes = Some(10);
+            })
+        };
+        let mut node_a = node(url.clone()).await;
+        let mut node_b = node(url.clone()).await;
+        let alice = node_a.register("Alice").await;
+        let hashes = |n: usize| cachet_proto::v1::DiscoverRequest {
+            identifier_hashes: (0..n)
+                .map(|_| cachet_crypto::random_bytes::<32>().to_vec())
+                .collect(),
+        };
+        const DISCOVER: &str = "/api/v1/directory/discover";
+        let r = node_a.post(&alice, DISCOVER, &hashes(6)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        node_b
+            .post(&alice, DISCOVER, &hashes(6))
+            .await
+            .assert_error(429, "discovery_rate_limited");
+        let r = node_b.post(&alice, DISCOVER, &hashes(4)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        node_a
+            .post(&alice, DISCOVER, &hashes(1))
+            .await
+            .assert_error(429, "discovery_rate_limited");
         node_b.stop().await;
         node_a.stop().await;
     })

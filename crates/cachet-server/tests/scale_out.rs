@@ -24,12 +24,32 @@ use cachet_server::{S3Settings, ServerConfig};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+/// Says that a suite is skipped, once per service and test binary, where a reader of the
+/// test output cannot miss it: written to the process's stderr directly, because the test
+/// harness captures `eprintln!` of passing tests and would hide it.
+fn announce_skip(service: &'static str, banner: &str) {
+    use std::io::Write;
+    static SHOWN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if shown.contains(&service) {
+        return;
+    }
+    shown.push(service);
+    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {banner} ***\n");
+}
+
 /// Skips (returns `None`) or, under CI, fails when a service is missing.
-fn missing(what: &str, why: &str) -> Option<std::convert::Infallible> {
+fn missing(what: &'static str, why: &str) -> Option<std::convert::Infallible> {
     if std::env::var_os("CI").is_some() {
         panic!("{what} is required in CI but is not reachable: {why}");
     }
-    eprintln!("notice: skipping: {what} not reachable ({why})");
+    announce_skip(
+        what,
+        &format!(
+            "{what} tests of scale_out — not reachable ({why}); start it or set its \
+             CACHET_TEST_* variable (with CI set this fails instead)"
+        ),
+    );
     None
 }
 

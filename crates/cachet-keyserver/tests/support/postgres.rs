@@ -5,6 +5,17 @@
 
 use std::future::Future;
 
+/// Says that the suite is skipped, once per test binary, where a reader of the test output
+/// cannot miss it: written to the process's stderr directly, because the test harness
+/// captures `eprintln!` of passing tests and would hide it.
+fn announce_skip(banner: &str) {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {banner} ***\n");
+    });
+}
+
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Runs `body` with the URL of a fresh database, then drops the database, even if `body`
@@ -29,9 +40,11 @@ where
             if std::env::var_os("CI").is_some() {
                 panic!("PostgreSQL is required in CI but cannot be reached ({why}); start it or set CACHET_TEST_POSTGRES_URL");
             }
-            eprintln!(
-                "notice: skipping a PostgreSQL test: {why}; set CACHET_TEST_POSTGRES_URL to run it"
-            );
+            announce_skip(&format!(
+                "PostgreSQL tests of the key server ({}) — cannot reach the server ({why}); \
+                 start it or set CACHET_TEST_POSTGRES_URL (with CI set this fails instead)",
+                env!("CARGO_CRATE_NAME")
+            ));
             return;
         }
     };

@@ -7,7 +7,7 @@ use cachet_proto::v1::{
 use cachet_trust::{Block, Event};
 
 use super::check_id;
-use crate::app::{ApiPath, AppState, Proto, Protobuf, UserCaller};
+use crate::app::{now_ms, ApiPath, AppState, Proto, Protobuf, UserCaller};
 use crate::error::{Error, Result};
 
 /// Most hashes one discovery request may carry.
@@ -87,9 +87,45 @@ pub(crate) async fn get_keys(
     Ok(Protobuf(KeyHistory { user_id, keys }))
 }
 
+/// Counts `hashes` lookups against the caller's budget of the current discovery window
+/// (fixed windows aligned on the epoch), or refuses with the seconds until the next one.
+/// The counter is in the database, so every node of a deployment shares it.
+async fn take_discovery_budget(state: &AppState, user_id: &str, hashes: usize) -> Result<()> {
+    let limit = state.settings.discover_max_hashes;
+    let window_ms = i64::try_from(state.settings.discover_window.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let now = now_ms();
+    let window_start = now - now.rem_euclid(window_ms);
+    let window_end = window_start.saturating_add(window_ms);
+    let hashes = u64::try_from(hashes).unwrap_or(u64::MAX);
+    if state
+        .store
+        .take_discovery_budget(user_id, window_start, window_end, hashes, limit)
+        .await?
+    {
+        return Ok(());
+    }
+    let retry_after = u64::try_from(window_end.saturating_sub(now).saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1);
+    tracing::info!(
+        user_id,
+        hashes,
+        limit,
+        retry_after,
+        "discovery limit reached"
+    );
+    Err(Error::DiscoveryRateLimited {
+        limit,
+        window_seconds: state.settings.discover_window.as_secs(),
+        retry_after,
+    })
+}
+
 pub(crate) async fn discover(
     State(state): State<AppState>,
-    _caller: UserCaller,
+    caller: UserCaller,
     Proto(req): Proto<DiscoverRequest>,
 ) -> Result<Protobuf<DiscoverResponse>> {
     if req.identifier_hashes.len() > MAX_DISCOVER {
@@ -98,6 +134,9 @@ pub(crate) async fn discover(
     if req.identifier_hashes.iter().any(|h| h.len() != 32) {
         return Err(Error::invalid("identifier_hashes", "each must be 32 bytes"));
     }
+    // Every hash counts, found or not: the limit bounds how much of the identifier
+    // space one account can probe, not how many contacts it has.
+    take_discovery_budget(&state, &caller.user_id, req.identifier_hashes.len()).await?;
     // The database keeps identifier hashes blinded under the key hierarchy (when one
     // protects it); look up the blinded forms and answer with the caller's own hashes.
     let blinded = req

@@ -117,6 +117,7 @@ pub async fn run_all(store: &dyn Store) {
     cases_and_history(store).await;
     audit_log_is_chained(store).await;
     discovery(store).await;
+    discovery_budget(store).await;
     trust_log(store).await;
     hot_and_rare_writes_interleave(store).await;
 }
@@ -901,6 +902,45 @@ pub async fn discovery(store: &dyn Store) {
             .expect("existing"),
         vec![alice]
     );
+}
+
+/// Discovery budgets: counted per user and window up to the limit, a request that would
+/// pass it counts nothing, concurrent requests never overshoot, and ended windows are
+/// purged.
+pub async fn discovery_budget(store: &dyn Store) {
+    use futures_util::future::join_all;
+    let alice = format!("u_{}", rand_hex(16));
+    let bob = format!("u_{}", rand_hex(16));
+    let (start, end) = (T0, T0 + 3_600_000);
+    let take = |user: &str, n: u64| {
+        let user = user.to_owned();
+        async move {
+            store
+                .take_discovery_budget(&user, start, end, n, 10)
+                .await
+                .expect("discovery budget")
+        }
+    };
+    assert!(take(&alice, 6).await);
+    assert!(!take(&alice, 5).await, "6 + 5 passes the limit");
+    assert!(take(&alice, 4).await, "6 + 4 reaches it exactly");
+    assert!(!take(&alice, 1).await);
+    assert!(take(&alice, 0).await, "an empty request costs nothing");
+    assert!(!take(&bob, 11).await, "more than the whole budget at once");
+    assert!(take(&bob, 10).await, "each user has their own budget");
+    // The next window starts afresh.
+    assert!(store
+        .take_discovery_budget(&alice, end, end + 3_600_000, 10, 10)
+        .await
+        .expect("next window"));
+    // Concurrent requests of one user: exactly as many pass as the limit allows.
+    let carol = format!("u_{}", rand_hex(16));
+    let results = join_all((0..20).map(|_| take(&carol, 1))).await;
+    assert_eq!(results.iter().filter(|ok| **ok).count(), 10);
+    // Windows that ended are purged; the current one is kept.
+    let purged = store.purge_expired(end + 1, 0).await.expect("purge");
+    assert!(purged.discovery_windows >= 3, "{purged:?}");
+    assert!(take(&carol, 10).await, "the purged window's count is gone");
 }
 
 /// Trust log: dense increasing indexes, one block per place of a chain, a stable key seed.

@@ -382,6 +382,21 @@ impl Store for EncryptedStore {
     async fn close(&self) {
         self.inner.close().await;
     }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn take_discovery_budget(
+        &self,
+        user_id: &str,
+        window_start: i64,
+        window_end: i64,
+        hashes: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        self.inner
+            .take_discovery_budget(user_id, window_start, window_end, hashes, limit)
+            .await
+    }
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         let Some(k) = self.vault.keys()? else {
             return self.inner.trust_log_seed(candidate).await;

@@ -118,6 +118,15 @@ pub struct SeenSignature {
     pub expires_at: i64,
 }
 
+/// Adds to a user's discovery counter of one window, unless the total would pass the
+/// limit (`$5`); the same text runs on SQLite and PostgreSQL. No row changes when refused.
+pub(crate) const TAKE_DISCOVERY_BUDGET_SQL: &str =
+    "INSERT INTO discovery_usage (user_id, window_start, window_end, hashes) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (user_id, window_start) DO UPDATE \
+     SET hashes = discovery_usage.hashes + excluded.hashes \
+     WHERE discovery_usage.hashes + excluded.hashes <= $5";
+
 /// Delivery ids as the databases store them (ids beyond `i64` match nothing).
 fn delivery_ids_in(delivery_ids: &[u64]) -> Vec<i64> {
     delivery_ids
@@ -206,6 +215,8 @@ pub struct Purged {
     pub signatures: u64,
     /// Web-acked envelopes past retention.
     pub acked_envelopes: u64,
+    /// Discovery counters of windows that ended.
+    pub discovery_windows: u64,
 }
 
 /// The persistent state of the data server.
@@ -247,6 +258,21 @@ pub trait Store: Send + Sync + 'static {
     /// The users to tell about a key change: those who exchanged envelopes with the user
     /// and co-participants of the user's cases, sorted.
     async fn contacts_of(&self, user_id: &str) -> Result<Vec<String>>;
+
+    // ---- Contact discovery ----
+
+    /// Counts `hashes` more discovery lookups against `user_id`'s budget of the window
+    /// starting at `window_start` (ms since the epoch; the window ends at `window_end`),
+    /// if the window's total stays within `limit`; otherwise counts nothing and returns
+    /// false. Atomic across every node sharing the database.
+    async fn take_discovery_budget(
+        &self,
+        user_id: &str,
+        window_start: i64,
+        window_end: i64,
+        hashes: u64,
+        limit: u64,
+    ) -> Result<bool>;
 
     // ---- Signed requests ----
 
@@ -361,8 +387,9 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- Housekeeping ----
 
-    /// Deletes expired challenges and seen signatures (`expires_at < now`) and web-acked
-    /// envelopes acked before `acked_before`.
+    /// Deletes expired challenges and seen signatures (`expires_at < now`), discovery
+    /// counters of windows that ended (`window_end < now`) and web-acked envelopes acked
+    /// before `acked_before`.
     async fn purge_expired(&self, now: i64, acked_before: i64) -> Result<Purged>;
 
     // ---- Key hierarchy ----
@@ -393,6 +420,9 @@ pub trait Store: Send + Sync + 'static {
     /// The seed of the log key: stores `candidate` if there is none yet, and returns the
     /// stored one (so that every node signs with the same key).
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>>;
+
+    /// Checks that the database answers (a trivial query), for `/healthz`.
+    async fn ping(&self) -> Result<()>;
 
     /// Closes the connections (SQLite: flushes the WAL into the database file), once
     /// nothing uses the store any more.

@@ -42,6 +42,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres
 /// Connections per server node unless [`PostgresStore::connect_with`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
+/// How long a request waits for a connection unless told otherwise: past it, the request
+/// fails with 503 `database_unavailable` instead of queueing while the database is down.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First pause between connection attempts of a node starting while its database is
+/// down; it doubles up to [`MAX_STARTUP_BACKOFF`].
+const FIRST_STARTUP_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between connection attempts at startup.
+const MAX_STARTUP_BACKOFF: Duration = Duration::from_secs(30);
+
 /// How many times a transaction aborted as a deadlock victim is run again.
 const RETRIES: usize = 5;
 
@@ -94,13 +104,66 @@ impl PostgresStore {
 
     /// Connects with explicit options and pool size, and runs pending migrations.
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        Self::connect_with_timeout(options, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Connects with explicit options, pool size and connection wait, and runs pending
+    /// migrations. A request that gets no connection within `acquire_timeout` (the
+    /// database is down or unreachable) fails with 503 `database_unavailable`.
+    pub async fn connect_with_timeout(
+        options: PgConnectOptions,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        if let Err(e) = MIGRATOR.run(&pool).await {
+            pool.close().await;
+            return Err(e.into());
+        }
         Ok(PostgresStore { pool })
+    }
+
+    /// Connects like [`PostgresStore::connect`] (with `acquire_timeout`), but while the
+    /// database cannot be reached it logs why and tries again, pausing 0.5 s, 1 s, 2 s...
+    /// up to 30 s between attempts: a node started before its database begins serving
+    /// once the database is up. Other failures (bad URL, wrong password, a failing
+    /// migration) end it at once.
+    pub async fn connect_waiting(url: &str, acquire_timeout: Duration) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let mut pause = FIRST_STARTUP_BACKOFF;
+        let mut attempt = 1u32;
+        loop {
+            match Self::connect_with_timeout(
+                options.clone(),
+                DEFAULT_MAX_CONNECTIONS,
+                acquire_timeout,
+            )
+            .await
+            {
+                Err(e) if e.is_database_unavailable() => {
+                    tracing::warn!(
+                        error = %e,
+                        attempt,
+                        retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        "database unavailable at startup; waiting for it"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_STARTUP_BACKOFF);
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e),
+                Ok(store) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "database reachable; starting");
+                    }
+                    return Ok(store);
+                }
+            }
+        }
     }
 
     /// The connection pool (for administration and tests).
@@ -616,11 +679,17 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        let discovery_windows = sqlx::query("DELETE FROM discovery_usage WHERE window_end < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Purged {
             challenges,
             signatures,
             acked_envelopes,
+            discovery_windows,
         })
     }
 }
@@ -1303,6 +1372,38 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn take_discovery_budget(
+        &self,
+        user_id: &str,
+        window_start: i64,
+        window_end: i64,
+        hashes: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        if hashes == 0 {
+            return Ok(true);
+        }
+        if hashes > limit {
+            return Ok(false);
+        }
+        // One statement: the row lock of ON CONFLICT serialises nodes counting at once.
+        let counted = sqlx::query(super::TAKE_DISCOVERY_BUDGET_SQL)
+            .bind(user_id)
+            .bind(window_start)
+            .bind(window_end)
+            .bind(to_i64(hashes))
+            .bind(to_i64(limit))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(counted == 1)
     }
 
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {

@@ -80,7 +80,15 @@ fn placeholders(first: usize, n: usize) -> String {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    /// The database file is the server account's only (`0600`); SQLite gives its `-wal`
+    /// and `-shm` files the same mode, and older ones are tightened.
     pub async fn open(path: &Path) -> Result<Self> {
+        crate::private_files::create_file(path)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            crate::private_files::tighten_if_present(Path::new(&side))?;
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -112,7 +120,7 @@ impl SqliteStore {
 
     /// Opens the database of a data directory (`<data_dir>/cachet.sqlite3`).
     pub async fn open_in(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::private_files::create_dir(data_dir)?;
         Self::open(&data_dir.join(DATABASE_FILE)).await
     }
 
@@ -1063,11 +1071,17 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        let discovery_windows = sqlx::query("DELETE FROM discovery_usage WHERE window_end < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
         Ok(Purged {
             challenges,
             signatures,
             acked_envelopes,
+            discovery_windows,
         })
     }
 
@@ -1162,6 +1176,38 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn take_discovery_budget(
+        &self,
+        user_id: &str,
+        window_start: i64,
+        window_end: i64,
+        hashes: u64,
+        limit: u64,
+    ) -> Result<bool> {
+        if hashes == 0 {
+            return Ok(true);
+        }
+        if hashes > limit {
+            return Ok(false);
+        }
+        // One statement on the single writer: atomic by itself.
+        let counted = sqlx::query(super::TAKE_DISCOVERY_BUDGET_SQL)
+            .bind(user_id)
+            .bind(window_start)
+            .bind(window_end)
+            .bind(to_i64(hashes))
+            .bind(to_i64(limit))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(counted == 1)
     }
 
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {

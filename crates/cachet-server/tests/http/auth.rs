@@ -243,3 +243,38 @@ async fn replayed_sends_and_acks_are_refused_and_change_nothing() {
         .await
         .assert_error(401, "replayed_signature");
 }
+
+/// A second `x-siilo-uid` or `x-siilo-sig` is refused with 400 `duplicate_header`, whether
+/// it names someone else, repeats the same value or carries another signature: which copy
+/// counts must not depend on the framework or a proxy in front.
+#[tokio::test]
+async fn duplicate_authentication_headers_are_refused() {
+    let s = TestServer::start().await;
+    let alice = s.register("Alice").await;
+    let mallory = s.register("Mallory").await;
+    let path = format!("/api/v1/users/{}", alice.user_id);
+    let signed = |who: &TestUser| Client::headers_at(who, &Method::GET, &path, &[], now_ms());
+
+    let mut two_uids = signed(&alice);
+    two_uids.push((UID_HEADER, mallory.user_id.clone()));
+    s.raw(Method::GET, &path, &two_uids, Vec::new())
+        .await
+        .assert_error(400, "duplicate_header");
+
+    let mut same_twice = signed(&alice);
+    same_twice.push((UID_HEADER, alice.user_id.clone()));
+    s.raw(Method::GET, &path, &same_twice, Vec::new())
+        .await
+        .assert_error(400, "duplicate_header");
+
+    let mut two_sigs = signed(&alice);
+    let other = signed(&mallory);
+    two_sigs.push((SIG_HEADER, other[1].1.clone()));
+    s.raw(Method::GET, &path, &two_sigs, Vec::new())
+        .await
+        .assert_error(400, "duplicate_header");
+
+    // The same request with one copy of each is accepted.
+    let r = s.raw(Method::GET, &path, &signed(&alice), Vec::new()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}

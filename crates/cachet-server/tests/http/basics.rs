@@ -8,12 +8,18 @@ use reqwest::Method;
 
 use crate::common::*;
 
+/// `/healthz` checks the database and says whether the key hierarchy is sealed, as JSON.
 #[tokio::test]
-async fn healthz_answers_ok() {
+async fn healthz_checks_the_database() {
     let s = TestServer::start().await;
     let r = s.raw(Method::GET, "/healthz", &[], Vec::new()).await;
     assert_eq!(r.status, 200);
-    assert_eq!(&r.body[..], b"ok");
+    assert_eq!(r.content_type, "application/json");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["database"], "ok", "{v}");
+    assert_eq!(v["sealed"], false, "{v}");
+    assert_eq!(v["initialised"], false, "{v}");
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@ mod auth;
 mod basics;
 mod cases;
 mod connections;
+mod discovery;
 mod durability;
+#[cfg(unix)]
+mod files;
 mod log;
 mod messages;
 mod operator;
