@@ -47,5 +47,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(opened.is_err());
     }
     let sealed = seal_file(rest, &key, RECORD);
-    assert_eq!(open_file(&sealed, &key, RECORD).as_deref().map(|v| v.as_slice()), Ok(rest));
+    assert_eq!(
+        open_file(&sealed, &key, RECORD)
+            .as_deref()
+            .map(|v| v.as_slice()),
+        Ok(rest)
+    );
 });

@@ -60,7 +60,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     }
     if let Ok(req) = serde_json::from_slice::<wire::EnrolRequest>(data) {
         let fields = (
-            hex_field(&req.data_server_share, oprf::ELEMENT_LEN, "data_server_share"),
+            hex_field(
+                &req.data_server_share,
+                oprf::ELEMENT_LEN,
+                "data_server_share",
+            ),
             hex_field(&req.key_server_share, oprf::ELEMENT_LEN, "key_server_share"),
             hex_field(&req.auth_public, 32, "auth_public"),
             hex::decode(&req.envelope),

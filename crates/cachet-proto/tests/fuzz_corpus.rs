@@ -12,8 +12,8 @@ use cachet_crypto::{boxes, BoxPublicKey, BoxSecretKey, Nonce, SignKeyPair, Symme
 use cachet_proto::auth::{sign_request, Caller, RequestTarget};
 use cachet_proto::decode;
 use cachet_proto::v1::{
-    payload::Body, Ack, AttachmentPointer, CaseKeyShare, CaseRecord, ClientType, Envelope,
-    Payload, RecipientCiphertext, SealedCaseKey,
+    payload::Body, Ack, AttachmentPointer, CaseKeyShare, CaseRecord, ClientType, Envelope, Payload,
+    RecipientCiphertext, SealedCaseKey,
 };
 use cachet_proto::Message;
 
@@ -111,7 +111,11 @@ fn write_attachment_and_case_seeds() {
         body: Some(Body::CaseKeyShare(seed_case_key_share())),
         ..Default::default()
     };
-    fs::write(seeds("case_key").join("seed-payload"), payload.encode_to_vec()).unwrap();
+    fs::write(
+        seeds("case_key").join("seed-payload"),
+        payload.encode_to_vec(),
+    )
+    .unwrap();
     let sealer = BoxSecretKey::from_bytes([0x24; 32]);
     let recipient = BoxSecretKey::from_bytes(CASE_KEY_RECIPIENT).public_key();
     let (nonce, ciphertext) = boxes::seal(&[10; 32], &recipient, &sealer).unwrap();
@@ -131,7 +135,11 @@ fn write_attachment_and_case_seeds() {
         }],
         created_at: 1_790_000_000_000,
     };
-    fs::write(seeds("case_key").join("seed-record"), record.encode_to_vec()).unwrap();
+    fs::write(
+        seeds("case_key").join("seed-record"),
+        record.encode_to_vec(),
+    )
+    .unwrap();
 }
 
 /// What the `attachment_pointer` fuzz target runs.
@@ -276,7 +284,10 @@ fn attachment_and_case_key_seeds_are_valid_inputs() {
     let payload: Payload = decode::message(&seed).unwrap();
     assert_eq!(payload.body, Some(Body::Attachment(seed_pointer())));
     let seed = fs::read(seeds("case_key").join("seed-share")).unwrap();
-    assert_eq!(decode::case_key_share(&seed).unwrap(), seed_case_key_share());
+    assert_eq!(
+        decode::case_key_share(&seed).unwrap(),
+        seed_case_key_share()
+    );
     let seed = fs::read(seeds("case_key").join("seed-record")).unwrap();
     let opened = case_key(&seed);
     assert_eq!(opened.len(), 1);
