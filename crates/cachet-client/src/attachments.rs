@@ -107,12 +107,7 @@ fn file_name_of(path: &Path) -> String {
 
 /// Keeps only a safe final path component of a name chosen by a sender.
 fn sanitize_file_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = last.chars().filter(|c| !c.is_control()).take(200).collect();
-    match clean.trim_start_matches('.') {
-        "" => "attachment".into(),
-        s => s.to_owned(),
-    }
+    cachet_proto::decode::safe_file_name(name)
 }
 
 impl Client {
@@ -427,11 +422,7 @@ impl Client {
         env: &Envelope,
         mut pointer: AttachmentPointer,
     ) -> Result<Option<StoredMessage>> {
-        if cachet_proto::decode::validate_id(&pointer.attachment_id, "attachment_id").is_err()
-            || pointer.key.len() != 32
-            || FormatVersion::from_number(pointer.format_version).is_err()
-            || pointer.ciphertext_sha256.len() != 32
-        {
+        if cachet_proto::decode::validate_attachment_pointer(&pointer).is_err() {
             return Ok(None);
         }
         pointer.file_name = sanitize_file_name(&pointer.file_name);

@@ -442,7 +442,7 @@ impl Client {
         _sender: &str,
         share: v1::CaseKeyShare,
     ) -> Result<()> {
-        if cachet_proto::decode::validate_id(&share.case_id, "case_id").is_err() {
+        if cachet_proto::decode::validate_case_key_share(&share).is_err() {
             return Ok(());
         }
         if let Ok(key) = SymmetricKey::from_slice(&share.case_key) {

@@ -1,34 +1,33 @@
 //! Local files sealed under the Local File Key (whitepaper 3.4): `crypto_secretbox` with
-//! a random nonce prepended.
-//!
-//! So that files of any size stream through constant memory, a local file is cut into
-//! records of at most 2 MiB of plaintext, each sealed on its own:
-//!
-//! ```text
-//! file    = "CLF1" || record*
-//! record  = nonce (24) || crypto_secretbox(header || data, nonce, local_file_key)
-//! header  = le64(record index, from 0) || final flag (1 byte: 1 on the last record)
-//! ```
-//!
-//! Every record but the last holds exactly 2 MiB of data, so a reader knows where each
-//! record ends. The index and final flag inside the sealed bytes make dropped, reordered,
-//! appended or truncated records fail to open.
+//! a random nonce prepended, cut into records of at most 2 MiB of plaintext so that files
+//! of any size stream through constant memory. The format (magic, records, index and
+//! final flag) lives in [`cachet_crypto::local_file`]; this module reads and writes it.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use cachet_crypto::{secretbox, Nonce, SymmetricKey, MAC_LEN, NONCE_LEN};
+use cachet_crypto::local_file::{seal_record, RecordOpener, MAGIC, RECORD_DATA};
+use cachet_crypto::{Nonce, SymmetricKey};
 use zeroize::Zeroizing;
 
 use crate::error::{ClientError, Result};
 
 /// The first four bytes of every local file.
-pub const LOCAL_FILE_MAGIC: &[u8; 4] = b"CLF1";
-const MAGIC: &[u8; 4] = LOCAL_FILE_MAGIC;
-const RECORD_DATA: usize = 2 * 1024 * 1024;
-const HEADER: usize = 9;
-const RECORD_SEALED: usize = NONCE_LEN + MAC_LEN + HEADER + RECORD_DATA;
+pub const LOCAL_FILE_MAGIC: &[u8; 4] = MAGIC;
+
+/// One record of a local file: `nonce ‖ crypto_secretbox(le64(index) ‖ final ‖ data)`.
+/// Files are written with a fresh random nonce per record; a given nonce serves the test
+/// vectors.
+pub fn seal_local_record(
+    key: &SymmetricKey,
+    index: u64,
+    is_final: bool,
+    data: &[u8],
+    nonce: &Nonce,
+) -> Vec<u8> {
+    cachet_crypto::local_file::seal_record_with_nonce(index, is_final, data, key, nonce)
+}
 
 /// A directory of files sealed under the Local File Key.
 #[derive(Clone)]
@@ -58,25 +57,6 @@ fn check_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// One record of a local file: `nonce ‖ crypto_secretbox(le64(index) ‖ final ‖ data)`.
-/// Files are written with a fresh random nonce per record; a given nonce serves the test
-/// vectors.
-pub fn seal_local_record(
-    key: &SymmetricKey,
-    index: u64,
-    is_final: bool,
-    data: &[u8],
-    nonce: &Nonce,
-) -> Vec<u8> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(HEADER + data.len()));
-    plain.extend_from_slice(&index.to_le_bytes());
-    plain.push(u8::from(is_final));
-    plain.extend_from_slice(data);
-    let mut sealed = nonce.as_bytes().to_vec();
-    sealed.extend_from_slice(&secretbox::SecretBox::new(key).seal_with_nonce(&plain, nonce));
-    sealed
 }
 
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -117,12 +97,7 @@ impl LocalFiles {
         let path = self.path_of(name)?;
         crate::vault::create_private_dir(&self.dir)?;
         let tmp = path.with_extension("sealed.tmp");
-        let mut out = crate::vault::private_file_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| ClientError::io(&tmp, e))?;
+        let mut out = File::create(&tmp).map_err(|e| ClientError::io(&tmp, e))?;
         out.write_all(MAGIC).map_err(|e| ClientError::io(&tmp, e))?;
         let mut current = Zeroizing::new(vec![0u8; RECORD_DATA]);
         let mut next = Zeroizing::new(vec![0u8; RECORD_DATA]);
@@ -137,14 +112,7 @@ impl LocalFiles {
                 0
             };
             let is_final = next_len == 0;
-            let record = seal_local_record(
-                &self.key,
-                index,
-                is_final,
-                &current[..len],
-                &Nonce::random(),
-            );
-            out.write_all(&record)
+            out.write_all(&seal_record(index, is_final, &current[..len], &self.key))
                 .map_err(|e| ClientError::io(&tmp, e))?;
             total += len as u64;
             if is_final {
@@ -181,29 +149,16 @@ impl LocalFiles {
         };
         let corrupt = || ClientError::Integrity(format!("local file {name} is damaged"));
         let mut magic = [0u8; 4];
-        if read_full(&mut file, &mut magic).map_err(|e| ClientError::io(&path, e))? != 4
-            || &magic != MAGIC
-        {
-            return Err(corrupt());
-        }
-        let mut record = vec![0u8; RECORD_SEALED];
-        let mut index = 0u64;
+        let n = read_full(&mut file, &mut magic).map_err(|e| ClientError::io(&path, e))?;
+        RecordOpener::check_magic(&magic[..n]).map_err(|_| corrupt())?;
+        let mut opener = RecordOpener::new(&self.key);
+        let mut record = vec![0u8; opener.next_record_len()];
         let mut total = 0u64;
         loop {
             let n = read_full(&mut file, &mut record).map_err(|e| ClientError::io(&path, e))?;
-            if n < NONCE_LEN + MAC_LEN + HEADER {
-                return Err(corrupt());
-            }
-            let plain = Zeroizing::new(
-                secretbox::open_prefixed(&record[..n], &self.key).map_err(|_| corrupt())?,
-            );
-            let (header, data) = plain.split_at(HEADER);
-            let is_final = header[8] == 1;
-            if header[..8] != index.to_le_bytes() || (!is_final && data.len() != RECORD_DATA) {
-                return Err(corrupt());
-            }
+            let (data, is_final) = opener.open(&record[..n]).map_err(|_| corrupt())?;
             writer
-                .write_all(data)
+                .write_all(&data)
                 .map_err(|e| ClientError::io(&path, e))?;
             total += data.len() as u64;
             if is_final {
@@ -213,10 +168,6 @@ impl LocalFiles {
                 }
                 return Ok(total);
             }
-            if n < RECORD_SEALED {
-                return Err(corrupt());
-            }
-            index += 1;
         }
     }
 
@@ -259,7 +210,11 @@ mod tests {
         }
         let raw = fs::read(files.path_of("f").unwrap()).unwrap();
         // Dropping the final record is noticed.
-        fs::write(files.path_of("f").unwrap(), &raw[..4 + RECORD_SEALED]).unwrap();
+        fs::write(
+            files.path_of("f").unwrap(),
+            &raw[..4 + cachet_crypto::local_file::sealed_record_len(RECORD_DATA)],
+        )
+        .unwrap();
         assert!(files.read("f").is_err());
         let mut flipped = raw.clone();
         flipped[100] ^= 1;

@@ -19,7 +19,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::{secretbox, CryptoError, SymmetricKey, MAC_LEN, NONCE_LEN};
+use crate::{secretbox, CryptoError, Nonce, SymmetricKey, MAC_LEN, NONCE_LEN};
 
 /// The first bytes of every local file.
 pub const MAGIC: &[u8; 4] = b"CLF1";
@@ -38,11 +38,26 @@ pub fn sealed_record_len(record_data: usize) -> usize {
 /// Seals record `index` holding `data` (at most the record size; exactly the record
 /// size unless `is_final`).
 pub fn seal_record(index: u64, is_final: bool, data: &[u8], key: &SymmetricKey) -> Vec<u8> {
+    seal_record_with_nonce(index, is_final, data, key, &Nonce::random())
+}
+
+/// [`seal_record`] with a given nonce: `nonce ‖ crypto_secretbox(le64(index) ‖ final ‖
+/// data)`. Files are always written with a fresh random nonce per record; a chosen nonce
+/// serves the published test vectors.
+pub fn seal_record_with_nonce(
+    index: u64,
+    is_final: bool,
+    data: &[u8],
+    key: &SymmetricKey,
+    nonce: &Nonce,
+) -> Vec<u8> {
     let mut plain = Zeroizing::new(Vec::with_capacity(HEADER_LEN + data.len()));
     plain.extend_from_slice(&index.to_le_bytes());
     plain.push(u8::from(is_final));
     plain.extend_from_slice(data);
-    secretbox::seal_prefixed(&plain, key)
+    let mut sealed = nonce.as_bytes().to_vec();
+    sealed.extend_from_slice(&secretbox::SecretBox::new(key).seal_with_nonce(&plain, nonce));
+    sealed
 }
 
 /// Opens the records of one file in order, checking their index, their length and

@@ -75,7 +75,9 @@ fn local_file(data: &[u8]) {
     }
     let sealed = seal_file(rest, &key, RECORD);
     assert_eq!(
-        open_file(&sealed, &key, RECORD).as_deref().map(|v| v.as_slice()),
+        open_file(&sealed, &key, RECORD)
+            .as_deref()
+            .map(|v| v.as_slice()),
         Ok(rest)
     );
 }
@@ -123,6 +125,10 @@ fn seeds_open_to_their_plaintext() {
     for (name, plain) in seed_plaintexts() {
         let seed = fs::read(folder("seeds").join(format!("seed-{name}"))).expect("committed");
         assert_eq!(seed[0], 0);
-        assert_eq!(*open_file(&seed[1..], &key, RECORD).unwrap(), plain, "{name}");
+        assert_eq!(
+            *open_file(&seed[1..], &key, RECORD).unwrap(),
+            plain,
+            "{name}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use crate::v1::{Ack, Envelope};
+use crate::v1::{Ack, AttachmentPointer, CaseKeyShare, Envelope};
 use crate::ProtoError;
 
 /// Most recipients one envelope may address (a group's size limit).
@@ -121,6 +121,67 @@ pub fn ack(bytes: &[u8]) -> Result<Ack, ProtoError> {
         return Err(invalid("delivery_ids", "too many ids in one ack"));
     }
     Ok(ack)
+}
+
+/// Longest file name kept from an attachment pointer (in characters).
+pub const MAX_FILE_NAME_CHARS: usize = 200;
+
+/// Decodes an attachment pointer as a client finds it in a decrypted payload and checks
+/// it (see [`validate_attachment_pointer`]).
+pub fn attachment_pointer(bytes: &[u8]) -> Result<AttachmentPointer, ProtoError> {
+    let pointer: AttachmentPointer = message(bytes)?;
+    validate_attachment_pointer(&pointer)?;
+    Ok(pointer)
+}
+
+/// The checks of [`attachment_pointer`]: an attachment id, a 32-byte key, a known chunk
+/// format and a 32-byte SHA-256. The file name is not checked here: it is the sender's
+/// choice, made safe by [`safe_file_name`] before anything uses it.
+pub fn validate_attachment_pointer(pointer: &AttachmentPointer) -> Result<(), ProtoError> {
+    check_id(&pointer.attachment_id, "attachment_id", true)?;
+    if pointer.key.len() != cachet_crypto::KEY_LEN {
+        return Err(invalid("key", "must be 32 bytes"));
+    }
+    if cachet_crypto::attachment::FormatVersion::from_number(pointer.format_version).is_err() {
+        return Err(invalid("format_version", "unknown attachment format"));
+    }
+    if pointer.ciphertext_sha256.len() != 32 {
+        return Err(invalid("ciphertext_sha256", "must be 32 bytes"));
+    }
+    Ok(())
+}
+
+/// Keeps only a safe final path component of a file name chosen by a sender: no
+/// directories, no control characters, no leading dots, at most
+/// [`MAX_FILE_NAME_CHARS`] characters; `attachment` when nothing is left.
+pub fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILE_NAME_CHARS)
+        .collect();
+    match clean.trim_start_matches('.') {
+        "" => "attachment".into(),
+        s => s.to_owned(),
+    }
+}
+
+/// Decodes a case key share as a client finds it in a decrypted payload and checks it
+/// (see [`validate_case_key_share`]).
+pub fn case_key_share(bytes: &[u8]) -> Result<CaseKeyShare, ProtoError> {
+    let share: CaseKeyShare = message(bytes)?;
+    validate_case_key_share(&share)?;
+    Ok(share)
+}
+
+/// The checks of [`case_key_share`]: a case id and a 32-byte case key.
+pub fn validate_case_key_share(share: &CaseKeyShare) -> Result<(), ProtoError> {
+    check_id(&share.case_id, "case_id", true)?;
+    if share.case_key.len() != cachet_crypto::KEY_LEN {
+        return Err(invalid("case_key", "must be 32 bytes"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -90,7 +90,11 @@ fn recovery_wire(data: &[u8]) {
     }
     if let Ok(req) = serde_json::from_slice::<wire::EnrolRequest>(data) {
         let fields = (
-            hex_field(&req.data_server_share, oprf::ELEMENT_LEN, "data_server_share"),
+            hex_field(
+                &req.data_server_share,
+                oprf::ELEMENT_LEN,
+                "data_server_share",
+            ),
             hex_field(&req.key_server_share, oprf::ELEMENT_LEN, "key_server_share"),
             hex_field(&req.auth_public, 32, "auth_public"),
             hex::decode(&req.envelope),
@@ -275,7 +279,10 @@ fn seeds_parse_and_their_fields_check() {
     let eval = share().evaluate(&blinded).unwrap();
     let resp: wire::EvaluateResponse = serde_json::from_slice(&read("evaluate-response")).unwrap();
     assert_eq!(resp.public_share, hex::encode(share().public().0));
-    assert_eq!(hex_field(&resp.element, 32, "element").unwrap(), eval.element);
+    assert_eq!(
+        hex_field(&resp.element, 32, "element").unwrap(),
+        eval.element
+    );
     let enrol: wire::EnrolRequest = serde_json::from_slice(&read("enrol")).unwrap();
     let auth = cachet_crypto::SignPublicKey::from_slice(
         &hex_field(&enrol.auth_public, 32, "auth_public").unwrap(),

@@ -125,7 +125,12 @@ fn seed_blocks() -> Vec<(&'static str, Block)> {
 }
 
 fn seed_head() -> SignedTreeHead {
-    SignedTreeHead::sign(6, [7; 32], 1_790_000_000_000, &SignKeyPair::from_seed([5; 32]))
+    SignedTreeHead::sign(
+        6,
+        [7; 32],
+        1_790_000_000_000,
+        &SignKeyPair::from_seed([5; 32]),
+    )
 }
 
 fn write_seeds() {

@@ -67,7 +67,11 @@ fn write_vector() {
         "tokens": tokens.iter().map(|t| t.expose_secret()).collect::<Vec<_>>(),
     });
     fs::create_dir_all(vector_path().parent().unwrap()).unwrap();
-    fs::write(vector_path(), serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+    fs::write(
+        vector_path(),
+        serde_json::to_string_pretty(&v).unwrap() + "\n",
+    )
+    .unwrap();
 }
 
 fn unseal(root: &SealedRoot, tokens: &[&ShareToken]) -> Option<MasterKey> {
@@ -86,7 +90,12 @@ fn shares_made_by_the_earlier_implementation_still_open() {
     let v = load();
     assert_eq!(v.tokens.len(), 7);
     // Several different quorums, in different orders.
-    for pick in [[0, 1, 2, 3, 4], [6, 5, 4, 3, 2], [0, 2, 4, 6, 1], [3, 6, 0, 5, 2]] {
+    for pick in [
+        [0, 1, 2, 3, 4],
+        [6, 5, 4, 3, 2],
+        [0, 2, 4, 6, 1],
+        [3, 6, 0, 5, 2],
+    ] {
         let chosen: Vec<&ShareToken> = pick.iter().map(|&i| &v.tokens[i]).collect();
         assert_eq!(unseal(&v.root, &chosen), Some(v.key.clone()), "{pick:?}");
     }
