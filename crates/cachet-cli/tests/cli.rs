@@ -677,7 +677,11 @@ async fn nothing_is_sent_to_a_key_changed_contact_until_accepted_through_the_cli
         .output()
         .unwrap();
     assert_one_line_error(&out, 7, "the keys of bob changed");
-    assert!(stderr(&out).contains("nothing was sent"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was sent"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         stderr(&out).contains("cachet verify bob --accept"),
         "{}",
@@ -800,7 +804,14 @@ async fn register_pins_the_server_certificate_and_plain_http_is_refused() {
         .arg("--profile")
         .arg(home.path().join("carol"))
         .args(["--server", "http://192.0.2.10:7780"])
-        .args(["register", "+33677777712", "--name", "Carol", "--code", "123456"])
+        .args([
+            "register",
+            "+33677777712",
+            "--name",
+            "Carol",
+            "--code",
+            "123456",
+        ])
         .output()
         .unwrap();
     assert_one_line_error(&out, 2, "plain http://");

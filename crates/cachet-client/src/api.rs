@@ -186,6 +186,11 @@ pub(crate) fn transport_error(base: &Url, e: &reqwest::Error) -> ClientError {
         }
         source = s.source();
     }
+    // Whatever wraps it on the way up, rustls names its failures this way.
+    tls |= detail.contains("invalid peer certificate")
+        || detail.contains("received fatal alert")
+        || detail.contains("peer is incompatible")
+        || detail.contains("peer misbehaved");
     if tls {
         return ClientError::Tls {
             url: base.to_string(),

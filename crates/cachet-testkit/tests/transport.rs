@@ -88,7 +88,10 @@ async fn read_message(stream: &mut BufReader<TcpStream>) -> Option<(String, Vec<
     for line in head.lines() {
         if let Some((name, value)) = line.split_once(':') {
             let name = name.trim().to_ascii_lowercase();
-            assert_ne!(name, "transfer-encoding", "the proxy reads sized bodies only");
+            assert_ne!(
+                name, "transfer-encoding",
+                "the proxy reads sized bodies only"
+            );
             if name == "content-length" {
                 length = value.trim().parse().unwrap();
             }
@@ -318,9 +321,15 @@ async fn the_certificate_pinned_at_registration_is_the_only_one_trusted() {
     assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
     assert!(msg.contains("certificate is not trusted"), "{msg}");
     // Registering with the wrong pin fails the same way, before any code is sent.
-    let err = register(&server, &data, &work.path().join("carol"), "+33600000723", pinned(&theirs))
-        .await
-        .unwrap_err();
+    let err = register(
+        &server,
+        &data,
+        &work.path().join("carol"),
+        "+33600000723",
+        pinned(&theirs),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
     assert!(dev_code(&data, "+33600000723").is_none());
     assert!(texts(&bob.receive(0).await.unwrap()).is_empty());
@@ -357,10 +366,7 @@ async fn plain_http_is_refused_except_to_loopback() {
     let server = TestServer::start().await;
     let alice = server.register("alice", "+33600000732", "Alice").await;
     drop(alice);
-    for url in [
-        server.url(),
-        server.url().replace("127.0.0.1", "localhost"),
-    ] {
+    for url in [server.url(), server.url().replace("127.0.0.1", "localhost")] {
         let client = Client::open(
             &server.profile_dir("alice"),
             ClientOptions {
