@@ -8,8 +8,8 @@
 //! several processes therefore queue on the lock, each sees the count of those before it,
 //! and once the lock-out engages no further secret is tried. A process killed while it
 //! checks the secret leaves its attempt counted. An attempt made during a lock-out is
-//! refused without trying the secret and still counts (the lock-out it runs into is not
-//! extended, the next step of the schedule is).
+//! refused without trying the secret and recorded too, apart: it neither lengthens the
+//! lock-out nor moves the schedule, which counts the secrets actually tried.
 //!
 //! A `lockout.json` that cannot be read or parsed fails closed: it counts as the longest
 //! lock-out, starting when the damage is found.
@@ -66,16 +66,25 @@ fn longest_lockout_failures() -> u32 {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct LockoutState {
+    /// Wrong secrets tried (or attempts counted and not yet cleared by a success).
     failures: u32,
     locked_until_ms: i64,
+    /// Attempts refused untried during a lock-out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    refused: u32,
     /// Set when the lock-out was imposed because the file was found damaged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     damaged_at_ms: Option<i64>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl LockoutState {
     fn damaged(now_ms: i64) -> Self {
         Self {
+            refused: 0,
             failures: longest_lockout_failures(),
             locked_until_ms: now_ms.saturating_add(crate::clock::ms(LONGEST_LOCKOUT)),
             damaged_at_ms: Some(now_ms),
@@ -201,11 +210,12 @@ impl Lockout {
             Loaded::State(s) => s,
             Loaded::Damaged => LockoutState::damaged(now_ms),
         };
-        state.failures = state.failures.saturating_add(1);
         if let Some(refused) = state.refusal(now_ms) {
+            state.refused = state.refused.saturating_add(1);
             self.save(&state)?;
             return Err(refused);
         }
+        state.failures = state.failures.saturating_add(1);
         let delay = delay_after(state.failures);
         state.locked_until_ms = now_ms.saturating_add(crate::clock::ms(delay));
         state.damaged_at_ms = None;
@@ -222,11 +232,11 @@ impl Lockout {
         self.save(&LockoutState::default())
     }
 
-    /// Attempts counted since the last success (wrong secrets, and attempts refused
-    /// during a lock-out). A damaged file counts as the longest lock-out.
+    /// Attempts counted since the last success: wrong secrets, and attempts refused
+    /// during a lock-out. A damaged file counts as the longest lock-out.
     pub fn failures(&self) -> u32 {
         match self.load() {
-            Loaded::State(s) => s.failures,
+            Loaded::State(s) => s.failures.saturating_add(s.refused),
             Loaded::Damaged => longest_lockout_failures(),
         }
     }

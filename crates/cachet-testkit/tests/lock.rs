@@ -240,7 +240,7 @@ async fn a_trivial_pin_is_refused_at_registration() {
                 dir: &dir,
                 code: "000000",
                 display_name: "Trivial",
-                secret: &UnlockSecret::new(pin),
+                secret: &UnlockSecret::new(*pin),
                 previous: None,
             })
             .await;
