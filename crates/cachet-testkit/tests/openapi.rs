@@ -17,6 +17,7 @@
 //! Besides, the routes named in the `.proto` comments and in the summary table of
 //! `docs/protocol.md` must be documented, and every `reason` of both servers' error enums
 //! must appear in the document.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

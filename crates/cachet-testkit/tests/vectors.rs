@@ -5,6 +5,7 @@
 //! published bytes open, verify and parse with cachet's code, read from the files alone.
 //! A change to any construction fails here until the vectors (and the documentation)
 //! follow: `cargo run -p cachet-testkit --example vectors -- --write`.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 #[path = "../vectors/generate.rs"]
 #[allow(dead_code)] // each of the example and the test uses a part
