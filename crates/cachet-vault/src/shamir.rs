@@ -255,6 +255,31 @@ mod tests {
         );
     }
 
+    /// RUSTSEC-2024-0398: with coefficients drawn from 1..=255, share 1 of a 2-of-n split
+    /// (`y = s ⊕ a·1`) never equals the secret byte, so each share rules a value out for
+    /// every byte of the key. With the whole field, `a = 0` happens one time in 256: over
+    /// 300 splits of 32 bytes (9,600 draws) the chance of never seeing it is below 1e-16.
+    #[test]
+    fn a_single_share_rules_no_secret_byte_out() {
+        let key = MasterKey::generate();
+        let mut equal = 0;
+        for _ in 0..300 {
+            let (_, tokens) = reshare(&key, 2, 2).unwrap();
+            let (index, share) = tokens[0].parse().unwrap();
+            assert_eq!(index, 1);
+            let bytes = Vec::from(&share);
+            equal += bytes[1..]
+                .iter()
+                .zip(key.expose_secret())
+                .filter(|(y, s)| y == s)
+                .count();
+        }
+        assert!(
+            equal > 0,
+            "share bytes never equal the secret: coefficients skip 0"
+        );
+    }
+
     #[test]
     fn resharing_keeps_the_key_and_retires_old_shares() {
         let (key, old_root, old_tokens) = init(7, 5).unwrap();
