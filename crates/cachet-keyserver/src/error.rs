@@ -189,10 +189,7 @@ impl Error {
 /// unreachable, out of connections): answered 503 `database_unavailable`, not 500.
 pub fn database_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
         }),
@@ -218,5 +215,27 @@ impl IntoResponse for Error {
             axum::Json(serde_json::json!({ "reason": reason, "message": message })),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_503_not_500() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+        ] {
+            assert_eq!(
+                Error::Database(e).status_and_reason(),
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            );
+        }
+        assert_eq!(
+            Error::Database(sqlx::Error::RowNotFound).status_and_reason(),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        );
     }
 }

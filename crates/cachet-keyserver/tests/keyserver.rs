@@ -508,6 +508,15 @@ async fn operator_routes_refuse_bad_callers_and_bodies_with_reasons_and_change_n
             .initialised
     );
 
+    // A header sent twice is refused, whichever copy would have counted.
+    let h = operator_headers("kim", &kim, "POST", INIT, &split);
+    let mut twice = h.to_vec();
+    twice.push(h[0].clone());
+    assert_eq!(
+        send(twice, split.clone()).await,
+        (400, "duplicate_header".into())
+    );
+
     // A good request works once; the same signed request again is a replay.
     let h = operator_headers("kim", &kim, "POST", INIT, &split);
     let r = ks
@@ -524,4 +533,38 @@ async fn operator_routes_refuse_bad_callers_and_bodies_with_reasons_and_change_n
         send(h.to_vec(), split).await,
         (401, "replayed_signature".into())
     );
+}
+
+/// The key server's data directory is its own account's only (0700), and so are its
+/// database files and the codes file (0600), whatever the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_directory_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ks = Ks::start(|c| {
+        let root = c.data_dir.clone().unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        c.data_dir = Some(root.join("keyserver"));
+    })
+    .await;
+    ks.identity().await;
+    let dir = ks.server.data_dir.clone();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for needed in [
+        "keyserver.sqlite3",
+        "keyserver.sqlite3-wal",
+        "dev-codes.txt",
+    ] {
+        assert!(
+            files.iter().any(|f| f == needed),
+            "{needed} missing: {files:?}"
+        );
+    }
 }
