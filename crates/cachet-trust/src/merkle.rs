@@ -89,7 +89,7 @@ impl MerkleLog {
             self.levels[level].push(carry);
             let len = self.levels[level].len();
             // An even count completes a subtree one level up.
-            if len % 2 != 0 {
+            if !len.is_multiple_of(2) {
                 break;
             }
             carry = node_hash(&self.levels[level][len - 2], &self.levels[level][len - 1]);
@@ -129,7 +129,7 @@ impl MerkleLog {
     /// below `hi - lo` (always true for the ranges RFC 9162 splits into).
     fn subtree(&self, lo: u64, hi: u64) -> Hash {
         let len = hi - lo;
-        if len.is_power_of_two() && lo % len == 0 {
+        if len.is_power_of_two() && lo.is_multiple_of(len) {
             let h = len.trailing_zeros() as usize;
             return self.levels[h][(lo >> h) as usize];
         }
