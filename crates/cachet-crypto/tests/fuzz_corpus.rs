@@ -44,7 +44,7 @@ fn local_file(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    if mode % 2 == 0 {
+    if mode.is_multiple_of(2) {
         let _ = open_file(rest, &key, RECORD);
         return;
     }

@@ -323,8 +323,12 @@ async fn two_nodes_write_concurrently() {
 
         // Audit appends through both nodes form one chain.
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..20 {
-            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        for i in 0..20u32 {
+            let node = if i.is_multiple_of(2) {
+                a.clone()
+            } else {
+                b.clone()
+            };
             tasks.spawn(async move { node.append_audit(&draft(&format!("n{i}"))).await });
         }
         while let Some(r) = tasks.join_next().await {

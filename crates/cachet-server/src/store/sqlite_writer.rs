@@ -155,10 +155,10 @@ fn writer_thread(
         }
         commit_batch(&conn, &mut batch);
         batches += 1;
-        if batches % CHECKPOINT_EVERY == 0 {
+        if batches.is_multiple_of(CHECKPOINT_EVERY) {
             let _ = nudge.try_send(());
         }
-        catch_up_due |= batches % (CHECKPOINT_EVERY * CATCH_UP_EVERY) == 0;
+        catch_up_due |= batches.is_multiple_of(CHECKPOINT_EVERY * CATCH_UP_EVERY);
         if catch_up_due {
             // Under a steady stream the checkpointer never quite reaches the last commit,
             // and the log restarts from its beginning only once a checkpoint has: copy
