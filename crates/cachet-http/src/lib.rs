@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod health;
 pub mod notify;
 pub mod serve;
 

@@ -372,7 +372,10 @@ pub fn router(backend: Arc<KeyStore>, vault: Arc<vault::Vault>, limits: RateLimi
             vault::refuse_while_sealed(gate.clone(), req, next)
         }))
         .merge(vault::operator_router(operators))
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            axum::routing::get(move || health(backend.clone(), vault.clone())),
+        )
         .fallback(|| async {
             cachet_http::json_error(StatusCode::NOT_FOUND, "unknown_route", "no such route")
         })
@@ -384,6 +387,17 @@ pub fn router(backend: Arc<KeyStore>, vault: Arc<vault::Vault>, limits: RateLimi
             )
         })
 }
+
+/// `/healthz`: whether the database answers within [`HEALTH_TIMEOUT`] (else 503
+/// `database_unavailable`), and whether the vault is initialised and sealed.
+async fn health(backend: Arc<KeyStore>, vault: Arc<vault::Vault>) -> axum::response::Response {
+    let database = cachet_http::health::ping_within(HEALTH_TIMEOUT, backend.ping()).await;
+    let status = vault.status();
+    cachet_http::health::health_answer(database, status.initialised, status.sealed)
+}
+
+/// How long `/healthz` waits for the database: the pool's own acquire timeout.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Registers an operator of the key server (its vault and audit routes) in the database
 /// `config` names. Returns false if the name is taken.
@@ -416,7 +430,11 @@ pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
         Some((cert, key)) => Some(cachet_http::tls_acceptor(&cert, &key)?),
         None => None,
     };
-    let backend = Arc::new(config.open_store().await?.with_notifier(notifier));
+    let backend = Arc::new(
+        KeyStore::open_waiting(config.database_url.as_deref(), &data_dir)
+            .await?
+            .with_notifier(notifier),
+    );
     let vault = vault::load(backend.clone()).await?;
     if vault.is_sealed() {
         tracing::warn!(

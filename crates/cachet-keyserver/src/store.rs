@@ -259,6 +259,27 @@ impl KeyStore {
         }
     }
 
+    /// As [`KeyStore::open`], but a PostgreSQL database that cannot be reached yet is
+    /// waited for (logged, with backoff) instead of failing the start.
+    pub async fn open_waiting(database_url: Option<&str>, data_dir: &Path) -> Result<Self> {
+        match database_url {
+            Some(url) => cachet_http::health::wait_for_database(
+                || Self::connect(url, data_dir),
+                |e| matches!(e, crate::Error::Database(d) if crate::error::database_unavailable(d)),
+            )
+            .await,
+            None => Self::open_in(data_dir).await,
+        }
+    }
+
+    /// One round trip to the database, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
+        Ok(())
+    }
+
     fn with_pool(pool: Pool, data_dir: &Path) -> Self {
         Self {
             pool,

@@ -568,3 +568,119 @@ async fn data_directory_and_files_are_private() {
         );
     }
 }
+
+/// Plays a PostgreSQL outage: a TCP relay in front of the test database that starts late
+/// and can be cut, taking every relayed connection down with it.
+struct Outage {
+    port: u16,
+    upstream: String,
+    connections: Option<tokio::task::JoinSet<()>>,
+}
+
+impl Outage {
+    /// Nothing listens on the relay's port until [`Outage::end`].
+    fn begin(database_url: &str) -> (Outage, String) {
+        let mut url = reqwest::Url::parse(database_url).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
+        let outage = Outage {
+            port,
+            upstream,
+            connections: None,
+        };
+        (outage, url.to_string())
+    }
+
+    async fn end(&mut self) {
+        // The listener of an earlier `end` closes once its aborted task is dropped.
+        let mut listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
+        for _ in 0..50 {
+            if listener.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
+        }
+        let listener = listener.unwrap();
+        let upstream = self.upstream.clone();
+        let mut connections = tokio::task::JoinSet::new();
+        connections.spawn(async move {
+            let mut relayed = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                relayed.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        self.connections = Some(connections);
+    }
+
+    /// Aborting the accept task drops its set of relayed connections: every socket closes.
+    fn cut(&mut self) {
+        self.connections = None;
+    }
+}
+
+async fn healthz(ks: &Ks) -> (u16, Value) {
+    let r = ks
+        .http
+        .get(format!("{}/healthz", ks.server.url()))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+/// A key server started while its PostgreSQL database is down waits for it instead of
+/// exiting; `/healthz` then says whether the database answers: 503 `database_unavailable`
+/// during an outage, 200 once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_before_its_database_it_waits_and_healthz_reports_outages() {
+    support::postgres::with_database(|url| async move {
+        let (mut outage, relayed) = Outage::begin(&url);
+        let starting = tokio::spawn(Ks::start(move |c| c.database_url = Some(relayed)));
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert!(
+            !starting.is_finished(),
+            "the key server waits for its database"
+        );
+        outage.end().await;
+        let ks = tokio::time::timeout(std::time::Duration::from_secs(60), starting)
+            .await
+            .expect("the key server starts once the database is up")
+            .unwrap();
+        let (status, body) = healthz(&ks).await;
+        assert_eq!((status, &body["database"]), (200, &json!("ok")), "{body}");
+        assert_eq!(body["sealed"], false);
+
+        outage.cut();
+        let (status, body) = healthz(&ks).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["reason"], "database_unavailable");
+
+        outage.end().await;
+        let mut back = false;
+        for _ in 0..60 {
+            if healthz(&ks).await.0 == 200 {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        assert!(back, "healthz answers 200 again once the database is back");
+    })
+    .await;
+}

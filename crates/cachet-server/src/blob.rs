@@ -118,6 +118,75 @@ pub struct S3BlobStore {
     prefix: String,
 }
 
+/// The HTTP transport of the S3 client: the workspace's own reqwest (rustls on ring), so the
+/// object store brings no second HTTP and TLS stack (its built-in one is another reqwest
+/// major over aws-lc-rs, a C library).
+#[derive(Debug)]
+struct S3Http {
+    allow_http: bool,
+}
+
+/// One request of the S3 client, sent through reqwest.
+#[derive(Debug)]
+struct S3HttpService(reqwest::Client);
+
+impl object_store::client::HttpConnector for S3Http {
+    fn connect(
+        &self,
+        _options: &object_store::ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
+        let client = reqwest::Client::builder()
+            .https_only(!self.allow_http)
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            })?;
+        Ok(object_store::client::HttpClient::new(S3HttpService(client)))
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::client::HttpService for S3HttpService {
+    async fn call(
+        &self,
+        request: object_store::client::HttpRequest,
+    ) -> std::result::Result<object_store::client::HttpResponse, object_store::client::HttpError>
+    {
+        use http_body_util::BodyExt;
+        use object_store::client::{HttpError, HttpErrorKind, HttpResponseBody};
+        let kind = |e: &reqwest::Error| {
+            if e.is_timeout() {
+                HttpErrorKind::Timeout
+            } else if e.is_connect() {
+                HttpErrorKind::Connect
+            } else if e.is_body() || e.is_request() {
+                HttpErrorKind::Request
+            } else if e.is_decode() {
+                HttpErrorKind::Decode
+            } else {
+                HttpErrorKind::Unknown
+            }
+        };
+        let (parts, body) = request.into_parts();
+        let url = reqwest::Url::parse(&parts.uri.to_string())
+            .map_err(|e| HttpError::new(HttpErrorKind::Request, e))?;
+        let mut outgoing = reqwest::Request::new(parts.method, url);
+        *outgoing.headers_mut() = parts.headers;
+        *outgoing.body_mut() = Some(reqwest::Body::wrap(body));
+        let answer = self
+            .0
+            .execute(outgoing)
+            .await
+            .map_err(|e| HttpError::new(kind(&e), e))?;
+        let (parts, body) = axum::http::Response::<reqwest::Body>::from(answer).into_parts();
+        let body = HttpResponseBody::new(body.map_err(move |e| HttpError::new(kind(&e), e)));
+        Ok(axum::http::Response::from_parts(parts, body))
+    }
+}
+
 fn s3_error(e: object_store::Error) -> Error {
     Error::Internal(format!("object store: {e}"))
 }
@@ -135,6 +204,11 @@ impl S3BlobStore {
                 .with_virtual_hosted_style_request(false)
                 .with_allow_http(endpoint.starts_with("http://"));
         }
+        let allow_http = s3
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
+        builder = builder.with_http_connector(S3Http { allow_http });
         if let Some(region) = &s3.region {
             builder = builder.with_region(region);
         }
@@ -174,7 +248,7 @@ impl S3BlobStore {
 #[async_trait]
 impl BlobStore for S3BlobStore {
     async fn put_chunk(&self, attachment_id: &str, index: u32, data: Bytes) -> Result<()> {
-        use object_store::ObjectStore;
+        use object_store::ObjectStoreExt;
         let key = self.key(attachment_id, index)?;
         self.store
             .put(&key, object_store::PutPayload::from_bytes(data))
@@ -184,7 +258,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get_chunk(&self, attachment_id: &str, index: u32) -> Result<Option<Bytes>> {
-        use object_store::ObjectStore;
+        use object_store::ObjectStoreExt;
         let key = self.key(attachment_id, index)?;
         match self.store.get(&key).await {
             Ok(found) => Ok(Some(found.bytes().await.map_err(s3_error)?)),
@@ -195,7 +269,7 @@ impl BlobStore for S3BlobStore {
 
     async fn delete_attachment(&self, attachment_id: &str) -> Result<()> {
         use futures_util::TryStreamExt;
-        use object_store::ObjectStore;
+        use object_store::{ObjectStore, ObjectStoreExt};
         let dir = object_store::path::Path::from(self.dir(attachment_id)?);
         let keys: Vec<_> = self
             .store
