@@ -15,7 +15,7 @@ use cachet_crypto::{SignKeyPair, SignPublicKey};
 use cachet_trust::{Author, Block, Event, MerkleLog, SignedTreeHead, UserChain};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::app::now_ms;
+use crate::state::now_ms;
 use crate::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
 use crate::store::Store;

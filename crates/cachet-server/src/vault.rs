@@ -58,7 +58,7 @@ impl VaultStorage for StoreVault {
     async fn record(&self, operator: &str, action: &str, detail: String) -> Result<()> {
         self.0
             .append_audit(&AuditDraft {
-                timestamp: crate::app::now_ms(),
+                timestamp: crate::state::now_ms(),
                 operator_id: operator.to_owned(),
                 action: action.to_owned(),
                 subject: "vault".to_owned(),

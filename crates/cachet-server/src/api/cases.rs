@@ -8,7 +8,8 @@ use cachet_proto::v1::{
 };
 
 use super::{check_id, envelope_list, page_limit};
-use crate::app::{now_ms, ApiPath, AppState, PageQuery, Proto, Protobuf, UserCaller};
+use crate::extract::{ApiPath, PageQuery, Proto, Protobuf, UserCaller};
+use crate::state::{now_ms, AppState};
 use crate::error::{Error, Result};
 
 /// Smallest secretbox output with its nonce: 24-byte nonce and 16-byte tag.

@@ -7,7 +7,8 @@ use cachet_proto::v1::{
 use cachet_trust::{Block, Event};
 
 use super::check_id;
-use crate::app::{now_ms, ApiPath, AppState, Proto, Protobuf, UserCaller};
+use crate::extract::{ApiPath, Proto, Protobuf, UserCaller};
+use crate::state::{now_ms, AppState};
 use crate::error::{Error, Result};
 
 /// Most hashes one discovery request may carry.

@@ -7,8 +7,10 @@ use cachet_proto::v1::{AppendBlock, LogBlock, LogBlocks, LogHead, LogProof};
 use cachet_trust::{Author, Block, MerkleLog};
 
 use super::check_id;
-use crate::app::{AppState, Proto, Protobuf};
-use crate::auth::{Authenticated, Principal, OPERATOR_PREFIX};
+use crate::extract::{Proto, Protobuf};
+use crate::state::{AppState};
+use crate::auth::OPERATOR_PREFIX;
+use crate::extract::{Authenticated, Principal};
 use crate::error::{Error, Result};
 
 /// Most blocks one page of the whole log holds.

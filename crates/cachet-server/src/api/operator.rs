@@ -9,7 +9,8 @@ use cachet_proto::Message;
 
 use super::check_id;
 use super::directory::profile;
-use crate::app::{now_ms, ApiPath, AppState, OperatorCaller, PageQuery, Proto, Protobuf};
+use crate::extract::{ApiPath, OperatorCaller, PageQuery, Proto, Protobuf};
+use crate::state::{now_ms, AppState};
 use crate::error::{Error, Result};
 use crate::store::AuditDraft;
 

@@ -10,7 +10,8 @@ use cachet_proto::v1::{
 use cachet_proto::Message;
 use subtle::ConstantTimeEq;
 
-use crate::app::{now_ms, AppState, Proto, Protobuf};
+use crate::extract::{Proto, Protobuf};
+use crate::state::{now_ms, AppState};
 use crate::error::{Error, Result};
 use crate::store::{Challenge, NewInstallation, NewUser};
 

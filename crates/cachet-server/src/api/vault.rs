@@ -8,7 +8,8 @@ use cachet_keyserver::vault::{shares_message, status_message};
 use cachet_proto::v1::{UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
 use cachet_vault::{holder, ShareToken};
 
-use crate::app::{AppState, OperatorCaller, Proto, Protobuf};
+use crate::extract::{OperatorCaller, Proto, Protobuf};
+use crate::state::{AppState};
 use crate::error::{Error, Result};
 
 /// Longest share token accepted (a 32-byte share is about 70 characters).

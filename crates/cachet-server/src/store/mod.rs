@@ -17,6 +17,7 @@ pub use cachet_keyserver::RecoveryRow;
 pub mod conformance;
 pub mod encrypted;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod sqlite_writer;
 
