@@ -104,6 +104,40 @@ impl core::fmt::Debug for RecoveryRow {
     }
 }
 
+impl From<cachet_server_common::recovery::AccountTuple> for RecoveryRow {
+    /// An account as read back from its table, in column order.
+    fn from(t: cachet_server_common::recovery::AccountTuple) -> Self {
+        let (
+            user_id,
+            identifier_hash,
+            share,
+            data_server_share,
+            key_server_share,
+            auth_public,
+            envelope,
+            updated_at,
+            failures,
+            last_failure_at,
+            pending_delta,
+            version,
+        ) = t;
+        Self {
+            user_id,
+            identifier_hash,
+            share,
+            data_server_share,
+            key_server_share,
+            auth_public,
+            envelope,
+            updated_at,
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            last_failure_at,
+            pending_delta,
+            version,
+        }
+    }
+}
+
 impl RecoveryRow {
     /// A fresh account with a new random share.
     pub fn new(user_id: &str, identifier_hash: &[u8]) -> Self {

@@ -13,47 +13,9 @@
 use cachet_proto::v1::AuditEntry;
 
 use crate::error::{Error, Result};
-use crate::store::{AuditDraft, Store};
+use crate::store::Store;
 
 pub use cachet_proto::audit::{entry_hash, GENESIS_HASH};
-
-/// `seq, timestamp, operator_id, action, subject, detail, prev_hash, hash` as stored.
-pub(crate) type AuditRow = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
-
-/// The entry that follows `last` (`seq` and `hash` of the newest stored entry, `None` for
-/// an empty log), with its hash.
-pub(crate) fn next_entry(last: Option<(i64, Vec<u8>)>, d: &AuditDraft) -> AuditEntry {
-    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_vec()));
-    let mut entry = AuditEntry {
-        seq: u64::try_from(prev_seq).unwrap_or(0) + 1,
-        timestamp: d.timestamp,
-        operator_id: d.operator_id.clone(),
-        action: d.action.clone(),
-        subject: d.subject.clone(),
-        detail: d.detail.clone(),
-        prev_hash,
-        hash: Vec::new(),
-        ..Default::default()
-    };
-    entry.hash = entry_hash(&entry.prev_hash, &entry).to_vec();
-    entry
-}
-
-/// An entry read back from the log.
-pub(crate) fn entry_from_row(row: AuditRow) -> AuditEntry {
-    let (seq, timestamp, operator_id, action, subject, detail, prev_hash, hash) = row;
-    AuditEntry {
-        seq: u64::try_from(seq).unwrap_or(0),
-        timestamp,
-        operator_id,
-        action,
-        subject,
-        detail,
-        prev_hash,
-        hash,
-        ..Default::default()
-    }
-}
 
 /// Checks a run of consecutive entries. `prev` is the entry before the first one (`None`
 /// when the run starts at sequence 1). Returns the last entry's hash.

@@ -54,11 +54,6 @@ pub(super) const CONTACTS_SQL: &str =
      WHERE a.user_id = $1 AND b.user_id <> $1 \
      ORDER BY c";
 
-/// Columns of `recovery_accounts`, in [`super::RecoveryRow`] order.
-pub(super) const RECOVERY_COLUMNS: &str = "user_id, identifier_hash, share, data_server_share, \
-     key_server_share, auth_public, envelope, updated_at, failures, \
-     last_failure_at, pending_delta, version";
-
 /// How many times a transaction aborted as a deadlock victim is run again.
 const RETRIES: usize = 5;
 
@@ -139,8 +134,10 @@ macro_rules! sql_store {
     ($store:ty, $db:ty, $conn:ty; $($hot:tt)*) => {
         use $crate::store::sql::{
             is_foreign_key_violation, is_unique_violation, page, retrying, to_i64, to_u32,
-            to_u64, CONTACTS_SQL, RECOVERY_COLUMNS,
+            to_u64, CONTACTS_SQL,
         };
+        use cachet_server_common::recovery::DATA_SERVER_ACCOUNTS as RECOVERY_ACCOUNTS;
+        use cachet_server_common::{audit, vault as vault_sql};
 
         async fn insert_keys(
             conn: &mut $conn,
@@ -224,25 +221,22 @@ macro_rules! sql_store {
         ) -> $crate::error::Result<cachet_proto::v1::AuditEntry> {
             // One writer of the chain at a time, across all nodes; plain reads go on.
             <$store>::lock_table(conn, "audit_log").await?;
-            let last: Option<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let entry = $crate::audit::next_entry(last, d);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, timestamp, operator_id, action, subject, detail, \
-                 prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(to_i64(entry.seq))
-            .bind(entry.timestamp)
-            .bind(&entry.operator_id)
-            .bind(&entry.action)
-            .bind(&entry.subject)
-            .bind(&entry.detail)
-            .bind(&entry.prev_hash)
-            .bind(&entry.hash)
-            .execute(&mut *conn)
-            .await?;
+            let last: Option<(i64, Vec<u8>)> = sqlx::query_as(audit::LAST_ENTRY_SQL)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let entry = audit::next_entry(
+                last,
+                audit::Action {
+                    timestamp: d.timestamp,
+                    operator_id: &d.operator_id,
+                    action: &d.action,
+                    subject: &d.subject,
+                    detail: &d.detail,
+                },
+            );
+            cachet_server_common::bind_audit_entry!(sqlx::query(audit::INSERT_ENTRY_SQL), entry)
+                .execute(&mut *conn)
+                .await?;
             Ok(entry)
         }
 
@@ -719,15 +713,12 @@ macro_rules! sql_store {
                 after: u64,
                 limit: u32,
             ) -> $crate::error::Result<Vec<cachet_proto::v1::AuditEntry>> {
-                let rows: Vec<$crate::audit::AuditRow> = sqlx::query_as(
-                    "SELECT seq, timestamp, operator_id, action, subject, detail, prev_hash, \
-                     hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-                )
-                .bind(to_i64(after))
-                .bind(i64::from(limit))
-                .fetch_all(self.read_pool())
-                .await?;
-                Ok(rows.into_iter().map($crate::audit::entry_from_row).collect())
+                let rows: Vec<audit::AuditRow> = sqlx::query_as(audit::ENTRIES_AFTER_SQL)
+                    .bind(to_i64(after))
+                    .bind(i64::from(limit))
+                    .fetch_all(self.read_pool())
+                    .await?;
+                Ok(rows.into_iter().map(audit::entry_from_row).collect())
             }
 
             async fn mailbox_history(
@@ -1053,7 +1044,7 @@ macro_rules! sql_store {
             async fn vault_config(&self) -> $crate::error::Result<Option<Vec<u8>>> {
                 // From the writer: it must see the last compare-and-swap.
                 Ok(
-                    sqlx::query_scalar("SELECT config FROM vault_config WHERE id = 1")
+                    sqlx::query_scalar(vault_sql::CONFIG_SQL)
                         .fetch_optional(self.write_pool())
                         .await?,
                 )
@@ -1065,17 +1056,12 @@ macro_rules! sql_store {
                 config: &[u8],
             ) -> $crate::error::Result<bool> {
                 let changed = match expected {
-                    None => sqlx::query(
-                        "INSERT INTO vault_config (id, config) VALUES (1, $1) \
-                         ON CONFLICT (id) DO NOTHING",
-                    )
+                    None => sqlx::query(vault_sql::INSERT_CONFIG_SQL)
                     .bind(config)
                     .execute(self.write_pool())
                     .await?
                     .rows_affected(),
-                    Some(old) => sqlx::query(
-                        "UPDATE vault_config SET config = $1 WHERE id = 1 AND config = $2",
-                    )
+                    Some(old) => sqlx::query(vault_sql::SWAP_CONFIG_SQL)
                     .bind(config)
                     .bind(old)
                     .execute(self.write_pool())
@@ -1184,55 +1170,22 @@ macro_rules! sql_store {
                 &self,
                 user_id: &str,
             ) -> $crate::error::Result<Option<$crate::store::RecoveryRow>> {
-                use sqlx::Row;
-                sqlx::query(&format!(
-                    "SELECT {RECOVERY_COLUMNS} FROM recovery_accounts WHERE user_id = $1"
-                ))
-                .bind(user_id)
-                .fetch_optional(self.read_pool())
-                .await?
-                .as_ref()
-                .map(|r| -> $crate::error::Result<$crate::store::RecoveryRow> {
-                    Ok($crate::store::RecoveryRow {
-                        user_id: r.try_get("user_id")?,
-                        identifier_hash: r.try_get("identifier_hash")?,
-                        share: r.try_get("share")?,
-                        data_server_share: r.try_get("data_server_share")?,
-                        key_server_share: r.try_get("key_server_share")?,
-                        auth_public: r.try_get("auth_public")?,
-                        envelope: r.try_get("envelope")?,
-                        updated_at: r.try_get("updated_at")?,
-                        failures: to_u32(r.try_get("failures")?),
-                        last_failure_at: r.try_get("last_failure_at")?,
-                        pending_delta: r.try_get("pending_delta")?,
-                        version: r.try_get("version")?,
-                    })
-                })
-                .transpose()
+                let row: Option<cachet_server_common::recovery::AccountTuple> =
+                    sqlx::query_as(RECOVERY_ACCOUNTS.select)
+                        .bind(user_id)
+                        .fetch_optional(self.read_pool())
+                        .await?;
+                Ok(row.map($crate::store::RecoveryRow::from))
             }
 
             async fn recovery_insert(
                 &self,
                 r: &$crate::store::RecoveryRow,
             ) -> $crate::error::Result<bool> {
-                let done = sqlx::query(&format!(
-                    "INSERT INTO recovery_accounts ({RECOVERY_COLUMNS}) VALUES ($1, $2, $3, $4, \
-                     $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"
-                ))
-                .bind(&r.user_id)
-                .bind(&r.identifier_hash)
-                .bind(&r.share)
-                .bind(&r.data_server_share)
-                .bind(&r.key_server_share)
-                .bind(&r.auth_public)
-                .bind(&r.envelope)
-                .bind(r.updated_at)
-                .bind(i64::from(r.failures))
-                .bind(r.last_failure_at)
-                .bind(&r.pending_delta)
-                .bind(r.version)
-                .execute(self.write_pool())
-                .await?;
+                let done =
+                    cachet_server_common::bind_new_account!(sqlx::query(RECOVERY_ACCOUNTS.insert), r)
+                        .execute(self.write_pool())
+                        .await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -1241,24 +1194,11 @@ macro_rules! sql_store {
                 r: &$crate::store::RecoveryRow,
                 expected_version: i64,
             ) -> $crate::error::Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE recovery_accounts SET share = $1, data_server_share = $2, \
-                     key_server_share = $3, auth_public = $4, envelope = $5, updated_at = $6, \
-                     failures = $7, last_failure_at = $8, pending_delta = $9, version = $10 \
-                     WHERE user_id = $11 AND version = $12",
+                let done = cachet_server_common::bind_account_update!(
+                    sqlx::query(RECOVERY_ACCOUNTS.replace),
+                    r,
+                    expected_version
                 )
-                .bind(&r.share)
-                .bind(&r.data_server_share)
-                .bind(&r.key_server_share)
-                .bind(&r.auth_public)
-                .bind(&r.envelope)
-                .bind(r.updated_at)
-                .bind(i64::from(r.failures))
-                .bind(r.last_failure_at)
-                .bind(&r.pending_delta)
-                .bind(r.version)
-                .bind(&r.user_id)
-                .bind(expected_version)
                 .execute(self.write_pool())
                 .await?;
                 Ok(done.rows_affected() == 1)

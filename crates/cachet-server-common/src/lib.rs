@@ -1,0 +1,17 @@
+//! What the cachet data server and key server share, written once:
+//!
+//! * [`vault`]: the key hierarchy's view of a server's database ([`vault::StorageVault`]);
+//! * [`audit`]: the hash-chained operator audit log's rows and statements;
+//! * [`recovery`]: the statements of a recovery-account table (the data server's
+//!   `recovery_accounts`, the key server's `accounts`);
+//! * [`errors`]: which database failures mean "unavailable", how vault refusals and
+//!   errors answer over HTTP (the JSON error body);
+//! * `testing` (feature `testing`): a throwaway PostgreSQL database for the servers' tests.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod errors;
+pub mod recovery;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vault;
