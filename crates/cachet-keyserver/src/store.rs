@@ -38,60 +38,9 @@ type ChallengeTuple = (String, Vec<u8>, Vec<u8>, i64, i64, i64);
 /// How long a request waits for a PostgreSQL connection before it is refused with 503.
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Directories `0700` and files `0600`, whatever the umask: the key server's files hold
-/// key shares and one-time codes. More open existing ones are tightened.
-mod private {
-    use std::path::Path;
-
-    pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder.create(dir)?;
-        tighten(dir, 0o700)
-    }
-
-    pub(super) fn create_file(file: &Path) -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        options.open(file)?;
-        tighten(file, 0o600)
-    }
-
-    pub(super) fn tighten_if_present(file: &Path) -> std::io::Result<()> {
-        match tighten(file, 0o600) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
-    }
-
-    #[cfg(unix)]
-    fn tighten(path: &Path, wanted: u32) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(
-                path,
-                std::fs::Permissions::from_mode((mode & 0o700) | wanted),
-            )?;
-        }
-        Ok(())
-    }
-
-    #[cfg(not(unix))]
-    fn tighten(path: &Path, _wanted: u32) -> std::io::Result<()> {
-        std::fs::metadata(path).map(|_| ())
-    }
-}
+// Directories `0700` and files `0600`, whatever the umask: the key server's files hold
+// key shares and one-time codes. More open existing ones are tightened.
+use cachet_server_common::private_files as private;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");

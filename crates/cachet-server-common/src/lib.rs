@@ -6,11 +6,13 @@
 //!   `recovery_accounts`, the key server's `accounts`);
 //! * [`errors`]: which database failures mean "unavailable", how vault refusals and
 //!   errors answer over HTTP (the JSON error body);
+//! * [`private_files`]: data directories `0700` and files `0600`, whatever the umask;
 //! * `testing` (feature `testing`): a throwaway PostgreSQL database for the servers' tests.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod errors;
+pub mod private_files;
 pub mod recovery;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -31,7 +31,7 @@ pub mod blob;
 pub mod config;
 pub mod error;
 pub mod notify;
-pub mod private_files;
+pub use cachet_server_common::private_files;
 mod state;
 pub mod store;
 mod trust_log;

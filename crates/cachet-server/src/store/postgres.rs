@@ -50,6 +50,9 @@ const FIRST_STARTUP_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest pause between connection attempts at startup.
 const MAX_STARTUP_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Multi-statement reads see one snapshot.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
 /// Whether a URL names a PostgreSQL database (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     let lower = url.trim_start().to_ascii_lowercase();
@@ -143,15 +146,6 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Starts a read-only transaction that sees one snapshot.
-    async fn snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
 }
 
 /// How the hot-path functions of migration 0200 answer, besides success.
@@ -179,24 +173,8 @@ fn refusal(e: sqlx::Error) -> Refusal {
 }
 
 
-// The hooks of `sql_store!`.
+// The lock hooks of `sql_store!`, and the hot paths' single round trips.
 impl PostgresStore {
-    fn read_pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn write_pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        Ok(self.pool.begin().await?)
-    }
-
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-        self.snapshot().await
-    }
-
     /// Locks the rows of these users, in user id order (the one order every transaction
     /// uses, so that two of them never wait for each other in a cycle). Unknown ids are
     /// skipped.
@@ -288,7 +266,10 @@ impl PostgresStore {
 
 // The hot paths stay special: sends and acks are one call of a server-side function
 // (migration 0200), one round trip each, and lists are bound as arrays.
-sql::sql_store! { PostgresStore, sqlx::Postgres, PgConnection;
+sql::sql_store! {
+    PostgresStore, sqlx::Postgres, PgConnection,
+    read: pool begun with SNAPSHOT,
+    write: pool begun with "BEGIN";
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
         let row = sqlx::query(sql::CURRENT_KEYS_SQL)
             .bind(user_id)

@@ -7,8 +7,8 @@
 //! differs stays in each backend, through the hooks below and the methods each backend
 //! passes to the macro:
 //!
-//! * `begin_write` / `begin_read`: SQLite takes its write lock up front
-//!   (`BEGIN IMMEDIATE`) and reads from a read-only pool; PostgreSQL reads one snapshot
+//! * how transactions begin: SQLite takes its write lock up front (`BEGIN IMMEDIATE`)
+//!   and reads from a read-only pool; PostgreSQL reads one snapshot
 //!   (`REPEATABLE READ, READ ONLY`).
 //! * `lock_users` / `lock_table`: PostgreSQL serialises writers of several nodes with row
 //!   and table locks; SQLite's single writer already does.
@@ -126,12 +126,19 @@ where
 }
 
 /// Implements [`super::Store`] for `$store` over the sqlx database `$db` (connection type
-/// `$conn`). The backend provides the hooks described in the module comment as inherent
-/// methods, and passes its hot paths (`current_keys`, `key_history`, `discover`,
+/// `$conn`): reads from the pool in field `$reader`, multi-statement reads in a
+/// transaction opened by the statement `$begin_read`, writes through the pool in field
+/// `$writer`, write transactions opened by `$begin_write`. The backend provides the lock
+/// hooks described in the module comment as associated functions, and passes its hot paths (`current_keys`, `key_history`, `discover`,
 /// `existing_users`, `remember_signature`, `store_message`, `store_message_and_remember`,
 /// `ack`, `ack_and_remember`, `pending`, `close`) after the `;`.
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $conn:ty; $($hot:tt)*) => {
+    (
+        $store:ty, $db:ty, $conn:ty,
+        read: $reader:ident begun with $begin_read:expr,
+        write: $writer:ident begun with $begin_write:expr;
+        $($hot:tt)*
+    ) => {
         use $crate::store::sql::{
             is_foreign_key_violation, is_unique_violation, page, retrying, to_i64, to_u32,
             to_u64, CONTACTS_SQL,
@@ -319,6 +326,24 @@ macro_rules! sql_store {
                 return Err($crate::error::Error::UnknownChallenge);
             }
             Ok(())
+        }
+
+        impl $store {
+            fn read_pool(&self) -> &sqlx::Pool<$db> {
+                &self.$reader
+            }
+
+            fn write_pool(&self) -> &sqlx::Pool<$db> {
+                &self.$writer
+            }
+
+            async fn begin_read(&self) -> $crate::error::Result<sqlx::Transaction<'static, $db>> {
+                Ok(self.$reader.begin_with($begin_read).await?)
+            }
+
+            async fn begin_write(&self) -> $crate::error::Result<sqlx::Transaction<'static, $db>> {
+                Ok(self.$writer.begin_with($begin_write).await?)
+            }
         }
 
         // One attempt of each transaction that `retrying` may run again.

@@ -130,24 +130,8 @@ fn key_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-// The hooks of `sql_store!`.
+// The lock hooks of `sql_store!`.
 impl SqliteStore {
-    fn read_pool(&self) -> &SqlitePool {
-        &self.reader
-    }
-
-    fn write_pool(&self) -> &SqlitePool {
-        &self.writer
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.writer.begin_with(WRITE_TX).await?)
-    }
-
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.reader.begin().await?)
-    }
-
     /// Nothing to lock: the single writer connection serialises writers.
     async fn lock_users(_conn: &mut SqliteConnection, _user_ids: &[String]) -> Result<()> {
         Ok(())
@@ -162,7 +146,10 @@ impl SqliteStore {
 // The hot paths stay special: the writes of every request are group-committed by the
 // rusqlite writer thread, and the reads of every request are cached rusqlite statements
 // run inline (no pool round trip through sqlx's worker).
-sql::sql_store! { SqliteStore, sqlx::Sqlite, SqliteConnection;
+sql::sql_store! {
+    SqliteStore, sqlx::Sqlite, SqliteConnection,
+    read: reader begun with "BEGIN",
+    write: writer begun with WRITE_TX;
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
         use rusqlite::OptionalExtension;
         self.hot_reads.with(|conn| {
