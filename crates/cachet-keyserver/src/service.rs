@@ -63,6 +63,21 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
+impl From<cachet_server_common::challenge::ChallengeTuple> for Challenge {
+    /// A challenge as read back from its table, in column order.
+    fn from(t: cachet_server_common::challenge::ChallengeTuple) -> Self {
+        let (challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at) = t;
+        Self {
+            challenge_id,
+            identifier_hash,
+            code_hash,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            created_at,
+            expires_at,
+        }
+    }
+}
+
 /// One account's recovery state at one server.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryRow {

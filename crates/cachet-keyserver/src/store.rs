@@ -22,7 +22,9 @@ use sqlx::ConnectOptions;
 use cachet_proto::v1::AuditEntry;
 use cachet_server_common::recovery::{AccountTuple, KEY_SERVER_ACCOUNTS};
 use cachet_server_common::vault::{self as vault_sql, VaultBackend};
-use cachet_server_common::{audit, bind_account_update, bind_new_account};
+use cachet_server_common::{
+    audit, bind_account_update, bind_challenge, bind_new_account, challenge,
+};
 
 use crate::error::Result;
 use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
@@ -32,8 +34,6 @@ pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 /// File of the development notifier inside the data directory.
 pub const DEV_CODES_FILE: &str = cachet_http::notify::DEV_CODES_FILE;
 
-/// `challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at`.
-type ChallengeTuple = (String, Vec<u8>, Vec<u8>, i64, i64, i64);
 
 /// How long a request waits for a PostgreSQL connection before it is refused with 503.
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -178,7 +178,7 @@ impl KeyStore {
                 .bind(now)
                 .execute(p)
                 .await?;
-            Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+            Ok(sqlx::query(challenge::PURGE_SQL)
                 .bind(now)
                 .execute(p)
                 .await?
@@ -323,16 +323,10 @@ impl KeyStore {
 #[async_trait]
 impl RecoveryBackend for KeyStore {
     async fn insert_challenge(&self, c: &Challenge) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "INSERT INTO challenges (challenge_id, identifier_hash, code_hash, attempts, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        on_pool!(&self.pool, |p| bind_challenge!(
+            sqlx::query(challenge::INSERT_SQL),
+            c
         )
-        .bind(&c.challenge_id)
-        .bind(&c.identifier_hash)
-        .bind(&c.code_hash)
-        .bind(i64::from(c.attempts))
-        .bind(c.created_at)
-        .bind(c.expires_at)
         .execute(p)
         .await
         .map(|_| ())?);
@@ -340,59 +334,38 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64> {
-        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM challenges WHERE identifier_hash = $1 AND expires_at >= $2",
-        )
-        .bind(identifier_hash)
-        .bind(now)
-        .fetch_one(p)
-        .await?);
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(challenge::LIVE_COUNT_SQL)
+            .bind(identifier_hash)
+            .bind(now)
+            .fetch_one(p)
+            .await?);
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>> {
-        let row: Option<ChallengeTuple> = on_pool!(&self.pool, |p| {
-            sqlx::query_as(
-            "SELECT challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at \
-             FROM challenges WHERE challenge_id = $1",
-        )
-        .bind(challenge_id)
-        .fetch_optional(p)
-        .await?
-        });
-        Ok(row.map(
-            |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
-                Challenge {
-                    challenge_id,
-                    identifier_hash,
-                    code_hash,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    created_at,
-                    expires_at,
-                }
-            },
-        ))
+        let row: Option<challenge::ChallengeTuple> =
+            on_pool!(&self.pool, |p| sqlx::query_as(challenge::SELECT_SQL)
+                .bind(challenge_id)
+                .fetch_optional(p)
+                .await?);
+        Ok(row.map(Challenge::from))
     }
 
     async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "UPDATE challenges SET attempts = attempts + 1 WHERE challenge_id = $1"
-        )
-        .bind(challenge_id)
-        .execute(p)
-        .await
-        .map(|_| ())?);
+        on_pool!(&self.pool, |p| sqlx::query(challenge::FAILED_ATTEMPT_SQL)
+            .bind(challenge_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
     async fn delete_challenge(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "DELETE FROM challenges WHERE challenge_id = $1"
-        )
-        .bind(challenge_id)
-        .execute(p)
-        .await
-        .map(|_| ())?);
+        on_pool!(&self.pool, |p| sqlx::query(challenge::DELETE_SQL)
+            .bind(challenge_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //!
 //! * [`vault`]: the key hierarchy's view of a server's database ([`vault::StorageVault`]);
 //! * [`audit`]: the hash-chained operator audit log's rows and statements;
+//! * [`challenge`]: the statements of the one-time code challenges;
 //! * [`recovery`]: the statements of a recovery-account table (the data server's
 //!   `recovery_accounts`, the key server's `accounts`);
 //! * [`errors`]: which database failures mean "unavailable", how vault refusals and
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod challenge;
 pub mod errors;
 pub mod private_files;
 pub mod recovery;

@@ -144,7 +144,7 @@ macro_rules! sql_store {
             to_u64, CONTACTS_SQL,
         };
         use cachet_server_common::recovery::DATA_SERVER_ACCOUNTS as RECOVERY_ACCOUNTS;
-        use cachet_server_common::{audit, vault as vault_sql};
+        use cachet_server_common::{audit, challenge, vault as vault_sql};
 
         async fn insert_keys(
             conn: &mut $conn,
@@ -317,7 +317,7 @@ macro_rules! sql_store {
             conn: &mut $conn,
             challenge_id: &str,
         ) -> $crate::error::Result<()> {
-            let consumed = sqlx::query("DELETE FROM challenges WHERE challenge_id = $1")
+            let consumed = sqlx::query(cachet_server_common::challenge::DELETE_SQL)
                 .bind(challenge_id)
                 .execute(&mut *conn)
                 .await?
@@ -482,7 +482,7 @@ macro_rules! sql_store {
                         .map(|done| done.rows_affected())
                 };
                 let purged = $crate::store::Purged {
-                    challenges: delete("DELETE FROM challenges WHERE expires_at < $1", now)
+                    challenges: delete(challenge::PURGE_SQL, now)
                         .await?,
                     signatures: delete("DELETE FROM seen_signatures WHERE expires_at < $1", now)
                         .await?,
@@ -508,18 +508,9 @@ macro_rules! sql_store {
                 &self,
                 c: &$crate::store::Challenge,
             ) -> $crate::error::Result<()> {
-                sqlx::query(
-                    "INSERT INTO challenges (challenge_id, identifier_hash, code_hash, attempts, \
-                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&c.challenge_id)
-                .bind(&c.identifier_hash)
-                .bind(&c.code_hash)
-                .bind(i64::from(c.attempts))
-                .bind(c.created_at)
-                .bind(c.expires_at)
-                .execute(self.write_pool())
-                .await?;
+                cachet_server_common::bind_challenge!(sqlx::query(challenge::INSERT_SQL), c)
+                    .execute(self.write_pool())
+                    .await?;
                 Ok(())
             }
 
@@ -528,14 +519,11 @@ macro_rules! sql_store {
                 identifier_hash: &[u8],
                 now: i64,
             ) -> $crate::error::Result<u64> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM challenges WHERE identifier_hash = $1 \
-                     AND expires_at >= $2",
-                )
-                .bind(identifier_hash)
-                .bind(now)
-                .fetch_one(self.read_pool())
-                .await?;
+                let n: i64 = sqlx::query_scalar(challenge::LIVE_COUNT_SQL)
+                    .bind(identifier_hash)
+                    .bind(now)
+                    .fetch_one(self.read_pool())
+                    .await?;
                 Ok(to_u64(n))
             }
 
@@ -543,40 +531,23 @@ macro_rules! sql_store {
                 &self,
                 challenge_id: &str,
             ) -> $crate::error::Result<Option<$crate::store::Challenge>> {
-                let row: Option<(String, Vec<u8>, Vec<u8>, i64, i64, i64)> = sqlx::query_as(
-                    "SELECT challenge_id, identifier_hash, code_hash, attempts, created_at, \
-                     expires_at FROM challenges WHERE challenge_id = $1",
-                )
-                .bind(challenge_id)
-                .fetch_optional(self.read_pool())
-                .await?;
-                Ok(row.map(
-                    |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
-                        $crate::store::Challenge {
-                            challenge_id,
-                            identifier_hash,
-                            code_hash,
-                            attempts: to_u32(attempts),
-                            created_at,
-                            expires_at,
-                        }
-                    },
-                ))
+                let row: Option<challenge::ChallengeTuple> = sqlx::query_as(challenge::SELECT_SQL)
+                    .bind(challenge_id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                Ok(row.map($crate::store::Challenge::from))
             }
 
             async fn record_failed_attempt(&self, challenge_id: &str) -> $crate::error::Result<u32> {
-                let n: Option<i64> = sqlx::query_scalar(
-                    "UPDATE challenges SET attempts = attempts + 1 WHERE challenge_id = $1 \
-                     RETURNING attempts",
-                )
-                .bind(challenge_id)
-                .fetch_optional(self.write_pool())
-                .await?;
+                let n: Option<i64> = sqlx::query_scalar(challenge::FAILED_ATTEMPT_SQL)
+                    .bind(challenge_id)
+                    .fetch_optional(self.write_pool())
+                    .await?;
                 Ok(n.map_or(0, to_u32))
             }
 
             async fn delete_challenge(&self, challenge_id: &str) -> $crate::error::Result<()> {
-                sqlx::query("DELETE FROM challenges WHERE challenge_id = $1")
+                sqlx::query(challenge::DELETE_SQL)
                     .bind(challenge_id)
                     .execute(self.write_pool())
                     .await?;
