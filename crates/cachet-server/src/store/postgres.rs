@@ -173,8 +173,24 @@ fn refusal(e: sqlx::Error) -> Refusal {
 }
 
 
-// The lock hooks of `sql_store!`, and the hot paths' single round trips.
+// The hooks of `sql_store!`.
 impl PostgresStore {
+    /// A send, with the request's replay-cache entry when given: one function call.
+    async fn send(&self, msg: &NewMessage, seen: Option<&SeenSignature>) -> Result<SendOutcome> {
+        retrying(|| self.store_message_attempt(msg, seen)).await
+    }
+
+    /// Acks, with the request's replay-cache entry when given: one function call.
+    async fn acknowledge(
+        &self,
+        user_id: &str,
+        ids: Vec<i64>,
+        keep_acked_at: Option<i64>,
+        seen: Option<&SeenSignature>,
+    ) -> Result<u64> {
+        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, seen)).await
+    }
+
     /// Locks the rows of these users, in user id order (the one order every transaction
     /// uses, so that two of them never wait for each other in a cycle). Unknown ids are
     /// skipped.
@@ -328,42 +344,6 @@ sql::sql_store! {
         .await?
         .rows_affected();
         Ok(inserted == 1)
-    }
-
-    async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome> {
-        retrying(|| self.store_message_attempt(msg, None)).await
-    }
-
-    async fn store_message_and_remember(
-        &self,
-        msg: &NewMessage,
-        seen: &SeenSignature,
-    ) -> Result<SendOutcome> {
-        retrying(|| self.store_message_attempt(msg, Some(seen))).await
-    }
-
-    async fn ack_and_remember(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-        seen: &SeenSignature,
-    ) -> Result<u64> {
-        let ids = super::delivery_ids_in(delivery_ids);
-        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, Some(seen))).await
-    }
-
-    async fn ack(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-    ) -> Result<u64> {
-        let ids = super::delivery_ids_in(delivery_ids);
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, None)).await
     }
 
     async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage> {

@@ -128,10 +128,10 @@ where
 /// Implements [`super::Store`] for `$store` over the sqlx database `$db` (connection type
 /// `$conn`): reads from the pool in field `$reader`, multi-statement reads in a
 /// transaction opened by the statement `$begin_read`, writes through the pool in field
-/// `$writer`, write transactions opened by `$begin_write`. The backend provides the lock
-/// hooks described in the module comment as associated functions, and passes its hot paths (`current_keys`, `key_history`, `discover`,
-/// `existing_users`, `remember_signature`, `store_message`, `store_message_and_remember`,
-/// `ack`, `ack_and_remember`, `pending`, `close`) after the `;`.
+/// `$writer`, write transactions opened by `$begin_write`. The backend provides the hooks
+/// described in the module comment (`lock_users`, `lock_table`, and the hot writes `send`
+/// and `acknowledge`), and passes its other hot paths (`current_keys`, `key_history`,
+/// `discover`, `existing_users`, `remember_signature`, `pending`, `close`) after the `;`.
 macro_rules! sql_store {
     (
         $store:ty, $db:ty, $conn:ty,
@@ -474,7 +474,7 @@ macro_rules! sql_store {
                 acked_before: i64,
             ) -> $crate::error::Result<$crate::store::Purged> {
                 let mut tx = self.begin_write().await?;
-                let mut delete = async |sql: &str, before: i64| {
+                let mut delete = async |sql: &'static str, before: i64| {
                     sqlx::query(sql)
                         .bind(before)
                         .execute(&mut *tx)
@@ -625,6 +625,45 @@ macro_rules! sql_store {
                         created_at,
                     }
                 }))
+            }
+
+            async fn store_message(
+                &self,
+                msg: &$crate::store::NewMessage,
+            ) -> $crate::error::Result<$crate::store::SendOutcome> {
+                self.send(msg, None).await
+            }
+
+            async fn store_message_and_remember(
+                &self,
+                msg: &$crate::store::NewMessage,
+                seen: &$crate::store::SeenSignature,
+            ) -> $crate::error::Result<$crate::store::SendOutcome> {
+                self.send(msg, Some(seen)).await
+            }
+
+            async fn ack(
+                &self,
+                user_id: &str,
+                delivery_ids: &[u64],
+                keep_acked_at: Option<i64>,
+            ) -> $crate::error::Result<u64> {
+                let ids = $crate::store::delivery_ids_in(delivery_ids);
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                self.acknowledge(user_id, ids, keep_acked_at, None).await
+            }
+
+            async fn ack_and_remember(
+                &self,
+                user_id: &str,
+                delivery_ids: &[u64],
+                keep_acked_at: Option<i64>,
+                seen: &$crate::store::SeenSignature,
+            ) -> $crate::error::Result<u64> {
+                let ids = $crate::store::delivery_ids_in(delivery_ids);
+                self.acknowledge(user_id, ids, keep_acked_at, Some(seen)).await
             }
 
             async fn contacts_of(&self, user_id: &str) -> $crate::error::Result<Vec<String>> {

@@ -130,8 +130,47 @@ fn key_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-// The lock hooks of `sql_store!`.
+// The hooks of `sql_store!`.
 impl SqliteStore {
+    /// A send, with the request's replay-cache entry when given, in one group commit.
+    async fn send(&self, msg: &NewMessage, seen: Option<&SeenSignature>) -> Result<SendOutcome> {
+        let (msg, seen) = (msg.clone(), seen.cloned());
+        self.group
+            .run(Savepoint::Own, move |conn| {
+                if let Some(seen) = &seen {
+                    if !hot::remember(conn, seen)? {
+                        return Err(Error::ReplayedSignature);
+                    }
+                }
+                hot::store_message(conn, &msg)
+            })
+            .await
+    }
+
+    /// Acks, with the request's replay-cache entry when given, in one group commit.
+    async fn acknowledge(
+        &self,
+        user_id: &str,
+        ids: Vec<i64>,
+        keep_acked_at: Option<i64>,
+        seen: Option<&SeenSignature>,
+    ) -> Result<u64> {
+        let (user_id, seen) = (user_id.to_owned(), seen.cloned());
+        // Acks are idempotent, so no savepoint: a failure after some chunks leaves nothing
+        // to undo, and one after the replay-cache entry only burns the signature. A replay
+        // writes nothing.
+        self.group
+            .run(Savepoint::None, move |conn| {
+                if let Some(seen) = &seen {
+                    if !hot::remember(conn, seen)? {
+                        return Err(Error::ReplayedSignature);
+                    }
+                }
+                hot::ack(conn, &user_id, &ids, keep_acked_at)
+            })
+            .await
+    }
+
     /// Nothing to lock: the single writer connection serialises writers.
     async fn lock_users(_conn: &mut SqliteConnection, _user_ids: &[String]) -> Result<()> {
         Ok(())
@@ -211,68 +250,6 @@ sql::sql_store! {
         // One statement: nothing to undo if it fails.
         self.group
             .run(Savepoint::None, move |conn| hot::remember(conn, &seen))
-            .await
-    }
-
-    async fn store_message(&self, msg: &NewMessage) -> Result<SendOutcome> {
-        let msg = msg.clone();
-        self.group
-            .run(Savepoint::Own, move |conn| hot::store_message(conn, &msg))
-            .await
-    }
-
-    async fn ack(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-    ) -> Result<u64> {
-        let ids = super::delivery_ids_in(delivery_ids);
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let user_id = user_id.to_owned();
-        // Acks are idempotent: a failure after some chunks leaves nothing to undo.
-        self.group
-            .run(Savepoint::None, move |conn| {
-                hot::ack(conn, &user_id, &ids, keep_acked_at)
-            })
-            .await
-    }
-
-    async fn store_message_and_remember(
-        &self,
-        msg: &NewMessage,
-        seen: &SeenSignature,
-    ) -> Result<SendOutcome> {
-        let (msg, seen) = (msg.clone(), seen.clone());
-        self.group
-            .run(Savepoint::Own, move |conn| {
-                if !hot::remember(conn, &seen)? {
-                    return Err(Error::ReplayedSignature);
-                }
-                hot::store_message(conn, &msg)
-            })
-            .await
-    }
-
-    async fn ack_and_remember(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-        seen: &SeenSignature,
-    ) -> Result<u64> {
-        let ids = super::delivery_ids_in(delivery_ids);
-        let (user_id, seen) = (user_id.to_owned(), seen.clone());
-        // A replay writes nothing; a failure after the entry only burns the signature.
-        self.group
-            .run(Savepoint::None, move |conn| {
-                if !hot::remember(conn, &seen)? {
-                    return Err(Error::ReplayedSignature);
-                }
-                hot::ack(conn, &user_id, &ids, keep_acked_at)
-            })
             .await
     }
 
