@@ -39,7 +39,7 @@ pub const AUDIT: &str = "audit";
 
 // The vault's view of the raw store (not the encrypting wrapper).
 #[async_trait]
-impl VaultBackend for dyn Store {
+impl<'a> VaultBackend for dyn Store + 'a {
     type Error = Error;
 
     async fn stored_vault_config(&self) -> Result<Option<Vec<u8>>> {
