@@ -34,7 +34,6 @@ pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 /// File of the development notifier inside the data directory.
 pub const DEV_CODES_FILE: &str = cachet_http::notify::DEV_CODES_FILE;
 
-
 /// How long a request waits for a PostgreSQL connection before it is refused with 503.
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -237,12 +236,13 @@ impl KeyStore {
         Ok(inserted == 1)
     }
 
-
     /// The stored vault document.
     pub async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
-        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(vault_sql::CONFIG_SQL)
-            .fetch_optional(p)
-            .await?))
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            vault_sql::CONFIG_SQL
+        )
+        .fetch_optional(p)
+        .await?))
     }
 
     /// Compare-and-swap of the vault document (`expected` `None`: must be absent).
@@ -304,13 +304,12 @@ impl KeyStore {
 
     /// Audit entries after `after`, oldest first.
     pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<audit::AuditRow> = on_pool!(&self.pool, |p| sqlx::query_as(
-            audit::ENTRIES_AFTER_SQL
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await?);
+        let rows: Vec<audit::AuditRow> =
+            on_pool!(&self.pool, |p| sqlx::query_as(audit::ENTRIES_AFTER_SQL)
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?);
         Ok(rows.into_iter().map(audit::entry_from_row).collect())
     }
 
@@ -334,11 +333,13 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64> {
-        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(challenge::LIVE_COUNT_SQL)
-            .bind(identifier_hash)
-            .bind(now)
-            .fetch_one(p)
-            .await?);
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(
+            challenge::LIVE_COUNT_SQL
+        )
+        .bind(identifier_hash)
+        .bind(now)
+        .fetch_one(p)
+        .await?);
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -386,12 +387,11 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
-        let row: Option<AccountTuple> = on_pool!(&self.pool, |p| sqlx::query_as(
-            KEY_SERVER_ACCOUNTS.select
-        )
-        .bind(user_id)
-        .fetch_optional(p)
-        .await?);
+        let row: Option<AccountTuple> =
+            on_pool!(&self.pool, |p| sqlx::query_as(KEY_SERVER_ACCOUNTS.select)
+                .bind(user_id)
+                .fetch_optional(p)
+                .await?);
         Ok(row.map(RecoveryRow::from))
     }
 

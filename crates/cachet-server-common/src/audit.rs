@@ -104,7 +104,10 @@ mod tests {
             detail: "",
         };
         let first = next_entry(None, action);
-        assert_eq!((first.seq, first.prev_hash.as_slice()), (1, &GENESIS_HASH[..]));
+        assert_eq!(
+            (first.seq, first.prev_hash.as_slice()),
+            (1, &GENESIS_HASH[..])
+        );
         let second = next_entry(Some((1, first.hash.clone())), action);
         assert_eq!(second.seq, 2);
         assert!(

@@ -126,9 +126,15 @@ mod tests {
             (DATA_SERVER_ACCOUNTS, "recovery_accounts"),
             (KEY_SERVER_ACCOUNTS, "accounts"),
         ] {
-            assert!(table.select.ends_with(&format!("FROM {name} WHERE user_id = $1")));
-            assert!(table.insert.starts_with(&format!("INSERT INTO {name} (user_id,")));
-            assert!(table.replace.starts_with(&format!("UPDATE {name} SET share = $1")));
+            assert!(table
+                .select
+                .ends_with(&format!("FROM {name} WHERE user_id = $1")));
+            assert!(table
+                .insert
+                .starts_with(&format!("INSERT INTO {name} (user_id,")));
+            assert!(table
+                .replace
+                .starts_with(&format!("UPDATE {name} SET share = $1")));
             assert_eq!(table.insert.matches('$').count(), 12);
             assert_eq!(table.replace.matches('$').count(), 12);
         }

@@ -12,10 +12,10 @@ use cachet_proto::Message;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use cachet_proto::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::SeenSignature;
+use cachet_proto::auth::OPERATOR_PREFIX;
 
 /// Content type of every protobuf body.
 pub const PROTOBUF: &str = "application/x-protobuf";
@@ -197,4 +197,3 @@ impl<S: Send + Sync> FromRequestParts<S> for OperatorCaller {
         }
     }
 }
-

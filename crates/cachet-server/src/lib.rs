@@ -26,10 +26,10 @@ mod api;
 mod app;
 pub mod audit;
 mod auth;
-mod extract;
 pub mod blob;
 pub mod config;
 pub mod error;
+mod extract;
 pub mod notify;
 pub use cachet_server_common::private_files;
 mod state;
@@ -38,10 +38,10 @@ mod trust_log;
 pub mod vault;
 pub mod wake;
 
-pub use extract::PROTOBUF;
 pub use auth::{valid_operator_name, OPERATOR_PREFIX};
 pub use config::{NotifierKind, S3Settings, Secret, ServerConfig, Settings, CHUNK_SIZE};
 pub use error::{Error, Result};
+pub use extract::PROTOBUF;
 
 use blob::{BlobStore, FsBlobStore, S3BlobStore};
 use notify::CodeNotifier;

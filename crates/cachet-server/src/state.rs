@@ -44,4 +44,3 @@ impl Deref for AppState {
         &self.0
     }
 }
-

@@ -11,7 +11,6 @@
 mod common;
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use cachet_server::ServerConfig;
 use cachet_server_common::testing::{self, TestDb};
 
 /// A store on the test database, migrated.
-async fn store(db: &TestDb, max_connections: u32) -> PostgresStore {
+async fn open_store(db: &TestDb, max_connections: u32) -> PostgresStore {
     PostgresStore::connect_with(db.options(), max_connections)
         .await
         .expect("store connects and migrates")
@@ -42,11 +41,11 @@ where
 #[tokio::test]
 async fn postgres_store_conforms() {
     with_database(|db| async move {
-        let store = store(&db, 8).await;
+        let store = open_store(&db, 8).await;
         conformance::run_all(&store).await;
         store.close().await;
         // Connecting again runs no migration twice and keeps the data.
-        let again = store(&db, 2).await;
+        let again = open_store(&db, 2).await;
         cachet_server::audit::verify_audit_log(&again)
             .await
             .expect("chain still verifies");
@@ -58,7 +57,7 @@ async fn postgres_store_conforms() {
 #[tokio::test]
 async fn history_tables_refuse_rewrites() {
     with_database(|db| async move {
-        let store = store(&db, 2).await;
+        let store = open_store(&db, 2).await;
         store
             .append_audit(&draft("first"))
             .await
@@ -147,8 +146,8 @@ fn message(sender: &str, id: &str, digest: u8, to: &[&String]) -> NewMessage {
 #[tokio::test]
 async fn two_nodes_write_concurrently() {
     with_database(|db| async move {
-        let a: Arc<dyn Store> = Arc::new(store(&db, 6).await);
-        let b: Arc<dyn Store> = Arc::new(store(&db, 6).await);
+        let a: Arc<dyn Store> = Arc::new(open_store(&db, 6).await);
+        let b: Arc<dyn Store> = Arc::new(open_store(&db, 6).await);
         let alice = make_user(a.as_ref()).await;
         let bob = make_user(b.as_ref()).await;
         let carol = make_user(a.as_ref()).await;

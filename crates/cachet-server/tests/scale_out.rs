@@ -13,7 +13,6 @@
 #[path = "http/common.rs"]
 mod common;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 

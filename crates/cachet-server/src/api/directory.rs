@@ -7,9 +7,9 @@ use cachet_proto::v1::{
 use cachet_trust::{Block, Event};
 
 use super::check_id;
+use crate::error::{Error, Result};
 use crate::extract::{ApiPath, Proto, Protobuf, UserCaller};
 use crate::state::{now_ms, AppState};
-use crate::error::{Error, Result};
 
 /// Most hashes one discovery request may carry.
 pub const MAX_DISCOVER: usize = 1000;

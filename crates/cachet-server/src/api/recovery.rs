@@ -14,8 +14,8 @@ use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, R
 use cachet_recovery::wire::{self, RateLimit};
 
 use crate::extract::{no_content, OperatorCaller, RawBody, UserCaller};
-use crate::state::{now_ms, AppState};
 use crate::notify::{CodeNotifier, Purpose};
+use crate::state::{now_ms, AppState};
 use crate::store::{self, AuditDraft, Store};
 
 type KsResult<T> = cachet_keyserver::Result<T>;

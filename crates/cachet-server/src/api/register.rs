@@ -10,9 +10,9 @@ use cachet_proto::v1::{
 use cachet_proto::Message;
 use subtle::ConstantTimeEq;
 
+use crate::error::{Error, Result};
 use crate::extract::{Proto, Protobuf};
 use crate::state::{now_ms, AppState};
-use crate::error::{Error, Result};
 use crate::store::{Challenge, NewInstallation, NewUser};
 
 /// Longest display name, in characters.

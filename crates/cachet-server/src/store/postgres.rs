@@ -29,7 +29,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use cachet_proto::v1::KeyRecord;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::sql;
 use super::{EnvelopePage, NewMessage, SeenSignature, SendOutcome};
@@ -172,7 +172,6 @@ fn refusal(e: sqlx::Error) -> Refusal {
     Refusal::Error(Error::Database(e))
 }
 
-
 // The hooks of `sql_store!`.
 impl PostgresStore {
     /// A send, with the request's replay-cache entry when given: one function call.
@@ -277,7 +276,6 @@ impl PostgresStore {
             })?;
         Ok(to_u64(n))
     }
-
 }
 
 // The hot paths stay special: sends and acks are one call of a server-side function
@@ -287,19 +285,19 @@ sql::sql_store! {
     read: pool begun with SNAPSHOT,
     write: pool begun with "BEGIN";
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
-        let row = sqlx::query(sql::CURRENT_KEYS_SQL)
+        let row: Option<sql::KeyTuple> = sqlx::query_as(sql::CURRENT_KEYS_SQL)
             .bind(user_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(key_record_from_row).transpose()
+        Ok(row.map(sql::key_record))
     }
 
     async fn key_history(&self, user_id: &str) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query(sql::KEY_HISTORY_SQL)
+        let rows: Vec<sql::KeyTuple> = sqlx::query_as(sql::KEY_HISTORY_SQL)
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(key_record_from_row).collect()
+        Ok(rows.into_iter().map(sql::key_record).collect())
     }
 
     async fn discover(&self, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>> {
@@ -358,18 +356,4 @@ sql::sql_store! {
     async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-fn key_record_from_row(row: &PgRow) -> Result<KeyRecord> {
-    use sqlx::Row;
-    Ok(KeyRecord {
-        key_version: to_u32(row.try_get("key_version")?),
-        box_key: row.try_get("box_key")?,
-        sign_key: row.try_get("sign_key")?,
-        valid_from: row.try_get("valid_from")?,
-        valid_until: row.try_get("valid_until")?,
-        reason: i32::try_from(row.try_get::<i64, _>("reason")?).unwrap_or(0),
-        previous_key_signature: row.try_get("previous_key_signature")?,
-        revoked_by_operator: row.try_get("revoked_by_operator")?,
-    })
 }

@@ -41,6 +41,24 @@ pub(super) const KEY_HISTORY_SQL: &str = concat!(
     key_columns!(),
     " FROM user_keys WHERE user_id = $1 ORDER BY key_version"
 );
+/// The columns of [`CURRENT_KEYS_SQL`] and [`KEY_HISTORY_SQL`], in order.
+pub(super) type KeyTuple = (i64, Vec<u8>, Vec<u8>, i64, i64, i64, Vec<u8>, String);
+
+/// A key generation as read back.
+pub(super) fn key_record(t: KeyTuple) -> cachet_proto::v1::KeyRecord {
+    let (version, box_key, sign_key, valid_from, valid_until, reason, previous, revoked_by) = t;
+    cachet_proto::v1::KeyRecord {
+        key_version: to_u32(version),
+        box_key,
+        sign_key,
+        valid_from,
+        valid_until,
+        reason: i32::try_from(reason).unwrap_or(0),
+        previous_key_signature: previous,
+        revoked_by_operator: revoked_by,
+    }
+}
+
 /// Unacked envelopes of a mailbox; `$2` is one more than the page, to see if more wait.
 pub(super) const PENDING_SQL: &str = "SELECT delivery_id, envelope, acked_at FROM mailbox \
      WHERE recipient_id = $1 AND acked_at IS NULL ORDER BY delivery_id LIMIT $2";

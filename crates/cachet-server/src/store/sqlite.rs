@@ -116,18 +116,18 @@ impl SqliteStore {
     }
 }
 
-/// A row of [`sql::CURRENT_KEYS_SQL`] or [`sql::KEY_HISTORY_SQL`].
+/// A row of [`sql::CURRENT_KEYS_SQL`] or [`sql::KEY_HISTORY_SQL`], by position.
 fn key_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
-    Ok(KeyRecord {
-        key_version: to_u32(r.get("key_version")?),
-        box_key: r.get("box_key")?,
-        sign_key: r.get("sign_key")?,
-        valid_from: r.get("valid_from")?,
-        valid_until: r.get("valid_until")?,
-        reason: i32::try_from(r.get::<_, i64>("reason")?).unwrap_or(0),
-        previous_key_signature: r.get("previous_key_signature")?,
-        revoked_by_operator: r.get("revoked_by_operator")?,
-    })
+    Ok(sql::key_record((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    )))
 }
 
 // The hooks of `sql_store!`.
