@@ -180,14 +180,8 @@ impl PostgresStore {
     }
 
     /// Acks, with the request's replay-cache entry when given: one function call.
-    async fn acknowledge(
-        &self,
-        user_id: &str,
-        ids: Vec<i64>,
-        keep_acked_at: Option<i64>,
-        seen: Option<&SeenSignature>,
-    ) -> Result<u64> {
-        retrying(|| self.ack_attempt(user_id, &ids, keep_acked_at, seen)).await
+    async fn acknowledge(&self, acks: sql::Acks<'_>) -> Result<u64> {
+        retrying(|| self.ack_attempt(acks.user_id, &acks.ids, acks.keep_acked_at, acks.seen)).await
     }
 
     /// Locks the rows of these users, in user id order (the one order every transaction

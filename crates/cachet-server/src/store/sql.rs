@@ -59,6 +59,18 @@ pub(super) fn key_record(t: KeyTuple) -> cachet_proto::v1::KeyRecord {
     }
 }
 
+/// Acks of one mailbox, as the backends' `acknowledge` hook takes them.
+pub(super) struct Acks<'a> {
+    /// The mailbox.
+    pub user_id: &'a str,
+    /// Delivery ids to ack (ids of other mailboxes are ignored).
+    pub ids: Vec<i64>,
+    /// Keep the envelopes, acked at this time, instead of deleting them.
+    pub keep_acked_at: Option<i64>,
+    /// The request's replay-cache entry, to write in the same commit.
+    pub seen: Option<&'a super::SeenSignature>,
+}
+
 /// Unacked envelopes of a mailbox; `$2` is one more than the page, to see if more wait.
 pub(super) const PENDING_SQL: &str = "SELECT delivery_id, envelope, acked_at FROM mailbox \
      WHERE recipient_id = $1 AND acked_at IS NULL ORDER BY delivery_id LIMIT $2";
@@ -670,7 +682,8 @@ macro_rules! sql_store {
                 if ids.is_empty() {
                     return Ok(0);
                 }
-                self.acknowledge(user_id, ids, keep_acked_at, None).await
+                let acks = $crate::store::sql::Acks { user_id, ids, keep_acked_at, seen: None };
+                self.acknowledge(acks).await
             }
 
             async fn ack_and_remember(
@@ -681,7 +694,9 @@ macro_rules! sql_store {
                 seen: &$crate::store::SeenSignature,
             ) -> $crate::error::Result<u64> {
                 let ids = $crate::store::delivery_ids_in(delivery_ids);
-                self.acknowledge(user_id, ids, keep_acked_at, Some(seen)).await
+                let seen = Some(seen);
+                self.acknowledge($crate::store::sql::Acks { user_id, ids, keep_acked_at, seen })
+                    .await
             }
 
             async fn contacts_of(&self, user_id: &str) -> $crate::error::Result<Vec<String>> {

@@ -118,16 +118,7 @@ impl SqliteStore {
 
 /// A row of [`sql::CURRENT_KEYS_SQL`] or [`sql::KEY_HISTORY_SQL`], by position.
 fn key_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
-    Ok(sql::key_record((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    )))
+    sql::KeyTuple::try_from(r).map(sql::key_record)
 }
 
 // The hooks of `sql_store!`.
@@ -148,14 +139,9 @@ impl SqliteStore {
     }
 
     /// Acks, with the request's replay-cache entry when given, in one group commit.
-    async fn acknowledge(
-        &self,
-        user_id: &str,
-        ids: Vec<i64>,
-        keep_acked_at: Option<i64>,
-        seen: Option<&SeenSignature>,
-    ) -> Result<u64> {
-        let (user_id, seen) = (user_id.to_owned(), seen.cloned());
+    async fn acknowledge(&self, acks: sql::Acks<'_>) -> Result<u64> {
+        let (user_id, ids, keep_acked_at) = (acks.user_id.to_owned(), acks.ids, acks.keep_acked_at);
+        let seen = acks.seen.cloned();
         // Acks are idempotent, so no savepoint: a failure after some chunks leaves nothing
         // to undo, and one after the replay-cache entry only burns the signature. A replay
         // writes nothing.
