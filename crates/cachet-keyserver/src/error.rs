@@ -158,22 +158,7 @@ impl Error {
             Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ReplayedSignature => (StatusCode::UNAUTHORIZED, "replayed_signature"),
-            Vault(e) => {
-                use cachet_vault::VaultError as V;
-                match e {
-                    V::MalformedShare(_) => (StatusCode::BAD_REQUEST, "malformed_share"),
-                    V::CorruptShare { .. } => (StatusCode::BAD_REQUEST, "corrupt_share"),
-                    V::DuplicateShare { .. } => (StatusCode::CONFLICT, "duplicate_share"),
-                    V::WrongMasterKey => (StatusCode::BAD_REQUEST, "wrong_master_key"),
-                    V::InvalidSharing(_) => (StatusCode::BAD_REQUEST, "invalid_sharing"),
-                    V::NotInitialised => (StatusCode::CONFLICT, "vault_not_initialised"),
-                    V::AlreadyInitialised => (StatusCode::CONFLICT, "vault_already_initialised"),
-                    V::NeedsEmptyDatabase => (StatusCode::CONFLICT, "vault_needs_empty_database"),
-                    V::ConcurrentChange => (StatusCode::CONFLICT, "concurrent_change"),
-                    V::Sealed => (StatusCode::SERVICE_UNAVAILABLE, "sealed"),
-                    _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-                }
-            }
+            Vault(e) => cachet_server_common::errors::vault_status_and_reason(e),
             DuplicateHeader(_) => (StatusCode::BAD_REQUEST, "duplicate_header"),
             Database(e) if database_unavailable(e) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
@@ -185,17 +170,7 @@ impl Error {
     }
 }
 
-/// Whether a database error means the database cannot be reached (down, restarting,
-/// unreachable, out of connections): answered 503 `database_unavailable`, not 500.
-pub fn database_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
-    }
-}
+pub use cachet_server_common::errors::database_unavailable;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -210,11 +185,7 @@ impl IntoResponse for Error {
             tracing::debug!(error = %self, reason, "recovery request refused");
             self.to_string()
         };
-        (
-            status,
-            axum::Json(serde_json::json!({ "reason": reason, "message": message })),
-        )
-            .into_response()
+        cachet_server_common::errors::json_error_response(status, reason, &message)
     }
 }
 

@@ -63,6 +63,21 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
+impl From<cachet_server_common::challenge::ChallengeTuple> for Challenge {
+    /// A challenge as read back from its table, in column order.
+    fn from(t: cachet_server_common::challenge::ChallengeTuple) -> Self {
+        let (challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at) = t;
+        Self {
+            challenge_id,
+            identifier_hash,
+            code_hash,
+            attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            created_at,
+            expires_at,
+        }
+    }
+}
+
 /// One account's recovery state at one server.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryRow {
@@ -101,6 +116,40 @@ impl core::fmt::Debug for RecoveryRow {
             .field("failures", &self.failures)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+impl From<cachet_server_common::recovery::AccountTuple> for RecoveryRow {
+    /// An account as read back from its table, in column order.
+    fn from(t: cachet_server_common::recovery::AccountTuple) -> Self {
+        let (
+            user_id,
+            identifier_hash,
+            share,
+            data_server_share,
+            key_server_share,
+            auth_public,
+            envelope,
+            updated_at,
+            failures,
+            last_failure_at,
+            pending_delta,
+            version,
+        ) = t;
+        Self {
+            user_id,
+            identifier_hash,
+            share,
+            data_server_share,
+            key_server_share,
+            auth_public,
+            envelope,
+            updated_at,
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            last_failure_at,
+            pending_delta,
+            version,
+        }
     }
 }
 

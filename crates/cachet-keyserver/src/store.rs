@@ -19,8 +19,12 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
-use cachet_proto::audit::{entry_hash, GENESIS_HASH};
 use cachet_proto::v1::AuditEntry;
+use cachet_server_common::recovery::{AccountTuple, KEY_SERVER_ACCOUNTS};
+use cachet_server_common::vault::{self as vault_sql, VaultBackend};
+use cachet_server_common::{
+    audit, bind_account_update, bind_challenge, bind_new_account, challenge,
+};
 
 use crate::error::Result;
 use crate::service::{Challenge, RecoveryBackend, RecoveryRow};
@@ -30,83 +34,12 @@ pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 /// File of the development notifier inside the data directory.
 pub const DEV_CODES_FILE: &str = cachet_http::notify::DEV_CODES_FILE;
 
-/// `seq, timestamp, operator_id, action, subject, detail, prev_hash, hash`.
-type AuditRow = (i64, i64, String, String, String, String, Vec<u8>, Vec<u8>);
-/// The columns of [`COLUMNS`], in order.
-type AccountTuple = (
-    String,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    Vec<u8>,
-    i64,
-    i64,
-    i64,
-    Vec<u8>,
-    i64,
-);
-/// `challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at`.
-type ChallengeTuple = (String, Vec<u8>, Vec<u8>, i64, i64, i64);
-
 /// How long a request waits for a PostgreSQL connection before it is refused with 503.
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Directories `0700` and files `0600`, whatever the umask: the key server's files hold
-/// key shares and one-time codes. More open existing ones are tightened.
-mod private {
-    use std::path::Path;
-
-    pub(super) fn create_dir(dir: &Path) -> std::io::Result<()> {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder.create(dir)?;
-        tighten(dir, 0o700)
-    }
-
-    pub(super) fn create_file(file: &Path) -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        options.open(file)?;
-        tighten(file, 0o600)
-    }
-
-    pub(super) fn tighten_if_present(file: &Path) -> std::io::Result<()> {
-        match tighten(file, 0o600) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
-    }
-
-    #[cfg(unix)]
-    fn tighten(path: &Path, wanted: u32) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            std::fs::set_permissions(
-                path,
-                std::fs::Permissions::from_mode((mode & 0o700) | wanted),
-            )?;
-        }
-        Ok(())
-    }
-
-    #[cfg(not(unix))]
-    fn tighten(path: &Path, _wanted: u32) -> std::io::Result<()> {
-        std::fs::metadata(path).map(|_| ())
-    }
-}
+// Directories `0700` and files `0600`, whatever the umask: the key server's files hold
+// key shares and one-time codes. More open existing ones are tightened.
+use cachet_server_common::private_files as private;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
@@ -129,24 +62,6 @@ macro_rules! on_pool {
     };
 }
 
-/// Binds the ten columns of an account after `identifier_hash`, in [`COLUMNS`] order:
-/// `share` to `version`.
-macro_rules! bind_account_state {
-    ($query:expr, $r:expr) => {
-        $query
-            .bind(&$r.share)
-            .bind(&$r.data_server_share)
-            .bind(&$r.key_server_share)
-            .bind(&$r.auth_public)
-            .bind(&$r.envelope)
-            .bind($r.updated_at)
-            .bind(i64::from($r.failures))
-            .bind($r.last_failure_at)
-            .bind(&$r.pending_delta)
-            .bind($r.version)
-    };
-}
-
 /// Storage of the key server (SQLite or PostgreSQL), with its code notifier (the
 /// development notifier unless [`KeyStore::with_notifier`] names another).
 pub struct KeyStore {
@@ -159,41 +74,6 @@ impl std::fmt::Debug for KeyStore {
         f.debug_struct("KeyStore")
             .field("pool", &self.pool)
             .finish_non_exhaustive()
-    }
-}
-
-const COLUMNS: &str = "user_id, identifier_hash, share, data_server_share, key_server_share, \
-                       auth_public, envelope, updated_at, failures, last_failure_at, \
-                       pending_delta, version";
-
-fn row_from(t: AccountTuple) -> RecoveryRow {
-    let (
-        user_id,
-        identifier_hash,
-        share,
-        data_server_share,
-        key_server_share,
-        auth_public,
-        envelope,
-        updated_at,
-        failures,
-        last_failure_at,
-        pending_delta,
-        version,
-    ) = t;
-    RecoveryRow {
-        user_id,
-        identifier_hash,
-        share,
-        data_server_share,
-        key_server_share,
-        auth_public,
-        envelope,
-        updated_at,
-        failures: u32::try_from(failures).unwrap_or(u32::MAX),
-        last_failure_at,
-        pending_delta,
-        version,
     }
 }
 
@@ -318,7 +198,7 @@ impl KeyStore {
                 .bind(now)
                 .execute(p)
                 .await?;
-            Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+            Ok(sqlx::query(challenge::PURGE_SQL)
                 .bind(now)
                 .execute(p)
                 .await?
@@ -337,37 +217,6 @@ impl KeyStore {
     }
 
     // ---- Key hierarchy, operators and audit log ----
-
-    /// The stored vault document.
-    pub async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
-        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
-            "SELECT config FROM vault_config WHERE id = 1"
-        )
-        .fetch_optional(p)
-        .await?))
-    }
-
-    /// Compare-and-swap of the vault document (`expected` `None`: must be absent).
-    pub async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
-        let changed = on_pool!(&self.pool, |p| match expected {
-            None => sqlx::query(
-                "INSERT INTO vault_config (id, config) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(config)
-            .execute(p)
-            .await?
-            .rows_affected(),
-            Some(old) => {
-                sqlx::query("UPDATE vault_config SET config = $1 WHERE id = 1 AND config = $2")
-                    .bind(config)
-                    .bind(old)
-                    .execute(p)
-                    .await?
-                    .rows_affected()
-            }
-        });
-        Ok(changed == 1)
-    }
 
     /// Registers an operator's public key; false if the name is taken.
     pub async fn add_operator(&self, name: &str, public_key: &[u8], now: i64) -> Result<bool> {
@@ -408,7 +257,35 @@ impl KeyStore {
         Ok(inserted == 1)
     }
 
-    /// Appends an entry to the hash-chained audit log (`cachet_proto::audit`).
+    /// The stored vault document.
+    pub async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
+        Ok(on_pool!(&self.pool, |p| sqlx::query_scalar(
+            vault_sql::CONFIG_SQL
+        )
+        .fetch_optional(p)
+        .await?))
+    }
+
+    /// Compare-and-swap of the vault document (`expected` `None`: must be absent).
+    pub async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        let changed = on_pool!(&self.pool, |p| match expected {
+            None => sqlx::query(vault_sql::INSERT_CONFIG_SQL)
+                .bind(config)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Some(old) => sqlx::query(vault_sql::SWAP_CONFIG_SQL)
+                .bind(config)
+                .bind(old)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        });
+        Ok(changed == 1)
+    }
+
+    /// Appends an entry about the vault to the hash-chained audit log
+    /// (`cachet_proto::audit`).
     pub async fn append_audit(
         &self,
         timestamp: i64,
@@ -416,48 +293,31 @@ impl KeyStore {
         action: &str,
         detail: &str,
     ) -> Result<AuditEntry> {
-        let draft = |prev_seq: i64, prev_hash: Vec<u8>| {
-            let mut entry = AuditEntry {
-                seq: u64::try_from(prev_seq).unwrap_or(0) + 1,
-                timestamp,
-                operator_id: operator_id.to_owned(),
-                action: action.to_owned(),
-                subject: "vault".to_owned(),
-                detail: detail.to_owned(),
-                prev_hash,
-                ..Default::default()
-            };
-            entry.hash = entry_hash(&entry.prev_hash, &entry).to_vec();
-            entry
-        };
+        self.append_action(audit::Action {
+            timestamp,
+            operator_id,
+            action,
+            subject: "vault",
+            detail,
+        })
+        .await
+    }
+
+    async fn append_action(&self, action: audit::Action<'_>) -> Result<AuditEntry> {
         on_pool!(&self.pool, |p| {
             let mut tx = p.begin().await?;
             if self.kind() == "postgres" {
-                // One writer of the chain at a time; SQLite's single writer does this.
-                sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                sqlx::query(audit::POSTGRES_LOCK_SQL)
                     .execute(&mut *tx)
                     .await?;
             }
-            let last: Option<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_vec()));
-            let entry = draft(prev_seq, prev_hash);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, timestamp, operator_id, action, subject, detail, \
-                 prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(i64::try_from(entry.seq).unwrap_or(i64::MAX))
-            .bind(entry.timestamp)
-            .bind(&entry.operator_id)
-            .bind(&entry.action)
-            .bind(&entry.subject)
-            .bind(&entry.detail)
-            .bind(&entry.prev_hash)
-            .bind(&entry.hash)
-            .execute(&mut *tx)
-            .await?;
+            let last: Option<(i64, Vec<u8>)> = sqlx::query_as(audit::LAST_ENTRY_SQL)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let entry = audit::next_entry(last, action);
+            cachet_server_common::bind_audit_entry!(sqlx::query(audit::INSERT_ENTRY_SQL), entry)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(entry)
         })
@@ -465,32 +325,13 @@ impl KeyStore {
 
     /// Audit entries after `after`, oldest first.
     pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<AuditRow> = on_pool!(&self.pool, |p| sqlx::query_as(
-            "SELECT seq, timestamp, operator_id, action, subject, detail, prev_hash, hash \
-                 FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(p)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(
-                |(seq, timestamp, operator_id, action, subject, detail, prev_hash, hash)| {
-                    AuditEntry {
-                        seq: u64::try_from(seq).unwrap_or(0),
-                        timestamp,
-                        operator_id,
-                        action,
-                        subject,
-                        detail,
-                        prev_hash,
-                        hash,
-                        ..Default::default()
-                    }
-                },
-            )
-            .collect())
+        let rows: Vec<audit::AuditRow> =
+            on_pool!(&self.pool, |p| sqlx::query_as(audit::ENTRIES_AFTER_SQL)
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?);
+        Ok(rows.into_iter().map(audit::entry_from_row).collect())
     }
 
     /// Closes the pool (SQLite folds its WAL back into the database file).
@@ -502,16 +343,10 @@ impl KeyStore {
 #[async_trait]
 impl RecoveryBackend for KeyStore {
     async fn insert_challenge(&self, c: &Challenge) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "INSERT INTO challenges (challenge_id, identifier_hash, code_hash, attempts, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        on_pool!(&self.pool, |p| bind_challenge!(
+            sqlx::query(challenge::INSERT_SQL),
+            c
         )
-        .bind(&c.challenge_id)
-        .bind(&c.identifier_hash)
-        .bind(&c.code_hash)
-        .bind(i64::from(c.attempts))
-        .bind(c.created_at)
-        .bind(c.expires_at)
         .execute(p)
         .await
         .map(|_| ())?);
@@ -520,7 +355,7 @@ impl RecoveryBackend for KeyStore {
 
     async fn live_challenges(&self, identifier_hash: &[u8], now: i64) -> Result<u64> {
         let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM challenges WHERE identifier_hash = $1 AND expires_at >= $2",
+            challenge::LIVE_COUNT_SQL
         )
         .bind(identifier_hash)
         .bind(now)
@@ -530,48 +365,29 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn get_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>> {
-        let row: Option<ChallengeTuple> = on_pool!(&self.pool, |p| {
-            sqlx::query_as(
-            "SELECT challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at \
-             FROM challenges WHERE challenge_id = $1",
-        )
-        .bind(challenge_id)
-        .fetch_optional(p)
-        .await?
-        });
-        Ok(row.map(
-            |(challenge_id, identifier_hash, code_hash, attempts, created_at, expires_at)| {
-                Challenge {
-                    challenge_id,
-                    identifier_hash,
-                    code_hash,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    created_at,
-                    expires_at,
-                }
-            },
-        ))
+        let row: Option<challenge::ChallengeTuple> =
+            on_pool!(&self.pool, |p| sqlx::query_as(challenge::SELECT_SQL)
+                .bind(challenge_id)
+                .fetch_optional(p)
+                .await?);
+        Ok(row.map(Challenge::from))
     }
 
     async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "UPDATE challenges SET attempts = attempts + 1 WHERE challenge_id = $1"
-        )
-        .bind(challenge_id)
-        .execute(p)
-        .await
-        .map(|_| ())?);
+        on_pool!(&self.pool, |p| sqlx::query(challenge::FAILED_ATTEMPT_SQL)
+            .bind(challenge_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
     async fn delete_challenge(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(
-            "DELETE FROM challenges WHERE challenge_id = $1"
-        )
-        .bind(challenge_id)
-        .execute(p)
-        .await
-        .map(|_| ())?);
+        on_pool!(&self.pool, |p| sqlx::query(challenge::DELETE_SQL)
+            .bind(challenge_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
@@ -592,21 +408,17 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM accounts WHERE user_id = $1");
-        let row: Option<AccountTuple> = on_pool!(&self.pool, |p| sqlx::query_as(&sql)
-            .bind(user_id)
-            .fetch_optional(p)
-            .await?);
-        Ok(row.map(row_from))
+        let row: Option<AccountTuple> =
+            on_pool!(&self.pool, |p| sqlx::query_as(KEY_SERVER_ACCOUNTS.select)
+                .bind(user_id)
+                .fetch_optional(p)
+                .await?);
+        Ok(row.map(RecoveryRow::from))
     }
 
     async fn insert_account(&self, r: &RecoveryRow) -> Result<bool> {
-        let sql = format!(
-            "INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12) ON CONFLICT DO NOTHING"
-        );
-        let inserted = on_pool!(&self.pool, |p| bind_account_state!(
-            sqlx::query(&sql).bind(&r.user_id).bind(&r.identifier_hash),
+        let inserted = on_pool!(&self.pool, |p| bind_new_account!(
+            sqlx::query(KEY_SERVER_ACCOUNTS.insert),
             r
         )
         .execute(p)
@@ -616,20 +428,36 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn replace_account(&self, r: &RecoveryRow, expected_version: i64) -> Result<bool> {
-        let replaced = on_pool!(&self.pool, |p| bind_account_state!(
-            sqlx::query(
-                "UPDATE accounts SET share = $1, data_server_share = $2, key_server_share = $3, \
-                 auth_public = $4, envelope = $5, updated_at = $6, failures = $7, \
-                 last_failure_at = $8, pending_delta = $9, version = $10 \
-                 WHERE user_id = $11 AND version = $12"
-            ),
-            r
+        let replaced = on_pool!(&self.pool, |p| bind_account_update!(
+            sqlx::query(KEY_SERVER_ACCOUNTS.replace),
+            r,
+            expected_version
         )
-        .bind(&r.user_id)
-        .bind(expected_version)
         .execute(p)
         .await?
         .rows_affected());
         Ok(replaced == 1)
+    }
+}
+
+// The key hierarchy's view of the key server's database.
+#[async_trait]
+impl VaultBackend for KeyStore {
+    type Error = crate::error::Error;
+
+    async fn stored_vault_config(&self) -> Result<Option<Vec<u8>>> {
+        self.vault_config().await
+    }
+
+    async fn swap_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        self.put_vault_config(expected, config).await
+    }
+
+    async fn record_count(&self) -> Result<u64> {
+        self.account_count().await
+    }
+
+    async fn audit(&self, action: audit::Action<'_>) -> Result<()> {
+        self.append_action(action).await.map(|_| ())
     }
 }

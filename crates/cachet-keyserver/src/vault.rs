@@ -33,7 +33,8 @@ use cachet_proto::auth::{
     ParsedSignature, RequestTarget, MAX_SKEW_MS, OPERATOR_PREFIX, SIG_HEADER, UID_HEADER,
 };
 use cachet_proto::v1::{AuditLog, UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
-use cachet_vault::{holder, KeyHierarchy, ShareToken, VaultStorage};
+use cachet_server_common::vault::StorageVault;
+use cachet_vault::{holder, KeyHierarchy, ShareToken};
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -53,39 +54,11 @@ pub const PURPOSES: &[&str] = &[OPRF_SHARES, KEY_RINGS, IDENTIFIERS];
 const MAX_TOKEN: usize = 512;
 
 /// The key server's vault.
-pub type Vault = cachet_vault::Vault<BackendVault>;
-
-/// The vault's view of the key server's database.
-#[derive(Debug)]
-pub struct BackendVault(pub Arc<KeyStore>);
-
-#[async_trait]
-impl VaultStorage for BackendVault {
-    type Error = Error;
-
-    async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
-        self.0.vault_config().await
-    }
-
-    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
-        self.0.put_vault_config(expected, config).await
-    }
-
-    async fn holds_records(&self) -> Result<bool> {
-        Ok(self.0.account_count().await? > 0)
-    }
-
-    async fn record(&self, operator: &str, action: &str, detail: String) -> Result<()> {
-        self.0
-            .append_audit(now_ms(), operator, action, &detail)
-            .await
-            .map(|_| ())
-    }
-}
+pub type Vault = cachet_vault::Vault<StorageVault<KeyStore>>;
 
 /// Loads the vault of the key server's database.
 pub async fn load(backend: Arc<KeyStore>) -> Result<Arc<Vault>> {
-    Vault::load(BackendVault(backend), PURPOSES).await
+    Vault::load(StorageVault(backend), PURPOSES).await
 }
 
 /// The recovery backend the service sees: the SQLite backend with the protected columns

@@ -10,10 +10,6 @@ use cachet_recovery::wire;
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
 use serde_json::{json, Value};
 
-mod support {
-    pub mod postgres;
-}
-
 const PHONE: &str = "+33612345678";
 const USER: &str = "u_alice";
 
@@ -166,7 +162,8 @@ async fn enrol_then_recover_with_its_own_code() {
 /// The same over PostgreSQL storage (`--database-url`).
 #[tokio::test]
 async fn enrol_then_recover_on_postgres() {
-    support::postgres::with_database(|url| async move {
+    cachet_server_common::testing::with_database(env!("CARGO_CRATE_NAME"), |db| async move {
+        let url = db.url();
         enrol_then_recover(Ks::start(|c| c.database_url = Some(url)).await).await;
     })
     .await;
@@ -649,8 +646,8 @@ async fn healthz(ks: &Ks) -> (u16, Value) {
 /// during an outage, 200 once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_before_its_database_it_waits_and_healthz_reports_outages() {
-    support::postgres::with_database(|url| async move {
-        let (mut outage, relayed) = Outage::begin(&url);
+    cachet_server_common::testing::with_database(env!("CARGO_CRATE_NAME"), |db| async move {
+        let (mut outage, relayed) = Outage::begin(&db.url());
         let starting = tokio::spawn(Ks::start(move |c| c.database_url = Some(relayed)));
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         assert!(

@@ -2,10 +2,6 @@
 //! same behaviour from both, and PostgreSQL's concurrent writers kept in line.
 #![allow(clippy::unwrap_used)]
 
-mod support {
-    pub mod postgres;
-}
-
 use std::sync::Arc;
 
 use cachet_keyserver::service::Challenge;
@@ -151,7 +147,8 @@ async fn sqlite_store_conforms() {
 
 #[tokio::test]
 async fn postgres_store_conforms() {
-    support::postgres::with_database(|url| async move {
+    cachet_server_common::testing::with_database(env!("CARGO_CRATE_NAME"), |db| async move {
+        let url = db.url();
         let dir = tempfile::tempdir().unwrap();
         let store = KeyStore::connect(&url, dir.path()).await.unwrap();
         assert_eq!(store.kind(), "postgres");
@@ -169,7 +166,8 @@ async fn postgres_store_conforms() {
 /// replacements from the same version exactly one wins.
 #[tokio::test]
 async fn postgres_concurrent_writers_keep_the_chain_and_the_versions() {
-    support::postgres::with_database(|url| async move {
+    cachet_server_common::testing::with_database(env!("CARGO_CRATE_NAME"), |db| async move {
+        let url = db.url();
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(KeyStore::connect(&url, dir.path()).await.unwrap());
         let mut appends = tokio::task::JoinSet::new();

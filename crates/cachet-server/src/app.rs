@@ -1,226 +1,15 @@
-//! Shared state, extractors and the router.
+//! The router: every route, its layers, and the answers of the framework itself.
 
-use std::ops::Deref;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use bytes::Bytes;
-use cachet_proto::v1::ClientType;
-use cachet_proto::Message;
-use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 
 use crate::api;
-use crate::auth::{self, Authenticated, Principal};
-use crate::blob::BlobStore;
-use crate::config::Settings;
-use crate::error::{json_error_response, Error, Result};
-use crate::notify::CodeNotifier;
-use crate::store::Store;
-use crate::wake::MailboxSignal;
-
-/// Content type of every protobuf body.
-pub const PROTOBUF: &str = "application/x-protobuf";
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// Everything a handler may use.
-pub(crate) struct Inner {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub signal: Arc<dyn MailboxSignal>,
-    pub notifier: Arc<dyn CodeNotifier>,
-    /// The key hierarchy: sealed, unsealed or absent.
-    pub vault: Arc<crate::vault::Vault>,
-    /// The trust log: its key and Merkle tree.
-    pub trust: Arc<crate::trust_log::TrustLog>,
-    /// Turns true when the server starts shutting down; long polls end early.
-    pub shutdown: watch::Receiver<bool>,
-}
-
-#[derive(Clone)]
-pub(crate) struct AppState(pub Arc<Inner>);
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-/// A protobuf response body.
-pub(crate) struct Protobuf<T>(pub T);
-
-impl<T: Message> IntoResponse for Protobuf<T> {
-    fn into_response(self) -> Response {
-        (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF))],
-            self.0.encode_to_vec(),
-        )
-            .into_response()
-    }
-}
-
-/// 204 No Content.
-pub(crate) fn no_content() -> Response {
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// Reads a whole body, refusing more than `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge(limit)),
-        Err(e) => Err(Error::BadBody(e.to_string())),
-    }
-}
-
-/// A protobuf request body, decoded.
-pub(crate) struct Proto<T>(pub T);
-
-impl<T: Message + Default> FromRequest<AppState> for Proto<T> {
-    type Rejection = Error;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self> {
-        let bytes = read_body(req.into_body(), state.settings.max_body_bytes).await?;
-        Ok(Proto(cachet_proto::decode::message::<T>(&bytes)?))
-    }
-}
-
-/// The raw body (already bounded by the authentication layer).
-pub(crate) struct RawBody(pub Bytes);
-
-impl FromRequest<AppState> for RawBody {
-    type Rejection = Error;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self> {
-        let limit = state
-            .settings
-            .max_body_bytes
-            .max(state.settings.chunk_body_limit());
-        Ok(RawBody(read_body(req.into_body(), limit).await?))
-    }
-}
-
-/// Path parameters, with failures reported as `invalid_path`.
-pub(crate) struct ApiPath<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|e| Error::InvalidPath(e.body_text()))
-    }
-}
-
-/// `?after=N&limit=M` of paged GETs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PageQuery {
-    pub after: u64,
-    pub limit: Option<u32>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        let mut q = PageQuery::default();
-        for pair in parts.uri.query().unwrap_or("").split('&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "after" => {
-                    q.after = v
-                        .parse()
-                        .map_err(|_| Error::InvalidPath("after must be an integer".into()))?
-                }
-                "limit" => {
-                    q.limit = Some(
-                        v.parse()
-                            .map_err(|_| Error::InvalidPath("limit must be an integer".into()))?,
-                    )
-                }
-                _ => return Err(Error::InvalidPath(format!("unknown query parameter {k:?}"))),
-            }
-        }
-        Ok(q)
-    }
-}
-
-/// The authenticated user calling a user route.
-pub(crate) struct UserCaller {
-    pub user_id: String,
-    pub client_type: ClientType,
-    /// Set on [`crate::auth::DEFERRED_REPLAY_ROUTES`]: the handler must record it.
-    pub replay: Option<crate::store::SeenSignature>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for UserCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated {
-                principal: Principal::User(user_id),
-                client_type,
-                replay,
-            }) => Ok(UserCaller {
-                user_id: user_id.clone(),
-                client_type: *client_type,
-                replay: replay.clone(),
-            }),
-            Some(_) => Err(Error::UserOnly),
-            None => Err(Error::Internal("route is not behind authentication".into())),
-        }
-    }
-}
-
-/// The authenticated operator calling an operator route.
-pub(crate) struct OperatorCaller {
-    /// `op:<name>`, as recorded in the audit log.
-    pub operator_id: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for OperatorCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated {
-                principal: Principal::Operator(name),
-                ..
-            }) => Ok(OperatorCaller {
-                operator_id: format!("{}{name}", auth::OPERATOR_PREFIX),
-            }),
-            Some(_) => Err(Error::OperatorOnly),
-            None => Err(Error::Internal("route is not behind authentication".into())),
-        }
-    }
-}
+use crate::auth;
+use crate::error::{json_error_response, Error};
+use crate::state::AppState;
 
 /// Rewrites any error response that is not already JSON (from a layer or the framework)
 /// into the JSON error shape, so that clients can rely on it.
@@ -273,34 +62,11 @@ async fn refuse_while_sealed(
 /// answers (sealed or not: a sealed node is up, it waits for its operators), 503
 /// `database_unavailable` while it does not.
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let timeout = state.settings.database_timeout;
-    let database = match tokio::time::timeout(timeout, state.store.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!("no answer within {} ms", timeout.as_millis())),
-    };
+    let database =
+        cachet_http::health::ping_within(state.settings.database_timeout, state.store.ping())
+            .await;
     let vault = state.vault.status();
-    let mut body = serde_json::json!({
-        "status": if database.is_none() { "ok" } else { "unavailable" },
-        "database": if database.is_none() { "ok" } else { "unavailable" },
-        "initialised": vault.initialised,
-        "sealed": vault.sealed,
-    });
-    let status = match database {
-        None => StatusCode::OK,
-        Some(why) => {
-            tracing::warn!(error = %why, "health check: the database does not answer");
-            body["reason"] = "database_unavailable".into();
-            body["message"] = "the database is unavailable".into();
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-    };
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    cachet_http::health::health_answer(database, vault.initialised, vault.sealed)
 }
 
 /// Every route of the API.

@@ -14,33 +14,15 @@ use cachet_crypto::SignPublicKey;
 use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
 use cachet_proto::v1::ClientType;
 
-use crate::app::{now_ms, read_body, AppState};
 use crate::error::{Error, Result};
+use crate::extract::{read_body, Authenticated, Principal};
+use crate::state::{now_ms, AppState};
 use crate::store::SeenSignature;
 
 pub use cachet_proto::auth::{valid_operator_name, OPERATOR_PREFIX};
 
 /// Seen signatures are kept this much longer than the window, against clock steps.
 const REPLAY_MARGIN_MS: i64 = 60_000;
-
-/// Who signed a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Principal {
-    /// A registered user with current keys.
-    User(String),
-    /// An operator, by name (without the `op:` prefix).
-    Operator(String),
-}
-
-/// Inserted into the request by the authentication layer.
-#[derive(Debug, Clone)]
-pub(crate) struct Authenticated {
-    pub principal: Principal,
-    pub client_type: ClientType,
-    /// The replay-cache entry, when the handler writes it in its own commit
-    /// ([`DEFERRED_REPLAY_ROUTES`]); `None` when it is already written.
-    pub replay: Option<SeenSignature>,
-}
 
 /// Routes whose handler records the signature in the same commit as its own write
 /// (`Store::store_message_and_remember`, `Store::ack_and_remember`, or

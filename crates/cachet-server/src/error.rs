@@ -344,18 +344,7 @@ impl Error {
             VaultNotInitialised => (S::CONFLICT, "vault_not_initialised"),
             VaultAlreadyInitialised => (S::CONFLICT, "vault_already_initialised"),
             VaultNeedsEmptyDatabase => (S::CONFLICT, "vault_needs_empty_database"),
-            Vault(e) => {
-                use cachet_vault::VaultError as V;
-                match e {
-                    V::MalformedShare(_) => (S::BAD_REQUEST, "malformed_share"),
-                    V::CorruptShare { .. } => (S::BAD_REQUEST, "corrupt_share"),
-                    V::DuplicateShare { .. } => (S::CONFLICT, "duplicate_share"),
-                    V::WrongMasterKey => (S::BAD_REQUEST, "wrong_master_key"),
-                    V::InvalidSharing(_) => (S::BAD_REQUEST, "invalid_sharing"),
-                    V::ConcurrentChange => (S::CONFLICT, "concurrent_change"),
-                    _ => (S::INTERNAL_SERVER_ERROR, "internal_error"),
-                }
-            }
+            Vault(e) => cachet_server_common::errors::vault_status_and_reason(e),
 
             Database(e) if database_unavailable(e) => {
                 (S::SERVICE_UNAVAILABLE, "database_unavailable")
@@ -399,20 +388,7 @@ impl From<ProtoError> for Error {
     }
 }
 
-/// Whether a database error means the database cannot be reached (down, restarting,
-/// unreachable, out of connections) rather than that the request or the data is wrong.
-/// Such failures answer 503 `database_unavailable`, and a starting server waits them out.
-pub fn database_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-57P03: the server is shutting down or
-            // starting; 53300: too many connections.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
-    }
-}
+pub use cachet_server_common::errors::database_unavailable;
 
 impl Error {
     /// Whether this is a database that cannot be reached (see [`database_unavailable`]).
@@ -437,21 +413,7 @@ impl Error {
 /// `Retry-After` of a 503 `database_unavailable`.
 const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
 
-/// The JSON error body.
-pub(crate) fn error_body(reason: &str, message: &str) -> Vec<u8> {
-    serde_json::json!({ "reason": reason, "message": message })
-        .to_string()
-        .into_bytes()
-}
-
-pub(crate) fn json_error_response(status: StatusCode, reason: &str, message: &str) -> Response {
-    let mut response = (status, error_body(reason, message)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
+pub(crate) use cachet_server_common::errors::json_error_response;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {

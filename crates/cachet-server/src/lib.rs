@@ -29,17 +29,19 @@ mod auth;
 pub mod blob;
 pub mod config;
 pub mod error;
+mod extract;
 pub mod notify;
-pub mod private_files;
+pub use cachet_server_common::private_files;
+mod state;
 pub mod store;
 mod trust_log;
 pub mod vault;
 pub mod wake;
 
-pub use app::PROTOBUF;
 pub use auth::{valid_operator_name, OPERATOR_PREFIX};
 pub use config::{NotifierKind, S3Settings, Secret, ServerConfig, Settings, CHUNK_SIZE};
 pub use error::{Error, Result};
+pub use extract::PROTOBUF;
 
 use blob::{BlobStore, FsBlobStore, S3BlobStore};
 use notify::CodeNotifier;
@@ -188,7 +190,7 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
         components.store.clone(),
         vault.clone(),
     ));
-    let state = app::AppState(Arc::new(app::Inner {
+    let state = state::AppState(Arc::new(state::Inner {
         settings: settings.clone(),
         store: store.clone(),
         vault: vault.clone(),
@@ -256,7 +258,7 @@ async fn janitor(
 ) {
     let retention = i64::try_from(settings.web_retention.as_millis()).unwrap_or(i64::MAX);
     loop {
-        let now = app::now_ms();
+        let now = state::now_ms();
         match store
             .purge_expired(now, now.saturating_sub(retention))
             .await
@@ -296,7 +298,7 @@ pub async fn add_operator(
         None => Arc::new(SqliteStore::open_in(data_dir).await?),
     };
     let audit = AuditDraft {
-        timestamp: app::now_ms(),
+        timestamp: state::now_ms(),
         operator_id: "console".into(),
         action: "put_operator".into(),
         subject: format!("{OPERATOR_PREFIX}{name}"),

@@ -15,9 +15,9 @@ use cachet_crypto::{SignKeyPair, SignPublicKey};
 use cachet_trust::{Author, Block, Event, MerkleLog, SignedTreeHead, UserChain};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::app::now_ms;
 use crate::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
+use crate::state::now_ms;
 use crate::store::Store;
 
 /// Blocks read from the store per query while catching up.

@@ -1,18 +1,19 @@
-//! The data server's key hierarchy: its KEK purposes and its [`VaultStorage`] over the
+//! The data server's key hierarchy: its KEK purposes and its [`VaultBackend`] over the
 //! [`Store`]. The sealed/unsealed life itself is `cachet_vault::Vault`
 //! (`docs/operations.md`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cachet_server_common::audit::Action;
+use cachet_server_common::vault::{StorageVault, VaultBackend};
 pub use cachet_vault::Status;
-use cachet_vault::VaultStorage;
 
 use crate::error::{Error, Result};
 use crate::store::{AuditDraft, Store};
 
 /// The data server's vault.
-pub type Vault = cachet_vault::Vault<StoreVault>;
+pub type Vault = cachet_vault::Vault<StorageVault<dyn Store>>;
 
 /// KEK purposes of the data server.
 pub const PURPOSES: &[&str] = &[
@@ -36,42 +37,39 @@ pub const IDENTIFIERS: &str = "identifiers";
 /// Audit log subjects and details (sealed).
 pub const AUDIT: &str = "audit";
 
-/// The vault's view of the raw store (not the encrypting wrapper).
-pub struct StoreVault(pub Arc<dyn Store>);
-
+// The vault's view of the raw store (not the encrypting wrapper).
 #[async_trait]
-impl VaultStorage for StoreVault {
+impl<'a> VaultBackend for dyn Store + 'a {
     type Error = Error;
 
-    async fn vault_config(&self) -> Result<Option<Vec<u8>>> {
-        self.0.vault_config().await
+    async fn stored_vault_config(&self) -> Result<Option<Vec<u8>>> {
+        self.vault_config().await
     }
 
-    async fn put_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
-        self.0.put_vault_config(expected, config).await
+    async fn swap_vault_config(&self, expected: Option<&[u8]>, config: &[u8]) -> Result<bool> {
+        self.put_vault_config(expected, config).await
     }
 
-    async fn holds_records(&self) -> Result<bool> {
-        Ok(self.0.user_count().await? > 0)
+    async fn record_count(&self) -> Result<u64> {
+        self.user_count().await
     }
 
-    async fn record(&self, operator: &str, action: &str, detail: String) -> Result<()> {
-        self.0
-            .append_audit(&AuditDraft {
-                timestamp: crate::app::now_ms(),
-                operator_id: operator.to_owned(),
-                action: action.to_owned(),
-                subject: "vault".to_owned(),
-                detail,
-            })
-            .await
-            .map(|_| ())
+    async fn audit(&self, action: Action<'_>) -> Result<()> {
+        self.append_audit(&AuditDraft {
+            timestamp: action.timestamp,
+            operator_id: action.operator_id.to_owned(),
+            action: action.action.to_owned(),
+            subject: action.subject.to_owned(),
+            detail: action.detail.to_owned(),
+        })
+        .await
+        .map(|_| ())
     }
 }
 
 /// Loads the vault of the data server's database.
 pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Vault>> {
-    Vault::load(StoreVault(store), PURPOSES).await
+    Vault::load(StorageVault(store), PURPOSES).await
 }
 
 /// The form of an identifier hash the database keeps: a keyed hash once a vault protects

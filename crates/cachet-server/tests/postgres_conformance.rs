@@ -11,7 +11,6 @@
 mod common;
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,143 +20,32 @@ use cachet_server::store::{
     Store,
 };
 use cachet_server::ServerConfig;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use cachet_server_common::testing::{self, TestDb};
 
-/// Says that a suite is skipped, once per service and test binary, where a reader of the
-/// test output cannot miss it: written to the process's stderr directly, because the test
-/// harness captures `eprintln!` of passing tests and would hide it.
-fn announce_skip(service: &'static str, banner: &str) {
-    use std::io::Write;
-    static SHOWN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if shown.contains(&service) {
-        return;
-    }
-    shown.push(service);
-    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {banner} ***\n");
+/// A store on the test database, migrated.
+async fn open_store(db: &TestDb, max_connections: u32) -> PostgresStore {
+    PostgresStore::connect_with(db.options(), max_connections)
+        .await
+        .expect("store connects and migrates")
 }
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh database on the test server.
-#[derive(Clone)]
-struct TestDb {
-    admin: PgConnectOptions,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDb {
-    /// Creates the database, or returns `None` (after a notice) when PostgreSQL is not
-    /// there and `CI` is not set.
-    async fn create() -> Option<TestDb> {
-        let admin_url =
-            std::env::var("CACHET_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        let admin = PgConnectOptions::from_str(&admin_url)
-            .expect("CACHET_TEST_POSTGRES_URL is a valid PostgreSQL URL")
-            .disable_statement_logging();
-        let conn = tokio::time::timeout(Duration::from_secs(10), admin.connect()).await;
-        let mut conn = match conn {
-            Ok(Ok(conn)) => conn,
-            failure => {
-                // Never print a password.
-                let shown = reqwest::Url::parse(&admin_url)
-                    .map(|mut u| {
-                        let _ = u.set_password(None);
-                        u.to_string()
-                    })
-                    .unwrap_or_else(|_| "CACHET_TEST_POSTGRES_URL".to_owned());
-                let why = match failure {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                if std::env::var_os("CI").is_some() {
-                    panic!(
-                        "PostgreSQL is required in CI but cannot be reached at {shown} \
-                         ({why}); start it or set CACHET_TEST_POSTGRES_URL"
-                    );
-                }
-                announce_skip(
-                    "PostgreSQL",
-                    &format!(
-                        "PostgreSQL suite ({}) — cannot reach {shown} ({why}); start it or set \
-                         CACHET_TEST_POSTGRES_URL (with CI set this fails instead)",
-                        env!("CARGO_CRATE_NAME")
-                    ),
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "cachet_test_{}",
-            hex::encode(cachet_crypto::random_bytes::<8>())
-        );
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
-        conn.close().await.ok();
-        Some(TestDb {
-            admin,
-            admin_url,
-            name,
-        })
-    }
-
-    fn options(&self) -> PgConnectOptions {
-        self.admin.clone().database(&self.name)
-    }
-
-    /// The URL of the test database, for the server's `database_url`.
-    fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&self.admin_url).expect("URL");
-        url.set_path(&self.name);
-        url.to_string()
-    }
-
-    async fn store(&self, max_connections: u32) -> PostgresStore {
-        PostgresStore::connect_with(self.options(), max_connections)
-            .await
-            .expect("store connects and migrates")
-    }
-
-    async fn drop_database(&self) {
-        let mut conn: PgConnection = self.admin.connect().await.expect("admin connection");
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await
-            .expect("drop test database");
-        conn.close().await.ok();
-    }
-}
-
-/// Runs `body` on a fresh database and drops the database afterwards, even if `body`
-/// panics (the panic is then passed on).
+/// Runs `body` on a fresh database (skipped without PostgreSQL unless `CI` is set).
 async fn with_database<F, Fut>(body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
-    let outcome = tokio::spawn(body(db.clone())).await;
-    db.drop_database().await;
-    if let Err(e) = outcome {
-        match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("test task failed: {e}"),
-        }
-    }
+    testing::with_database(env!("CARGO_CRATE_NAME"), body).await
 }
 
 #[tokio::test]
 async fn postgres_store_conforms() {
     with_database(|db| async move {
-        let store = db.store(8).await;
+        let store = open_store(&db, 8).await;
         conformance::run_all(&store).await;
         store.close().await;
         // Connecting again runs no migration twice and keeps the data.
-        let again = db.store(2).await;
+        let again = open_store(&db, 2).await;
         cachet_server::audit::verify_audit_log(&again)
             .await
             .expect("chain still verifies");
@@ -169,7 +57,7 @@ async fn postgres_store_conforms() {
 #[tokio::test]
 async fn history_tables_refuse_rewrites() {
     with_database(|db| async move {
-        let store = db.store(2).await;
+        let store = open_store(&db, 2).await;
         store
             .append_audit(&draft("first"))
             .await
@@ -258,8 +146,8 @@ fn message(sender: &str, id: &str, digest: u8, to: &[&String]) -> NewMessage {
 #[tokio::test]
 async fn two_nodes_write_concurrently() {
     with_database(|db| async move {
-        let a: Arc<dyn Store> = Arc::new(db.store(6).await);
-        let b: Arc<dyn Store> = Arc::new(db.store(6).await);
+        let a: Arc<dyn Store> = Arc::new(open_store(&db, 6).await);
+        let b: Arc<dyn Store> = Arc::new(open_store(&db, 6).await);
         let alice = make_user(a.as_ref()).await;
         let bob = make_user(b.as_ref()).await;
         let carol = make_user(a.as_ref()).await;
@@ -412,7 +300,7 @@ impl Relay {
 
     /// The relay is not running until [`Relay::restore`].
     fn new(db: &TestDb) -> Relay {
-        let admin = reqwest::Url::parse(&db.admin_url).expect("URL");
+        let admin = reqwest::Url::parse(&db.url()).expect("URL");
         let host = admin.host_str().unwrap_or("127.0.0.1").to_owned();
         let upstream = format!("{host}:{}", admin.port().unwrap_or(5432));
         Relay {

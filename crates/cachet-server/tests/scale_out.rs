@@ -13,7 +13,6 @@
 #[path = "http/common.rs"]
 mod common;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,22 +20,7 @@ use bytes::Bytes;
 use cachet_server::blob::{self, BlobStore, S3BlobStore};
 use cachet_server::wake::{MailboxSignal, NatsSignal};
 use cachet_server::{S3Settings, ServerConfig};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
-
-/// Says that a suite is skipped, once per service and test binary, where a reader of the
-/// test output cannot miss it: written to the process's stderr directly, because the test
-/// harness captures `eprintln!` of passing tests and would hide it.
-fn announce_skip(service: &'static str, banner: &str) {
-    use std::io::Write;
-    static SHOWN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if shown.contains(&service) {
-        return;
-    }
-    shown.push(service);
-    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {banner} ***\n");
-}
+use cachet_server_common::testing::{announce_skip, TestDb};
 
 /// Skips (returns `None`) or, under CI, fails when a service is missing.
 fn missing(what: &'static str, why: &str) -> Option<std::convert::Infallible> {
@@ -72,61 +56,6 @@ async fn nats_signal(subject: &str) -> Option<NatsSignal> {
             missing("NATS", &e.to_string())?;
             None
         }
-    }
-}
-
-/// A fresh PostgreSQL database, dropped by [`TestDb::drop_database`].
-struct TestDb {
-    admin: PgConnectOptions,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDb {
-    async fn create() -> Option<TestDb> {
-        let admin_url = std::env::var("CACHET_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = PgConnectOptions::from_str(&admin_url)
-            .expect("CACHET_TEST_POSTGRES_URL is a PostgreSQL URL")
-            .disable_statement_logging();
-        let mut conn = match tokio::time::timeout(Duration::from_secs(10), admin.connect()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                missing("PostgreSQL", &e.to_string())?;
-                return None;
-            }
-            Err(_) => {
-                missing("PostgreSQL", "timed out")?;
-                return None;
-            }
-        };
-        let name = format!(
-            "cachet_test_{}",
-            hex::encode(cachet_crypto::random_bytes::<8>())
-        );
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
-        conn.close().await.ok();
-        Some(TestDb {
-            admin,
-            admin_url,
-            name,
-        })
-    }
-
-    fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&self.admin_url).expect("URL");
-        url.set_path(&self.name);
-        url.to_string()
-    }
-
-    async fn drop_database(&self) {
-        let mut conn: PgConnection = self.admin.connect().await.expect("admin connection");
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await
-            .expect("drop test database");
-        conn.close().await.ok();
     }
 }
 
@@ -172,7 +101,7 @@ async fn two_nodes_share_mail_and_wake_each_other() {
     if nats_signal(&subject).await.is_none() {
         return;
     }
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = TestDb::create(env!("CARGO_CRATE_NAME")).await else {
         return;
     };
     let url = db.url();

@@ -9,9 +9,10 @@ use sha2::Digest;
 
 use super::check_id;
 use super::register::random_id;
-use crate::app::{no_content, now_ms, ApiPath, AppState, Proto, Protobuf, RawBody, UserCaller};
 use crate::config::CHUNK_SIZE;
 use crate::error::{Error, Result};
+use crate::extract::{no_content, ApiPath, Proto, Protobuf, RawBody, UserCaller};
+use crate::state::{now_ms, AppState};
 use crate::store::AttachmentRow;
 
 /// Number of chunks of a stored object.

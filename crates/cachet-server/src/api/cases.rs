@@ -8,8 +8,9 @@ use cachet_proto::v1::{
 };
 
 use super::{check_id, envelope_list, page_limit};
-use crate::app::{now_ms, ApiPath, AppState, PageQuery, Proto, Protobuf, UserCaller};
 use crate::error::{Error, Result};
+use crate::extract::{ApiPath, PageQuery, Proto, Protobuf, UserCaller};
+use crate::state::{now_ms, AppState};
 
 /// Smallest secretbox output with its nonce: 24-byte nonce and 16-byte tag.
 const MIN_SEALED_FIELDS: usize = cachet_crypto::NONCE_LEN + cachet_crypto::MAC_LEN;

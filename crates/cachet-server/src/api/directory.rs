@@ -7,8 +7,9 @@ use cachet_proto::v1::{
 use cachet_trust::{Block, Event};
 
 use super::check_id;
-use crate::app::{now_ms, ApiPath, AppState, Proto, Protobuf, UserCaller};
 use crate::error::{Error, Result};
+use crate::extract::{ApiPath, Proto, Protobuf, UserCaller};
+use crate::state::{now_ms, AppState};
 
 /// Most hashes one discovery request may carry.
 pub const MAX_DISCOVER: usize = 1000;

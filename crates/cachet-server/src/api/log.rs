@@ -7,9 +7,11 @@ use cachet_proto::v1::{AppendBlock, LogBlock, LogBlocks, LogHead, LogProof};
 use cachet_trust::{Author, Block, MerkleLog};
 
 use super::check_id;
-use crate::app::{AppState, Proto, Protobuf};
-use crate::auth::{Authenticated, Principal, OPERATOR_PREFIX};
+use crate::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
+use crate::extract::{Authenticated, Principal};
+use crate::extract::{Proto, Protobuf};
+use crate::state::AppState;
 
 /// Most blocks one page of the whole log holds.
 const MAX_PAGE: u32 = 1000;

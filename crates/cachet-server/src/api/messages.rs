@@ -8,8 +8,9 @@ use cachet_proto::v1::{ClientType, EnvelopeList};
 use cachet_proto::Message;
 
 use super::{envelope_list, page_limit};
-use crate::app::{no_content, now_ms, AppState, PageQuery, Protobuf, RawBody, UserCaller};
 use crate::error::{Error, Result};
+use crate::extract::{no_content, PageQuery, Protobuf, RawBody, UserCaller};
+use crate::state::{now_ms, AppState};
 use crate::store::{Delivery, EnvelopePage, NewMessage, SendOutcome};
 
 pub(crate) async fn send(

@@ -9,8 +9,9 @@ use cachet_proto::Message;
 
 use super::check_id;
 use super::directory::profile;
-use crate::app::{now_ms, ApiPath, AppState, OperatorCaller, PageQuery, Proto, Protobuf};
 use crate::error::{Error, Result};
+use crate::extract::{ApiPath, OperatorCaller, PageQuery, Proto, Protobuf};
+use crate::state::{now_ms, AppState};
 use crate::store::AuditDraft;
 
 /// Longest free text an operator may attach to an action.

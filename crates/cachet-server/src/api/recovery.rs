@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, Role, Service};
 use cachet_recovery::wire::{self, RateLimit};
 
-use crate::app::{no_content, now_ms, AppState, OperatorCaller, RawBody, UserCaller};
+use crate::extract::{no_content, OperatorCaller, RawBody, UserCaller};
 use crate::notify::{CodeNotifier, Purpose};
+use crate::state::{now_ms, AppState};
 use crate::store::{self, AuditDraft, Store};
 
 type KsResult<T> = cachet_keyserver::Result<T>;

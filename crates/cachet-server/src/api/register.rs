@@ -10,8 +10,9 @@ use cachet_proto::v1::{
 use cachet_proto::Message;
 use subtle::ConstantTimeEq;
 
-use crate::app::{now_ms, AppState, Proto, Protobuf};
 use crate::error::{Error, Result};
+use crate::extract::{Proto, Protobuf};
+use crate::state::{now_ms, AppState};
 use crate::store::{Challenge, NewInstallation, NewUser};
 
 /// Longest display name, in characters.

@@ -8,8 +8,9 @@ use cachet_keyserver::vault::{shares_message, status_message};
 use cachet_proto::v1::{UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
 use cachet_vault::{holder, ShareToken};
 
-use crate::app::{AppState, OperatorCaller, Proto, Protobuf};
 use crate::error::{Error, Result};
+use crate::extract::{OperatorCaller, Proto, Protobuf};
+use crate::state::AppState;
 
 /// Longest share token accepted (a 32-byte share is about 70 characters).
 const MAX_TOKEN: usize = 512;

@@ -12,34 +12,21 @@ use async_trait::async_trait;
 use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
 
 use crate::error::Result;
+/// A pending registration: the one-time code (hashed) sent to an identifier (hashed); the
+/// same record as a recovery challenge of the key server.
+pub use cachet_keyserver::service::Challenge;
 pub use cachet_keyserver::RecoveryRow;
 
 pub mod conformance;
 pub mod encrypted;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod sqlite_writer;
 
 pub use encrypted::EncryptedStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-
-/// A pending registration: the one-time code (hashed) sent to an identifier (hashed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// Random id handed to the client.
-    pub challenge_id: String,
-    /// `discovery_hash` of the identifier; the identifier itself is not stored.
-    pub identifier_hash: Vec<u8>,
-    /// SHA-256 binding the challenge id and the code.
-    pub code_hash: Vec<u8>,
-    /// Wrong codes tried so far.
-    pub attempts: u32,
-    /// Creation time, ms since the epoch.
-    pub created_at: i64,
-    /// Expiry time, ms since the epoch.
-    pub expires_at: i64,
-}
 
 /// A user as the directory knows them (keys apart).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
-//! Files and directories only the server's own account may read: the data directory and
-//! everything the server writes in it (database and its `-wal`/`-shm` files, attachment
-//! chunks, development codes) hold metadata and secrets of every user.
+//! Files and directories only the server's own account may read: a server's data
+//! directory and everything it writes there (database and its `-wal`/`-shm` files,
+//! attachment chunks, development codes, key shares) hold metadata and secrets of every
+//! user.
 //!
 //! Directories are created `0700`, files `0600`, whatever the process umask; existing
 //! ones that are more open are tightened (and the change logged). On other platforms

@@ -1,0 +1,21 @@
+//! What the cachet data server and key server share, written once:
+//!
+//! * [`vault`]: the key hierarchy's view of a server's database ([`vault::StorageVault`]);
+//! * [`audit`]: the hash-chained operator audit log's rows and statements;
+//! * [`challenge`]: the statements of the one-time code challenges;
+//! * [`recovery`]: the statements of a recovery-account table (the data server's
+//!   `recovery_accounts`, the key server's `accounts`);
+//! * [`errors`]: which database failures mean "unavailable", how vault refusals and
+//!   errors answer over HTTP (the JSON error body);
+//! * [`private_files`]: data directories `0700` and files `0600`, whatever the umask;
+//! * `testing` (feature `testing`): a throwaway PostgreSQL database for the servers' tests.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod challenge;
+pub mod errors;
+pub mod private_files;
+pub mod recovery;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod vault;

@@ -1,0 +1,46 @@
+//! The state every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::blob::BlobStore;
+use crate::config::Settings;
+use crate::notify::CodeNotifier;
+use crate::store::Store;
+use crate::wake::MailboxSignal;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Everything a handler may use.
+pub(crate) struct Inner {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub signal: Arc<dyn MailboxSignal>,
+    pub notifier: Arc<dyn CodeNotifier>,
+    /// The key hierarchy: sealed, unsealed or absent.
+    pub vault: Arc<crate::vault::Vault>,
+    /// The trust log: its key and Merkle tree.
+    pub trust: Arc<crate::trust_log::TrustLog>,
+    /// Turns true when the server starts shutting down; long polls end early.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
