@@ -24,8 +24,8 @@ use cachet_trust::{
 };
 use rusqlite::{params, OptionalExtension};
 
-use crate::client::{Client, Contact, Session};
 use crate::error::{ClientError, Result};
+use crate::state::{Client, Contact, Session};
 use crate::trust::TrustState;
 
 /// Local meta key: the key version whose block is known to be in the log.
@@ -601,6 +601,3 @@ impl Client {
         check_heads(a, b, &proof, v.log_key()).map_err(refused("the two tree heads"))
     }
 }
-
-/// Pinned operators, for [`crate::ClientOptions::operators`]: `op:NAME` → key.
-pub type OperatorPins = BTreeMap<String, SignPublicKey>;
