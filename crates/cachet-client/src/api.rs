@@ -393,7 +393,8 @@ impl Api {
     }
 
     /// A signed protobuf `POST` whose answer carries nothing.
-    async fn post_proto(&self, path: &str, body: Vec<u8>, signer: &Signer) -> Result<()> {
+    async fn post_proto(&self, path: &str, body: &impl Message, signer: &Signer) -> Result<()> {
+        let body = body.encode_to_vec();
         self.send(
             Method::POST,
             path,

@@ -2,34 +2,31 @@
 //! local store and its server.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use cachet_crypto::boxes::PrecomputedBox;
 use cachet_crypto::fingerprint::{self, Identity};
 use cachet_crypto::{sign, BoxPublicKey, SignPublicKey, SymmetricKey};
 use cachet_proto::auth::Caller;
-use cachet_proto::v1::{self, ClientType, KeyChange, KeyRecord};
+use cachet_proto::v1::{self, KeyChange, KeyRecord};
 use cachet_proto::Message;
 use rusqlite::{params, OptionalExtension};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, Signer};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{ClientError, Result};
 use crate::local_files::LocalFiles;
-use crate::lockout::{Lockout, UNLOCK_WINDOW};
+use crate::lockout::Lockout;
 use crate::secret::{SecretKind, UnlockSecret};
-use crate::session_keyring::{platform_keyring, SessionKeyring};
 use crate::state::{Client, ClientOptions, Contact, KeyChangeReport, Remembered, Session};
 use crate::store::Store;
-use crate::trust::{KeyChangeEvidence, KeyTrust, SignedChangePolicy, TrustDecision, TrustState};
+use crate::trust::{KeyChangeEvidence, TrustDecision, TrustState};
 use crate::vault::{
-    create_private_dir, restrict_profile, write_atomic, Argon2idProtector, InstallationKeys,
-    KeyHistory, KeyRing, MasterKeyProtector, ProfileFile,
+    create_private_dir, restrict_profile, write_atomic, InstallationKeys, KeyHistory, KeyRing,
+    ProfileFile,
 };
 
 /// Build number sent in request signatures.
@@ -37,7 +34,7 @@ pub const BUILD_NUMBER: u32 = 1;
 
 const SESSION_FILE: &str = "session.json";
 /// The format of `session.json` written by this version: the master key sealed under a
-/// wrapping key kept in a [`SessionKeyring`]. (Earlier versions wrote the master key itself
+/// wrapping key kept in a [`SessionKeyring`](crate::session_keyring::SessionKeyring). (Earlier versions wrote the master key itself
 /// there, without a format number; such a file is wiped and removed when seen.)
 const SESSION_FORMAT: u32 = 2;
 /// Prefix of the descriptions of this client's keyring entries.
@@ -394,7 +391,7 @@ impl Client {
     /// forward. `cachet lock` ends it.
     ///
     /// No usable key is written to disk: a random wrapping key goes to the
-    /// [`SessionKeyring`] (the kernel keyring, which forgets it by itself when the window
+    /// [`SessionKeyring`](crate::session_keyring::SessionKeyring) (the kernel keyring, which forgets it by itself when the window
     /// runs out), and `session.json` (mode 0600) holds only the master key sealed under
     /// it and the keyring entry's description. A copy of the profile directory therefore
     /// opens nothing. Fails with [`ClientError::NoKeyring`] where no keyring is available:
@@ -1285,8 +1282,9 @@ fn current_record<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, SystemClock};
     use crate::session_keyring::NoKeyring;
-    use crate::vault::Argon2Params;
+    use crate::vault::{Argon2Params, Argon2idProtector};
 
     const TEST_PIN: &str = "38172";
 

@@ -6,7 +6,7 @@ use cachet_proto::v1::{self, payload::Body};
 use rusqlite::{params, OptionalExtension};
 
 use crate::error::{ClientError, Result};
-use crate::messaging::{new_message_id, Conversation, Event, MessageKind, StoredMessage};
+use crate::messaging::{new_message_id, Conversation, Event, StoredMessage};
 use crate::state::{Client, Session};
 
 /// Most members of a group.

@@ -13,8 +13,6 @@
 //! * `cachet audit` ([`Client::audit_log`], [`Client::compare_heads`]) checks a head by hand
 //!   and compares heads two clients saw.
 
-use std::collections::BTreeMap;
-
 use cachet_crypto::SignPublicKey;
 use cachet_trust::sth::check_heads;
 use cachet_trust::verifier::judge;

@@ -2,7 +2,7 @@
 //! through a real server on loopback.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use cachet_client::{Conversation, Event, MessageKind};
+use cachet_client::{Conversation, Event};
 use cachet_testkit::{texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use cachet_client::{ClientError, Split};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use cachet_cli::cli::{OperatorAction, OperatorArgs, SplitArgs};
 use cachet_cli::error::CliError;
