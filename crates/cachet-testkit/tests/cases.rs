@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cachet_client::{Conversation, Event, MessageKind};
+use cachet_client::{Conversation, Event};
 use cachet_testkit::{texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cachet_client::recovery::{Checks, RecoveryServers};
-use cachet_client::{Client, ClientError, Conversation, Event, MessageKind, UnlockSecret};
+use cachet_client::{Client, ClientError, Conversation, Event, UnlockSecret};
 use cachet_crypto::SignKeyPair;
 use cachet_keyserver::{KeyServerConfig, RunningKeyServer};
 use cachet_recovery::oprf::{self, ServerShare};
