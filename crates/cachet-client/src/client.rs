@@ -1284,7 +1284,8 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, SystemClock};
     use crate::session_keyring::NoKeyring;
-    use crate::vault::{Argon2Params, Argon2idProtector};
+    use crate::vault::{Argon2Params, Argon2idProtector, MasterKeyProtector};
+    use std::time::Duration;
 
     const TEST_PIN: &str = "38172";
 
