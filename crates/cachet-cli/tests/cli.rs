@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use cachet_server::{RunningServer, ServerConfig};
@@ -39,13 +40,8 @@ impl Env {
 
     /// `cachet --profile <name> ...` with a private config directory and no PIN set.
     fn cachet(&self, profile: &str) -> Command {
-        let mut cmd = Command::cargo_bin("cachet").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
-            .env("XDG_DATA_HOME", self.home.path().join("data"))
-            .arg("--profile")
+        let mut cmd = cachet_in(self.home.path());
+        cmd.arg("--profile")
             .arg(self.profile(profile))
             .arg("--server")
             .arg(&self.url);
@@ -61,6 +57,66 @@ impl Env {
             .success();
     }
 
+    /// Runs `cachet --profile <profile> ARGS` and returns what it did.
+    fn run(&self, profile: &str, args: &[&str]) -> Output {
+        self.cachet(profile).args(args).output().unwrap()
+    }
+
+    /// Runs `cachet --profile <profile> ARGS`, which must succeed.
+    fn ok(&self, profile: &str, args: &[&str]) {
+        self.cachet(profile).args(args).assert().success();
+    }
+
+    /// Runs `cachet --profile <profile> ARGS` with the profile's PIN in `CACHET_PIN`.
+    fn with_pin(&self, profile: &str, args: &[&str]) -> Output {
+        self.cachet(profile)
+            .env("CACHET_PIN", PIN)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The same, which must succeed.
+    fn with_pin_ok(&self, profile: &str, args: &[&str]) {
+        self.cachet(profile)
+            .env("CACHET_PIN", PIN)
+            .args(args)
+            .assert()
+            .success();
+    }
+
+    /// Creates the key of operator `name` (`<home>/<name>.key`) with `cachet operator
+    /// keygen` and registers it with `cachet server add-operator`.
+    fn add_operator(&self, name: &str) {
+        let key = self.home.path().join(format!("{name}.key"));
+        let out = self
+            .cachet("unused")
+            .args(["operator", "keygen", "--out"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let public = stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("public key: ").map(|k| k.trim().to_owned()))
+            .unwrap();
+        self.cachet("unused")
+            .args(["server", "add-operator", name, &public, "--data-dir"])
+            .arg(self.data.path())
+            .assert()
+            .success();
+    }
+
+    /// Runs `cachet operator --name <name> --key <its key> ARGS`.
+    fn operator(&self, name: &str, args: &[&str]) -> Output {
+        self.cachet("unused")
+            .args(["operator", "--name", name, "--key"])
+            .arg(self.home.path().join(format!("{name}.key")))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
@@ -68,15 +124,20 @@ impl Env {
     }
 }
 
-fn stderr(out: &std::process::Output) -> String {
+/// `register PHONE --name NAME --code CODE`.
+fn registration<'a>(phone: &'a str, name: &'a str, code: &'a str) -> [&'a str; 6] {
+    ["register", phone, "--name", name, "--code", code]
+}
+
+fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn stdout(out: &std::process::Output) -> String {
+fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn assert_one_line_error(out: &std::process::Output, code: i32, reason: &str) {
+fn assert_one_line_error(out: &Output, code: i32, reason: &str) {
     assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
     let err = stderr(out);
     let lines: Vec<&str> = err.lines().collect();
@@ -147,43 +208,25 @@ async fn register_send_and_read_through_the_cli() {
     let env = Env::start().await;
     env.register("alice", "+33611111111", "Dr Alice");
     env.register("bob", "+33622222222", "Bob");
-    env.cachet("alice")
-        .args(["contacts", "add", "+33622222222", "--as", "bob"])
-        .assert()
-        .success();
-    let out = env
-        .cachet("alice")
-        .args(["send", "bob", "Results", "are", "normal"])
-        .output()
-        .unwrap();
+    env.ok("alice", &["contacts", "add", "+33622222222", "--as", "bob"]);
+    let out = env.run("alice", &["send", "bob", "Results", "are", "normal"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("sent to bob: \"Results are normal\""));
     // Bob is still unlocked from registration (the unlock is remembered for 10 minutes).
-    let out = env.cachet("bob").args(["inbox"]).output().unwrap();
+    let out = env.run("bob", &["inbox"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("\"Results are normal\""),
         "{}",
         stdout(&out)
     );
-    let out = env
-        .cachet("bob")
-        .args(["--json", "contacts"])
-        .output()
-        .unwrap();
+    let out = env.run("bob", &["--json", "contacts"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list[0]["display_name"], "Dr Alice");
-    let out = env
-        .cachet("alice")
-        .args(["verify", "bob", "--no-qr"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["verify", "bob", "--no-qr"]);
     assert!(stdout(&out).contains("Safety number with bob"));
-    env.cachet("alice")
-        .args(["verify", "bob", "--confirm"])
-        .assert()
-        .success();
-    let out = env.cachet("alice").args(["status"]).output().unwrap();
+    env.ok("alice", &["verify", "bob", "--confirm"]);
+    let out = env.run("alice", &["status"]);
     assert!(stdout(&out).contains("unlocked"));
 
     // An attachment, then every file either profile holds is the owner's alone.
@@ -197,7 +240,7 @@ async fn register_send_and_read_through_the_cli() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = env.cachet("bob").args(["inbox"]).output().unwrap();
+    let out = env.run("bob", &["inbox"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut files = Vec::new();
     for profile in ["alice", "bob"] {
@@ -229,24 +272,7 @@ fn assert_private(dir: &Path, files: &mut Vec<String>) {
 fn a_pin_with_a_pattern_is_refused_at_registration() {
     let home = tempfile::tempdir().unwrap();
     for pin in ["12345", "00000", "54321", "24680", "12121"] {
-        let out = Command::cargo_bin("cachet")
-            .unwrap()
-            .env_clear()
-            .env("XDG_CONFIG_HOME", home.path())
-            .env("CACHET_PIN", pin)
-            .arg("--profile")
-            .arg(home.path().join("p"))
-            .args(["--server", "http://127.0.0.1:9"])
-            .args([
-                "register",
-                "+33655555556",
-                "--name",
-                "P",
-                "--code",
-                "000000",
-            ])
-            .output()
-            .unwrap();
+        let out = register_in(home.path(), "p", pin, "http://127.0.0.1:9", "+33655555556");
         assert_one_line_error(&out, 2, "PIN");
         assert!(stderr(&out).contains("pattern"), "{pin}: {}", stderr(&out));
         assert!(!home.path().join("p").exists());
@@ -257,7 +283,7 @@ fn a_pin_with_a_pattern_is_refused_at_registration() {
 async fn twenty_wrong_pins_from_twenty_processes_at_once_are_all_counted() {
     let env = Env::start().await;
     env.register("alice", "+33666666661", "Dr Alice");
-    env.cachet("alice").arg("lock").assert().success();
+    env.ok("alice", &["lock"]);
     let runs: Vec<std::process::Child> = (0..20)
         .map(|_| {
             let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cachet"));
@@ -274,7 +300,7 @@ async fn twenty_wrong_pins_from_twenty_processes_at_once_are_all_counted() {
             cmd.spawn().unwrap()
         })
         .collect();
-    let outputs: Vec<std::process::Output> = runs
+    let outputs: Vec<Output> = runs
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
@@ -288,20 +314,11 @@ async fn twenty_wrong_pins_from_twenty_processes_at_once_are_all_counted() {
     // seventeen were refused without trying the PIN.
     assert_eq!(said("wrong PIN or passphrase"), 3);
     assert_eq!(said("too many wrong attempts"), 17);
-    let out = env
-        .cachet("alice")
-        .args(["--json", "status"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["--json", "status"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["failed_unlocks"], 20);
     // Even the right PIN waits.
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .arg("contacts")
-        .output()
-        .unwrap();
+    let out = env.with_pin("alice", &["contacts"]);
     assert_one_line_error(&out, 3, "too many wrong attempts");
 }
 
@@ -310,34 +327,20 @@ async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
     let mut env = Env::start().await;
     env.register("alice", "+33633333333", "Dr Alice");
     env.register("bob", "+33644444444", "Bob");
-    env.cachet("alice")
-        .args(["contacts", "add", "+33644444444", "--as", "bob"])
-        .assert()
-        .success();
-    env.cachet("alice")
-        .args(["send", "bob", "first"])
-        .assert()
-        .success();
+    env.ok("alice", &["contacts", "add", "+33644444444", "--as", "bob"]);
+    env.ok("alice", &["send", "bob", "first"]);
     let before = profile_files(&env.profile("alice"));
 
     // Unknown contact.
-    let out = env
-        .cachet("alice")
-        .args(["send", "zed", "hello"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["send", "zed", "hello"]);
     assert_one_line_error(&out, 4, "unknown contact \"zed\"");
 
     // Missing file.
-    let out = env
-        .cachet("alice")
-        .args(["attach", "bob", "/nonexistent/scan.pdf"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["attach", "bob", "/nonexistent/scan.pdf"]);
     assert_one_line_error(&out, 4, "/nonexistent/scan.pdf");
 
     // Wrong PIN, after locking.
-    env.cachet("alice").arg("lock").assert().success();
+    env.ok("alice", &["lock"]);
     let out = env
         .cachet("alice")
         .env("CACHET_PIN", "00000")
@@ -345,27 +348,16 @@ async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
         .output()
         .unwrap();
     assert_one_line_error(&out, 3, "wrong PIN or passphrase");
-    let out = env.cachet("alice").arg("contacts").output().unwrap();
+    let out = env.run("alice", &["contacts"]);
     assert_one_line_error(&out, 3, "locked");
     // The right PIN still works, and the wrong one changed nothing.
-    env.cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .arg("unlock")
-        .assert()
-        .success();
+    env.with_pin_ok("alice", &["unlock"]);
 
     // A weak PIN at registration is refused before anything is sent.
     let out = env
         .cachet("carol")
         .env("CACHET_PIN", "123")
-        .args([
-            "register",
-            "+33655555555",
-            "--name",
-            "Carol",
-            "--code",
-            "000000",
-        ])
+        .args(registration("+33655555555", "Carol", "000000"))
         .output()
         .unwrap();
     assert_one_line_error(&out, 2, "PIN");
@@ -373,17 +365,9 @@ async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
 
     // Server down.
     env.stop().await;
-    let out = env
-        .cachet("alice")
-        .args(["send", "bob", "are you there?"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["send", "bob", "are you there?"]);
     assert_one_line_error(&out, 5, "cannot reach the server");
-    let out = env
-        .cachet("alice")
-        .args(["inbox", "bob", "--offline"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["inbox", "bob", "--offline"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("\"first\""));
 
@@ -405,52 +389,22 @@ async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_init_seal_unseal_and_audit_through_the_cli() {
     let env = Env::start().await;
-    let key = env.home.path().join("alice.key");
-    let out = env
-        .cachet("unused")
-        .args(["operator", "keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let public = text
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    env.cachet("unused")
-        .args(["server", "add-operator", "alice", &public, "--data-dir"])
-        .arg(env.data.path())
-        .assert()
-        .success();
+    env.add_operator("alice");
 
     // Without a key: a one-line reason and a hint.
-    let out = env
-        .cachet("unused")
-        .args(["operator", "--name", "alice", "seal"])
-        .output()
-        .unwrap();
+    let out = env.run("unused", &["operator", "--name", "alice", "seal"]);
     assert_one_line_error(&out, 2, "no operator key given");
 
-    let as_alice = |args: &[&str]| {
-        let mut cmd = env.cachet("unused");
-        cmd.args(["operator", "--name", "alice", "--key"])
-            .arg(&key)
-            .args(args);
-        cmd.output().unwrap()
+    let as_alice = |args: &[&str]| env.operator("alice", args);
+    // `init`, `rotate` or `reshare` into shares with a threshold of 2, written to `dir`.
+    let split = |command: &str, shares: &str, dir: &Path, holders: &[&str]| {
+        let mut args = vec![command, "--shares", shares, "--threshold", "2"];
+        args.extend_from_slice(holders);
+        args.extend(["--out-dir", dir.to_str().unwrap()]);
+        as_alice(&args)
     };
     let shares = env.home.path().join("shares");
-    let out = as_alice(&[
-        "init",
-        "--shares",
-        "3",
-        "--threshold",
-        "2",
-        "--out-dir",
-        shares.to_str().unwrap(),
-    ]);
+    let out = split("init", "3", &shares, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     for i in 1..=3 {
         assert!(shares.join(format!("share-{i}.txt")).is_file());
@@ -462,11 +416,7 @@ async fn operators_init_seal_unseal_and_audit_through_the_cli() {
     assert!(stdout(&out).contains("1 of 2"), "{}", stdout(&out));
     let out = as_alice(&["unseal", "--share-file", &share(3)]);
     assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
-    let out = env
-        .cachet("unused")
-        .args(["operator", "status"])
-        .output()
-        .unwrap();
+    let out = env.run("unused", &["operator", "status"]);
     assert!(stdout(&out).contains("unsealed"), "{}", stdout(&out));
 
     let out = as_alice(&["audit"]);
@@ -484,17 +434,7 @@ async fn operators_init_seal_unseal_and_audit_through_the_cli() {
     // Re-shared to named holders: the files hold sealed shares only, and the holder's
     // own key opens them at unseal.
     let sealed = env.home.path().join("sealed");
-    let out = as_alice(&[
-        "reshare",
-        "--shares",
-        "2",
-        "--threshold",
-        "2",
-        "--holders",
-        "alice,alice",
-        "--out-dir",
-        sealed.to_str().unwrap(),
-    ]);
+    let out = split("reshare", "2", &sealed, &["--holders", "alice,alice"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let file = |i: u32| sealed.join(format!("share-{i}-alice.sealed.txt"));
     let text = std::fs::read_to_string(file(1)).unwrap();
@@ -518,13 +458,10 @@ async fn audit_checks_saves_exports_and_compares_tree_heads() {
         env.home.path().join("b.head"),
     );
 
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["audit", "--full", "--export"])
-        .arg(&a)
-        .output()
-        .unwrap();
+    let out = env.with_pin(
+        "alice",
+        &["audit", "--full", "--export", a.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("(pinned)"), "{text}"); // pinned at registration
@@ -533,88 +470,59 @@ async fn audit_checks_saves_exports_and_compares_tree_heads() {
         "{text}"
     );
     assert!(text.contains("2 chains follow the rules"), "{text}");
-    env.cachet("bob")
-        .env("CACHET_PIN", PIN)
-        .args(["audit", "--export"])
-        .arg(&b)
-        .assert()
-        .success();
+    env.with_pin_ok("bob", &["audit", "--export", b.to_str().unwrap()]);
 
     // Alice's head (2 blocks) and Bob's (the same) extend one another.
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["--json", "audit", "--compare"])
-        .arg(&b)
-        .output()
-        .unwrap();
+    let out = env.with_pin(
+        "alice",
+        &["--json", "audit", "--compare", b.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["audit"]["size"], 2);
-    env.cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["audit", "--compare"])
-        .arg(&a)
-        .arg("--compare")
-        .arg(&b)
-        .assert()
-        .success();
+    env.with_pin_ok(
+        "alice",
+        &[
+            "audit",
+            "--compare",
+            a.to_str().unwrap(),
+            "--compare",
+            b.to_str().unwrap(),
+        ],
+    );
 
     // A head the server's log key did not sign (here: a flipped bit in its root).
     let mut forged = hex::decode(std::fs::read_to_string(&b).unwrap().trim()).unwrap();
     forged[20] ^= 1;
     let f = env.home.path().join("forged.head");
     std::fs::write(&f, hex::encode(&forged)).unwrap();
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["audit", "--compare"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = env.with_pin("alice", &["audit", "--compare", f.to_str().unwrap()]);
     assert_one_line_error(&out, 9, "not signed by the server's log key");
 
     // Not a head file at all.
     std::fs::write(&f, "hello").unwrap();
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["audit", "--compare"])
-        .arg(&f)
-        .output()
-        .unwrap();
+    let out = env.with_pin("alice", &["audit", "--compare", f.to_str().unwrap()]);
     assert_one_line_error(&out, 2, "hex");
 
     // Pinned operators come from the client configuration.
     let config = env.home.path().join("pins.toml");
     std::fs::write(&config, "[operators]\n\"op:support\" = \"00ff\"\n").unwrap();
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .arg("--client-config")
-        .arg(&config)
-        .arg("audit")
-        .output()
-        .unwrap();
+    let out = env.with_pin(
+        "alice",
+        &["--client-config", config.to_str().unwrap(), "audit"],
+    );
     assert_one_line_error(&out, 2, "operator \"op:support\"");
     std::fs::write(
         &config,
         format!("[operators]\n\"op:support\" = \"{}\"\n", "ab".repeat(32)),
     )
     .unwrap();
-    env.cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .arg("--client-config")
-        .arg(&config)
-        .arg("audit")
-        .assert()
-        .success();
+    env.with_pin_ok(
+        "alice",
+        &["--client-config", config.to_str().unwrap(), "audit"],
+    );
 
-    let out = env
-        .cachet("alice")
-        .args(["audit", "--help"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["audit", "--help"]);
     let help = stdout(&out);
     assert!(
         help.contains("trust on first use") && help.contains("--compare"),
@@ -651,31 +559,18 @@ async fn nothing_is_sent_to_a_key_changed_contact_until_accepted_through_the_cli
     let env = Env::start().await;
     env.register("alice", "+33677777701", "Dr Alice");
     env.register("bob", "+33677777702", "Bob");
-    env.cachet("alice")
-        .args(["contacts", "add", "+33677777702", "--as", "bob"])
-        .assert()
-        .success();
-    env.cachet("alice")
-        .args(["verify", "bob", "--confirm"])
-        .assert()
-        .success();
-    env.cachet("alice")
-        .args(["send", "bob", "before"])
-        .assert()
-        .success();
-    env.cachet("bob").arg("inbox").assert().success();
+    env.ok("alice", &["contacts", "add", "+33677777702", "--as", "bob"]);
+    env.ok("alice", &["verify", "bob", "--confirm"]);
+    env.ok("alice", &["send", "bob", "before"]);
+    env.ok("bob", &["inbox"]);
 
     // Someone who reads the one-time codes registers Bob's number with their own keys.
     env.register("mallory", "+33677777702", "Bob");
-    let out = env.cachet("alice").arg("inbox").output().unwrap();
+    let out = env.run("alice", &["inbox"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("CHANGED"), "{}", stderr(&out));
 
-    let out = env
-        .cachet("alice")
-        .args(["send", "bob", "the", "diagnosis"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["send", "bob", "the", "diagnosis"]);
     assert_one_line_error(&out, 7, "the keys of bob changed");
     assert!(
         stderr(&out).contains("nothing was sent"),
@@ -687,45 +582,26 @@ async fn nothing_is_sent_to_a_key_changed_contact_until_accepted_through_the_cli
         "{}",
         stderr(&out)
     );
-    let out = env
-        .cachet("alice")
-        .args(["--json", "send", "bob", "again"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["--json", "send", "bob", "again"]);
     assert_eq!(out.status.code(), Some(7));
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["error"]["kind"], "key_changed");
-    let out = env.cachet("mallory").arg("inbox").output().unwrap();
+    let out = env.run("mallory", &["inbox"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("diagnosis"), "{}", stdout(&out));
     // The conversation shows what happened.
-    let out = env
-        .cachet("alice")
-        .args(["inbox", "bob", "--offline"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["inbox", "bob", "--offline"]);
     assert!(stdout(&out).contains("KEY CHANGED"), "{}", stdout(&out));
 
     // Accepting the new keys without comparing: messages go to them again.
-    let out = env
-        .cachet("alice")
-        .args(["verify", "bob", "--accept"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["verify", "bob", "--accept"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("accepted the new keys of bob"));
-    env.cachet("alice")
-        .args(["send", "bob", "after"])
-        .assert()
-        .success();
-    let out = env.cachet("mallory").arg("inbox").output().unwrap();
+    env.ok("alice", &["send", "bob", "after"]);
+    let out = env.run("mallory", &["inbox"]);
     assert!(stdout(&out).contains("\"after\""), "{}", stdout(&out));
     // Nothing left to accept.
-    let out = env
-        .cachet("alice")
-        .args(["verify", "bob", "--accept"])
-        .output()
-        .unwrap();
+    let out = env.run("alice", &["verify", "bob", "--accept"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -738,6 +614,19 @@ fn cachet_in(home: &Path) -> Command {
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"));
     cmd
+}
+
+/// `cachet register` of `<home>/<profile>` at `server` with a made-up code, for the cases
+/// refused before anything is sent.
+fn register_in(home: &Path, profile: &str, pin: &str, server: &str, phone: &str) -> Output {
+    cachet_in(home)
+        .env("CACHET_PIN", pin)
+        .arg("--profile")
+        .arg(home.join(profile))
+        .args(["--server", server])
+        .args(registration(phone, "Carol", "000000"))
+        .output()
+        .unwrap()
 }
 
 async fn tls_server(data: &Path, name: &str) -> (RunningServer, PathBuf) {
@@ -799,21 +688,13 @@ async fn register_pins_the_server_certificate_and_plain_http_is_refused() {
     assert_one_line_error(&out, 5, "certificate is not trusted");
 
     // Plain http:// to anything but loopback is refused before connecting.
-    let out = cachet_in(home.path())
-        .env("CACHET_PIN", PIN)
-        .arg("--profile")
-        .arg(home.path().join("carol"))
-        .args(["--server", "http://192.0.2.10:7780"])
-        .args([
-            "register",
-            "+33677777712",
-            "--name",
-            "Carol",
-            "--code",
-            "123456",
-        ])
-        .output()
-        .unwrap();
+    let out = register_in(
+        home.path(),
+        "carol",
+        PIN,
+        "http://192.0.2.10:7780",
+        "+33677777712",
+    );
     assert_one_line_error(&out, 2, "plain http://");
     assert!(!home.path().join("carol").exists());
 }
@@ -825,12 +706,7 @@ async fn register_pins_the_server_certificate_and_plain_http_is_refused() {
 async fn operators_revoke_keys_and_verify_profiles_through_the_cli() {
     let env = Env::start().await;
     env.register("alice", "+33677777777", "Dr Alice");
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["--json", "status"])
-        .output()
-        .unwrap();
+    let out = env.with_pin("alice", &["--json", "status"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let alice_id = status["user_id"].as_str().unwrap().to_owned();
@@ -842,11 +718,7 @@ async fn operators_revoke_keys_and_verify_profiles_through_the_cli() {
         ),
         ("verify-profile", &["--note", "audit log", "verified"][..]),
     ] {
-        let out = env
-            .cachet("unused")
-            .args(["operator", action, "--help"])
-            .output()
-            .unwrap();
+        let out = env.run("unused", &["operator", action, "--help"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let help = stdout(&out);
         for needle in needles {
@@ -857,30 +729,8 @@ async fn operators_revoke_keys_and_verify_profiles_through_the_cli() {
         }
     }
 
-    let key = env.home.path().join("support.key");
-    let out = env
-        .cachet("unused")
-        .args(["operator", "keygen", "--out"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let public = stdout(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: ").map(|k| k.trim().to_owned()))
-        .unwrap();
-    env.cachet("unused")
-        .args(["server", "add-operator", "support", &public, "--data-dir"])
-        .arg(env.data.path())
-        .assert()
-        .success();
-    let as_support = |args: &[&str]| {
-        let mut cmd = env.cachet("unused");
-        cmd.args(["operator", "--name", "support", "--key"])
-            .arg(&key)
-            .args(args);
-        cmd.output().unwrap()
-    };
+    env.add_operator("support");
+    let as_support = |args: &[&str]| env.operator("support", args);
     let store = env.server.as_ref().unwrap().store();
 
     // The reason and the note are required.
@@ -901,12 +751,7 @@ async fn operators_revoke_keys_and_verify_profiles_through_the_cli() {
     assert_eq!(keys.revoked_by_operator, "op:support");
 
     // Revoked keys sign nothing any more.
-    let out = env
-        .cachet("alice")
-        .env("CACHET_PIN", PIN)
-        .args(["contacts", "add", "+33688888888"])
-        .output()
-        .unwrap();
+    let out = env.with_pin("alice", &["contacts", "add", "+33688888888"]);
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
 

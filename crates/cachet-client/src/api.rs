@@ -374,6 +374,39 @@ impl Api {
         Ok(cachet_proto::decode::message(&bytes)?)
     }
 
+    /// A signed `GET` answered with a protobuf message.
+    async fn get<Resp: Message + Default>(&self, path: &str, signer: &Signer) -> Result<Resp> {
+        self.proto(Method::GET, path, vec![], Some(signer)).await
+    }
+
+    /// A signed request whose body and answer are raw bytes (chunks, backups), with the
+    /// timeout of a chunk.
+    async fn octets(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        signer: &Signer,
+    ) -> Result<bytes::Bytes> {
+        self.send(method, path, body, OCTETS, Some(signer), CHUNK_TIMEOUT)
+            .await
+    }
+
+    /// A signed protobuf `POST` whose answer carries nothing.
+    async fn post_proto(&self, path: &str, body: &impl Message, signer: &Signer) -> Result<()> {
+        let body = body.encode_to_vec();
+        self.send(
+            Method::POST,
+            path,
+            body,
+            PROTOBUF,
+            Some(signer),
+            DEFAULT_TIMEOUT,
+        )
+        .await?;
+        Ok(())
+    }
+
     // ---- Registration (unsigned) ----
 
     pub async fn register_start(&self, identifier: &str) -> Result<v1::RegisterStartResponse> {
@@ -405,52 +438,26 @@ impl Api {
     // ---- Encrypted message backup (recovery) ----
 
     pub async fn put_backup(&self, s: &Signer, sealed: Vec<u8>) -> Result<()> {
-        self.send(
-            Method::POST,
-            "/api/v1/recovery/backup",
-            sealed,
-            OCTETS,
-            Some(s),
-            CHUNK_TIMEOUT,
-        )
-        .await?;
+        self.octets(Method::POST, "/api/v1/recovery/backup", sealed, s)
+            .await?;
         Ok(())
     }
 
     pub async fn get_backup(&self, s: &Signer) -> Result<bytes::Bytes> {
-        self.send(
-            Method::GET,
-            "/api/v1/recovery/backup",
-            Vec::new(),
-            OCTETS,
-            Some(s),
-            CHUNK_TIMEOUT,
-        )
-        .await
+        self.octets(Method::GET, "/api/v1/recovery/backup", Vec::new(), s)
+            .await
     }
 
     // ---- Directory ----
 
     pub async fn user(&self, s: &Signer, user_id: &str) -> Result<v1::UserProfile> {
         cachet_proto::decode::validate_id(user_id, "user_id")?;
-        self.proto(
-            Method::GET,
-            &format!("/api/v1/users/{user_id}"),
-            vec![],
-            Some(s),
-        )
-        .await
+        self.get(&format!("/api/v1/users/{user_id}"), s).await
     }
 
     pub async fn key_history(&self, s: &Signer, user_id: &str) -> Result<v1::KeyHistory> {
         cachet_proto::decode::validate_id(user_id, "user_id")?;
-        self.proto(
-            Method::GET,
-            &format!("/api/v1/users/{user_id}/keys"),
-            vec![],
-            Some(s),
-        )
-        .await
+        self.get(&format!("/api/v1/users/{user_id}/keys"), s).await
     }
 
     pub async fn discover(&self, s: &Signer, hashes: Vec<Vec<u8>>) -> Result<v1::DiscoverResponse> {
@@ -469,16 +476,13 @@ impl Api {
     // ---- Trust log ----
 
     pub async fn log_head(&self, s: &Signer) -> Result<v1::LogHead> {
-        self.proto(Method::GET, "/api/v1/log/head", vec![], Some(s))
-            .await
+        self.get("/api/v1/log/head", s).await
     }
 
     pub async fn log_consistency(&self, s: &Signer, from: u64, to: u64) -> Result<v1::LogProof> {
-        self.proto(
-            Method::GET,
+        self.get(
             &format!("/api/v1/log/proof/consistency?from={from}&to={to}"),
-            vec![],
-            Some(s),
+            s,
         )
         .await
     }
@@ -486,11 +490,9 @@ impl Api {
     /// One user's chain with inclusion proofs for the tree of `size` blocks.
     pub async fn log_chain(&self, s: &Signer, user_id: &str, size: u64) -> Result<v1::LogBlocks> {
         cachet_proto::decode::validate_id(user_id, "user_id")?;
-        self.proto(
-            Method::GET,
+        self.get(
             &format!("/api/v1/log/blocks?user_id={user_id}&size={size}"),
-            vec![],
-            Some(s),
+            s,
         )
         .await
     }
@@ -503,11 +505,9 @@ impl Api {
         limit: u32,
         size: u64,
     ) -> Result<v1::LogBlocks> {
-        self.proto(
-            Method::GET,
+        self.get(
             &format!("/api/v1/log/blocks?after={after}&limit={limit}&size={size}"),
-            vec![],
-            Some(s),
+            s,
         )
         .await
     }
@@ -574,23 +574,15 @@ impl Api {
 
     pub async fn attachment_status(&self, s: &Signer, id: &str) -> Result<v1::AttachmentStatus> {
         cachet_proto::decode::validate_id(id, "attachment_id")?;
-        self.proto(
-            Method::GET,
-            &format!("/api/v1/attachments/{id}"),
-            vec![],
-            Some(s),
-        )
-        .await
+        self.get(&format!("/api/v1/attachments/{id}"), s).await
     }
 
     pub async fn put_chunk(&self, s: &Signer, id: &str, index: u64, chunk: Vec<u8>) -> Result<()> {
-        self.send(
+        self.octets(
             Method::PUT,
             &format!("/api/v1/attachments/{id}/chunks/{index}"),
             chunk,
-            OCTETS,
-            Some(s),
-            CHUNK_TIMEOUT,
+            s,
         )
         .await?;
         Ok(())
@@ -598,13 +590,11 @@ impl Api {
 
     pub async fn get_chunk(&self, s: &Signer, id: &str, index: u64) -> Result<bytes::Bytes> {
         cachet_proto::decode::validate_id(id, "attachment_id")?;
-        self.send(
+        self.octets(
             Method::GET,
             &format!("/api/v1/attachments/{id}/chunks/{index}"),
             vec![],
-            OCTETS,
-            Some(s),
-            CHUNK_TIMEOUT,
+            s,
         )
         .await
     }
@@ -615,16 +605,8 @@ impl Api {
         id: &str,
         complete: &v1::CompleteAttachment,
     ) -> Result<()> {
-        self.send(
-            Method::POST,
-            &format!("/api/v1/attachments/{id}/complete"),
-            complete.encode_to_vec(),
-            PROTOBUF,
-            Some(s),
-            DEFAULT_TIMEOUT,
-        )
-        .await?;
-        Ok(())
+        self.post_proto(&format!("/api/v1/attachments/{id}/complete"), complete, s)
+            .await
     }
 
     // ---- Cases ----
@@ -635,19 +617,12 @@ impl Api {
     }
 
     pub async fn list_cases(&self, s: &Signer) -> Result<v1::CaseList> {
-        self.proto(Method::GET, "/api/v1/cases", vec![], Some(s))
-            .await
+        self.get("/api/v1/cases", s).await
     }
 
     pub async fn get_case(&self, s: &Signer, case_id: &str) -> Result<v1::CaseRecord> {
         cachet_proto::decode::validate_id(case_id, "case_id")?;
-        self.proto(
-            Method::GET,
-            &format!("/api/v1/cases/{case_id}"),
-            vec![],
-            Some(s),
-        )
-        .await
+        self.get(&format!("/api/v1/cases/{case_id}"), s).await
     }
 
     pub async fn add_participants(
@@ -656,16 +631,8 @@ impl Api {
         case_id: &str,
         add: &v1::AddParticipants,
     ) -> Result<()> {
-        self.send(
-            Method::POST,
-            &format!("/api/v1/cases/{case_id}/participants"),
-            add.encode_to_vec(),
-            PROTOBUF,
-            Some(s),
-            DEFAULT_TIMEOUT,
-        )
-        .await?;
-        Ok(())
+        self.post_proto(&format!("/api/v1/cases/{case_id}/participants"), add, s)
+            .await
     }
 
     pub async fn case_messages(
@@ -675,11 +642,9 @@ impl Api {
         after: u64,
     ) -> Result<v1::EnvelopeList> {
         cachet_proto::decode::validate_id(case_id, "case_id")?;
-        self.proto(
-            Method::GET,
+        self.get(
             &format!("/api/v1/cases/{case_id}/messages?after={after}"),
-            vec![],
-            Some(s),
+            s,
         )
         .await
     }

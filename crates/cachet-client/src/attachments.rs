@@ -28,9 +28,9 @@ use rusqlite::{params, OptionalExtension};
 use sha2::Digest;
 use zeroize::Zeroizing;
 
-use crate::client::{Client, Session};
 use crate::error::{ClientError, Result};
 use crate::messaging::{Conversation, MessageKind, StoredMessage};
+use crate::state::{Client, Session};
 
 /// Reports bytes done out of the total; returning `false` cancels the transfer, which
 /// can be resumed later.

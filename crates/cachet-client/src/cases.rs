@@ -14,9 +14,9 @@ use cachet_proto::Message;
 use rusqlite::{params, OptionalExtension};
 use zeroize::Zeroizing;
 
-use crate::client::{Client, Contact, Session};
 use crate::error::{ClientError, Result};
 use crate::messaging::{new_message_id, Conversation, Event, MessageKind, StoredMessage};
+use crate::state::{Client, Contact, Session};
 
 /// The first key epoch of a case.
 pub const FIRST_EPOCH: u32 = 1;

@@ -2,33 +2,31 @@
 //! local store and its server.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use cachet_crypto::boxes::PrecomputedBox;
 use cachet_crypto::fingerprint::{self, Identity};
 use cachet_crypto::{sign, BoxPublicKey, SignPublicKey, SymmetricKey};
 use cachet_proto::auth::Caller;
-use cachet_proto::v1::{self, ClientType, KeyChange, KeyRecord};
+use cachet_proto::v1::{self, KeyChange, KeyRecord};
 use cachet_proto::Message;
 use rusqlite::{params, OptionalExtension};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, Signer};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{ClientError, Result};
 use crate::local_files::LocalFiles;
-use crate::lockout::{Lockout, UNLOCK_WINDOW};
+use crate::lockout::Lockout;
 use crate::secret::{SecretKind, UnlockSecret};
-use crate::session_keyring::{platform_keyring, SessionKeyring};
+use crate::state::{Client, ClientOptions, Contact, KeyChangeReport, Remembered, Session};
 use crate::store::Store;
-use crate::trust::{KeyChangeEvidence, KeyTrust, SignedChangePolicy, TrustDecision, TrustState};
+use crate::trust::{KeyChangeEvidence, TrustDecision, TrustState};
 use crate::vault::{
-    create_private_dir, restrict_profile, write_atomic, Argon2idProtector, InstallationKeys,
-    KeyHistory, KeyRing, MasterKeyProtector, ProfileFile,
+    create_private_dir, restrict_profile, write_atomic, InstallationKeys, KeyHistory, KeyRing,
+    ProfileFile,
 };
 
 /// Build number sent in request signatures.
@@ -36,7 +34,7 @@ pub const BUILD_NUMBER: u32 = 1;
 
 const SESSION_FILE: &str = "session.json";
 /// The format of `session.json` written by this version: the master key sealed under a
-/// wrapping key kept in a [`SessionKeyring`]. (Earlier versions wrote the master key itself
+/// wrapping key kept in a [`SessionKeyring`](crate::session_keyring::SessionKeyring). (Earlier versions wrote the master key itself
 /// there, without a format number; such a file is wiped and removed when seen.)
 const SESSION_FORMAT: u32 = 2;
 /// Prefix of the descriptions of this client's keyring entries.
@@ -45,123 +43,6 @@ const SESSION_KEY_PREFIX: &str = "cachet:unlock:";
 /// The file of a profile that holds its pinned server certificate (PEM), written at
 /// registration when one is given.
 pub const PINNED_CERTIFICATE_FILE: &str = "server-ca.pem";
-
-/// How a [`Client`] is set up. `Default` gives the production settings.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Overrides the server URL recorded in the profile.
-    pub server_url: Option<String>,
-    /// The clock (injectable for tests).
-    pub clock: Arc<dyn Clock>,
-    /// How the master key is protected.
-    pub protector: Arc<dyn MasterKeyProtector>,
-    /// Who decides whether a verified contact stays verified across a key change.
-    pub trust: Arc<dyn KeyTrust>,
-    /// How long an unlock lasts after the last use (whitepaper 10.2: ten minutes).
-    pub unlock_window: Duration,
-    /// Where a remembered unlock keeps its wrapping key ([`Client::remember_unlock`]):
-    /// the kernel keyring on Linux; with [`NoKeyring`](crate::session_keyring::NoKeyring)
-    /// nothing is remembered.
-    pub session_keyring: Arc<dyn SessionKeyring>,
-    /// Refuse to share new keys with contacts never verified (not only with contacts whose
-    /// verified keys changed).
-    pub require_verified: bool,
-    /// Certificate pinning: a PEM certificate (a certificate authority, or the server's
-    /// own self-signed certificate) to trust instead of the system's roots. Given at
-    /// registration, it is stored in the profile ([`PINNED_CERTIFICATE_FILE`]) and used for
-    /// every later request of that profile (messages, attachments, recovery at the key
-    /// server); a profile's stored pin takes precedence over this option when opening.
-    pub root_certificate_pem: Option<Vec<u8>>,
-    /// How sends whose answer was lost, or refused for a passing reason, are retried.
-    pub retry: crate::api::RetryPolicy,
-    /// The kind of client named in request signatures.
-    pub client_type: ClientType,
-    /// Chunk format of new attachments: version 2 (default) authenticates the end of the
-    /// stream; version 1, the whitepaper's, only for peers that cannot read version 2.
-    pub attachment_format: cachet_crypto::attachment::FormatVersion,
-    /// Operators whose blocks in the trust log this client accepts (`op:NAME` → key,
-    /// pinned by configuration). A block signed as any other operator is refused.
-    pub operators: crate::trust_log::OperatorPins,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            server_url: None,
-            clock: Arc::new(SystemClock),
-            protector: Arc::new(Argon2idProtector::default()),
-            trust: Arc::new(SignedChangePolicy),
-            unlock_window: UNLOCK_WINDOW,
-            session_keyring: platform_keyring(),
-            require_verified: false,
-            root_certificate_pem: None,
-            retry: crate::api::RetryPolicy::default(),
-            client_type: ClientType::Desktop,
-            attachment_format: cachet_crypto::attachment::FormatVersion::V2,
-            operators: crate::trust_log::OperatorPins::new(),
-        }
-    }
-}
-
-/// A contact as stored locally.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Contact {
-    /// The server's user id.
-    pub user_id: String,
-    /// The local name used to address them (`cachet send ALIAS ...`).
-    pub alias: String,
-    /// The name they registered with.
-    pub display_name: String,
-    /// The phone number or e-mail address they were found by, if any.
-    pub identifier: String,
-    /// Their current key version.
-    pub key_version: u32,
-    /// Their current Box Key.
-    #[serde(serialize_with = "ser_box")]
-    pub box_key: BoxPublicKey,
-    /// Their current Sign Key.
-    #[serde(serialize_with = "ser_sign")]
-    pub sign_key: SignPublicKey,
-    /// Whether an operator checked their profile (whitepaper 10.5).
-    pub operator_verified: bool,
-    /// Whether the user compared safety numbers with them.
-    pub trust: TrustState,
-}
-
-fn ser_box<S: serde::Serializer>(k: &BoxPublicKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(k.as_bytes()))
-}
-
-fn ser_sign<S: serde::Serializer>(k: &SignPublicKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(k.as_bytes()))
-}
-
-/// What happened when a contact's keys changed.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyChangeReport {
-    /// The contact.
-    pub user_id: String,
-    /// Their local name.
-    pub alias: String,
-    /// The key version before.
-    pub old_version: u32,
-    /// The key version now.
-    pub new_version: u32,
-    /// Whether they were verified before the change.
-    pub was_verified: bool,
-    /// Whether they are verified after it.
-    pub still_verified: bool,
-    /// Why (policy verdict or the reason of the change).
-    pub note: String,
-}
-
-impl KeyChangeReport {
-    /// Whether this change must be shown as a loud warning: a verified contact lost their
-    /// verification.
-    pub fn is_alarm(&self) -> bool {
-        self.was_verified && !self.still_verified
-    }
-}
 
 /// The safety number of the user and a contact, to compare face to face.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -175,14 +56,6 @@ pub struct SafetyNumber {
 
 fn ser_bytes_hex<S: serde::Serializer>(k: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(k))
-}
-
-/// A remembered unlock: the keyring entry holding the wrapping key, and the master key
-/// sealed under it (as written to `session.json`).
-#[derive(Debug, Clone)]
-struct Remembered {
-    description: String,
-    sealed_master_key: String,
 }
 
 /// `session.json`.
@@ -208,46 +81,6 @@ fn session_wrap_key(keyring_secret: &SymmetricKey, description: &str) -> Symmetr
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&h.finalize());
     SymmetricKey::from_bytes(*out)
-}
-
-/// The unlocked state: keys, database, caches. Dropped on lock or after the window.
-pub(crate) struct Session {
-    pub ring: KeyRing,
-    master: SymmetricKey,
-    remembered: Mutex<Option<Remembered>>,
-    store: Mutex<Store>,
-    pub files: LocalFiles,
-    boxes: Mutex<HashMap<(BoxPublicKey, BoxPublicKey), Arc<PrecomputedBox>>>,
-    last_used_ms: AtomicI64,
-}
-
-impl Session {
-    pub fn db(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// One profile: a user's installation with its keys, local store and server.
-///
-/// A `Client` starts locked ([`Client::open`]); [`Client::unlock`] with the PIN or
-/// passphrase opens the keys and the database for [`ClientOptions::unlock_window`] after
-/// the last use.
-#[derive(Debug)]
-pub struct Client {
-    pub(crate) dir: PathBuf,
-    pub(crate) profile: ProfileFile,
-    pub(crate) api: Api,
-    pub(crate) options: ClientOptions,
-    /// The pinned certificate every connection of this profile trusts, if any.
-    pub(crate) pinned_certificate: Option<Vec<u8>>,
-    lockout: Lockout,
-    session: Mutex<Option<Arc<Session>>>,
-}
-
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").finish_non_exhaustive()
-    }
 }
 
 /// A registration waiting for its one-time code.
@@ -558,7 +391,7 @@ impl Client {
     /// forward. `cachet lock` ends it.
     ///
     /// No usable key is written to disk: a random wrapping key goes to the
-    /// [`SessionKeyring`] (the kernel keyring, which forgets it by itself when the window
+    /// [`SessionKeyring`](crate::session_keyring::SessionKeyring) (the kernel keyring, which forgets it by itself when the window
     /// runs out), and `session.json` (mode 0600) holds only the master key sealed under
     /// it and the keyring entry's description. A copy of the profile directory therefore
     /// opens nothing. Fails with [`ClientError::NoKeyring`] where no keyring is available:
@@ -1449,8 +1282,10 @@ fn current_record<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, SystemClock};
     use crate::session_keyring::NoKeyring;
-    use crate::vault::Argon2Params;
+    use crate::vault::{Argon2Params, Argon2idProtector, MasterKeyProtector};
+    use std::time::Duration;
 
     const TEST_PIN: &str = "38172";
 

@@ -5,9 +5,9 @@
 use cachet_proto::v1::{self, payload::Body};
 use rusqlite::{params, OptionalExtension};
 
-use crate::client::{Client, Session};
 use crate::error::{ClientError, Result};
-use crate::messaging::{new_message_id, Conversation, Event, MessageKind, StoredMessage};
+use crate::messaging::{new_message_id, Conversation, Event, StoredMessage};
+use crate::state::{Client, Session};
 
 /// Most members of a group.
 pub const MAX_GROUP_MEMBERS: usize = 256;
@@ -77,27 +77,9 @@ impl Client {
     pub async fn send_group_text(&self, group_id: &str, text: &str) -> Result<StoredMessage> {
         let s = self.session()?;
         let members = self.group_members(&s, group_id)?;
-        let (message_id, ts) = self
-            .send_payload(
-                &s,
-                &members,
-                group_id,
-                Body::Text(v1::Text {
-                    body: text.to_owned(),
-                }),
-            )
-            .await?;
-        self.store_message(
-            &s,
-            &Conversation::Group(group_id.to_owned()),
-            &message_id,
-            &self.profile.user_id,
-            MessageKind::Text,
-            text,
-            None,
-            ts,
-        )?
-        .ok_or_else(|| ClientError::Database("message id collision".into()))
+        let conversation = Conversation::Group(group_id.to_owned());
+        self.send_text_in(&s, &conversation, &members, group_id, text)
+            .await
     }
 
     /// Every group the user is in.

@@ -36,6 +36,7 @@ pub mod operator;
 pub mod recovery;
 pub mod secret;
 pub mod session_keyring;
+mod state;
 mod store;
 pub mod trust;
 mod trust_log;
@@ -46,8 +47,7 @@ pub use attachments::{no_progress, AttachmentInfo, PendingUpload, Progress};
 pub use cachet_trust::{SignedTreeHead, TrustError};
 pub use cases::{open_case_fields, seal_case_fields, Case};
 pub use client::{
-    Client, ClientOptions, Contact, KeyChangeReport, NewProfile, PendingRegistration, SafetyNumber,
-    BUILD_NUMBER, PINNED_CERTIFICATE_FILE,
+    NewProfile, PendingRegistration, SafetyNumber, BUILD_NUMBER, PINNED_CERTIFICATE_FILE,
 };
 pub use error::{human_duration, ClientError, Result};
 pub use groups::Group;
@@ -55,8 +55,9 @@ pub use local_files::{seal_local_record, LocalFiles, LOCAL_FILE_MAGIC};
 pub use messaging::{Conversation, Event, MessageKind, StoredMessage};
 pub use operator::{AuditReport, OperatorClient, Split};
 pub use secret::{SecretKind, UnlockSecret};
+pub use state::{Client, ClientOptions, Contact, KeyChangeReport, OperatorPins};
 pub use trust::{KeyTrust, SignedChangePolicy, TrustState};
-pub use trust_log::{format_head, parse_head, LogAudit, OperatorPins};
+pub use trust_log::{format_head, parse_head, LogAudit};
 pub use vault::{
     Argon2Params, Argon2idProtector, InstallationKeys, KeyHistory, MasterKeyProtector,
 };

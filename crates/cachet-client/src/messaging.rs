@@ -10,8 +10,8 @@ use cachet_proto::v1::{self, payload::Body, Envelope, Payload, RecipientCipherte
 use cachet_proto::Message;
 use rusqlite::{params, OptionalExtension};
 
-use crate::client::{Client, KeyChangeReport, Session};
 use crate::error::{ClientError, Result};
+use crate::state::{Client, KeyChangeReport, Session};
 
 /// Where a message belongs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -267,19 +267,28 @@ impl Client {
     pub async fn send_text(&self, user_id: &str, text: &str) -> Result<StoredMessage> {
         let s = self.session()?;
         let contact = self.ensure_contact(user_id).await?;
-        let (message_id, ts) = self
-            .send_payload(
-                &s,
-                std::slice::from_ref(&contact.user_id),
-                "",
-                Body::Text(v1::Text {
-                    body: text.to_owned(),
-                }),
-            )
-            .await?;
+        let conversation = Conversation::Direct(contact.user_id.clone());
+        self.send_text_in(&s, &conversation, &[contact.user_id], "", text)
+            .await
+    }
+
+    /// Seals a text to `recipients` (with the group id, if any), sends it, and stores it
+    /// in `conversation`.
+    pub(crate) async fn send_text_in(
+        &self,
+        s: &Session,
+        conversation: &Conversation,
+        recipients: &[String],
+        group_id: &str,
+        text: &str,
+    ) -> Result<StoredMessage> {
+        let body = Body::Text(v1::Text {
+            body: text.to_owned(),
+        });
+        let (message_id, ts) = self.send_payload(s, recipients, group_id, body).await?;
         self.store_message(
-            &s,
-            &Conversation::Direct(contact.user_id.clone()),
+            s,
+            conversation,
             &message_id,
             &self.profile.user_id,
             MessageKind::Text,

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use cachet_crypto::SignKeyPair;
+use cachet_crypto::{holder, CryptoError, SignKeyPair};
 use cachet_proto::auth::Caller;
 use cachet_proto::v1::{self, ClientType};
 use cachet_proto::Message;
 use cachet_trust::{Author, Block, BlockBody, Event};
 use reqwest::Method;
+use zeroize::Zeroizing;
 
 use crate::api::{Api, Signer};
 use crate::clock::{Clock, SystemClock};
@@ -122,14 +123,20 @@ impl OperatorClient {
     /// Enters one share: a plain token, or a share sealed to this operator (opened here
     /// with the operator's own key; the server only ever sees the token).
     pub async fn unseal(&self, token: &str) -> Result<v1::VaultStatus> {
-        let token = if cachet_vault::holder::is_sealed_share(token) {
-            cachet_vault::holder::open_share(token, &self.signer.key)
-                .map_err(|e| ClientError::InvalidInput(e.to_string()))?
+        let token = if holder::is_sealed_share(token) {
+            holder::open_share(token, &self.signer.key).map_err(|e| {
+                ClientError::InvalidInput(match e {
+                    CryptoError::Decrypt => {
+                        "this sealed share belongs to another holder (or was tampered with)".into()
+                    }
+                    e => e.to_string(),
+                })
+            })?
         } else {
-            cachet_vault::ShareToken::from_text(token)
+            Zeroizing::new(token.to_owned())
         };
         let body = v1::UnsealShare {
-            token: token.expose_secret().to_owned(),
+            token: token.trim().to_owned(),
         }
         .encode_to_vec();
         self.call(Method::POST, "/api/v1/operator/vault/unseal", body, true)

@@ -18,9 +18,10 @@ use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::{Client, ClientOptions, NewProfile, PendingRegistration};
+use crate::client::{NewProfile, PendingRegistration};
 use crate::error::{ClientError, Result};
 use crate::secret::UnlockSecret;
+use crate::state::{Client, ClientOptions};
 use crate::vault::{InstallationKeys, KeyHistory};
 
 const META_KEY_SERVER: &str = "recovery.key_server";

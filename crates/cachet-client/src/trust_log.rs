@@ -13,8 +13,6 @@
 //! * `cachet audit` ([`Client::audit_log`], [`Client::compare_heads`]) checks a head by hand
 //!   and compares heads two clients saw.
 
-use std::collections::BTreeMap;
-
 use cachet_crypto::SignPublicKey;
 use cachet_trust::sth::check_heads;
 use cachet_trust::verifier::judge;
@@ -24,8 +22,8 @@ use cachet_trust::{
 };
 use rusqlite::{params, OptionalExtension};
 
-use crate::client::{Client, Contact, Session};
 use crate::error::{ClientError, Result};
+use crate::state::{Client, Contact, Session};
 use crate::trust::TrustState;
 
 /// Local meta key: the key version whose block is known to be in the log.
@@ -601,6 +599,3 @@ impl Client {
         check_heads(a, b, &proof, v.log_key()).map_err(refused("the two tree heads"))
     }
 }
-
-/// Pinned operators, for [`crate::ClientOptions::operators`]: `op:NAME` → key.
-pub type OperatorPins = BTreeMap<String, SignPublicKey>;

@@ -29,6 +29,9 @@ pub enum CryptoError {
     /// An attachment stream was malformed: truncated, extended past its end, or out of order.
     #[error("attachment stream: {0}")]
     Stream(&'static str),
+    /// A share sealed to its holder was malformed ([`crate::holder`]).
+    #[error("not a cachet key share: {0}")]
+    SealedShare(&'static str),
     /// An unknown format version.
     #[error("unsupported format version {0}")]
     UnsupportedVersion(u32),

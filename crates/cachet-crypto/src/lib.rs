@@ -12,6 +12,7 @@
 //! * [`attachment`]: the chunked attachment format, version 1 (the whitepaper's) and
 //!   version 2 (which also authenticates the end of the stream).
 //! * [`fingerprint`]: safety numbers and QR payloads for face-to-face key verification.
+//! * [`holder`]: master-key shares sealed to their holders' Ed25519 keys.
 //!
 //! Secrets live in newtypes that zeroize on drop, compare in constant time and never
 //! print ([`keys`]).
@@ -21,6 +22,9 @@ pub mod attachment;
 pub mod boxes;
 mod error;
 pub mod fingerprint;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod holder;
 pub mod keys;
 pub mod local_file;
 pub mod secretbox;

@@ -5,81 +5,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
-use cachet_crypto::local_file::{open_file, seal_file, seal_record, MAGIC};
+use cachet_crypto::fuzzing::{
+    check_local_file, LOCAL_FILE_KEY as KEY, LOCAL_FILE_RECORD as RECORD,
+};
+use cachet_crypto::local_file::{open_file, seal_file};
 use cachet_crypto::SymmetricKey;
 
-/// Record size of the fuzz target (2 MiB on disk).
-const RECORD: usize = 64;
-/// The key the seeds are sealed under and the fuzz target opens with.
-const KEY: [u8; 32] = [0x11; 32];
+include!("../../../fuzz/replay.rs");
 
-fn folder(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(kind)
-        .join("local_file")
-}
-
-fn inputs() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for kind in ["seeds", "corpus"] {
-        let Ok(entries) = fs::read_dir(folder(kind)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                out.push(fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// What the `local_file` fuzz target runs (see its comment for the two modes).
-fn local_file(data: &[u8]) {
-    let key = SymmetricKey::from_bytes(KEY);
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    if mode.is_multiple_of(2) {
-        let _ = open_file(rest, &key, RECORD);
-        return;
-    }
-    let mut file = MAGIC.to_vec();
-    let mut expected = Vec::new();
-    let mut in_order = true;
-    let mut finished = false;
-    let mut input = rest;
-    let mut position = 0u64;
-    while let [index, flag, len, tail @ ..] = input {
-        let take = usize::from(*len).min(RECORD).min(tail.len());
-        let (chunk, next) = tail.split_at(take);
-        let is_final = *flag == 1;
-        file.extend_from_slice(&seal_record(u64::from(*index), is_final, chunk, &key));
-        if finished || u64::from(*index) != position || (!is_final && chunk.len() != RECORD) {
-            in_order = false;
-        }
-        expected.extend_from_slice(chunk);
-        finished |= is_final;
-        position += 1;
-        input = next;
-    }
-    let opened = open_file(&file, &key, RECORD);
-    if in_order && finished && position > 0 {
-        assert_eq!(opened.as_deref().map(|v| v.as_slice()), Ok(&expected[..]));
-    } else {
-        assert!(opened.is_err());
-    }
-    let sealed = seal_file(rest, &key, RECORD);
-    assert_eq!(
-        open_file(&sealed, &key, RECORD)
-            .as_deref()
-            .map(|v| v.as_slice()),
-        Ok(rest)
-    );
+fn folder(kind: &str) -> std::path::PathBuf {
+    fuzz_folder(kind, "local_file")
 }
 
 fn seed_plaintexts() -> Vec<(&'static str, Vec<u8>)> {
@@ -93,30 +29,25 @@ fn seed_plaintexts() -> Vec<(&'static str, Vec<u8>)> {
 
 fn write_seeds() {
     let key = SymmetricKey::from_bytes(KEY);
-    fs::create_dir_all(folder("seeds")).unwrap();
     for (name, plain) in seed_plaintexts() {
         // Mode 0: the file as the client writes it.
         let mut seed = vec![0u8];
         seed.extend_from_slice(&seal_file(&plain, &key, RECORD));
-        fs::write(folder("seeds").join(format!("seed-{name}")), seed).unwrap();
+        write_seed("local_file", &format!("seed-{name}"), seed);
     }
     // Mode 1: two records in order, the second final.
     let mut records = vec![1u8, 0, 0, RECORD as u8];
     records.extend_from_slice(&[0xaa; RECORD]);
     records.extend_from_slice(&[1, 1, 5, 1, 2, 3, 4, 5]);
-    fs::write(folder("seeds").join("seed-records"), records).unwrap();
+    write_seed("local_file", "seed-records", records);
 }
 
 #[test]
 fn corpus_replays_without_panic() {
-    if std::env::var_os("CACHET_WRITE_FUZZ_SEEDS").is_some() {
+    if writing_seeds() {
         write_seeds();
     }
-    let all = inputs();
-    assert!(all.len() > seed_plaintexts().len());
-    for data in &all {
-        local_file(data);
-    }
+    assert!(replay("local_file", check_local_file) > seed_plaintexts().len());
 }
 
 #[test]

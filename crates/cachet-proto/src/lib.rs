@@ -11,6 +11,8 @@ pub mod audit;
 pub mod auth;
 pub mod decode;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use error::ProtoError;
 

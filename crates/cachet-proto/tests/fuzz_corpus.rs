@@ -6,62 +6,22 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
-use cachet_crypto::{boxes, BoxPublicKey, BoxSecretKey, Nonce, SignKeyPair, SymmetricKey};
+use cachet_crypto::{boxes, BoxSecretKey, SignKeyPair};
 use cachet_proto::auth::{sign_request, Caller, RequestTarget};
 use cachet_proto::decode;
+use cachet_proto::fuzzing::{self, check_case_key, CASE_KEY_RECIPIENT};
 use cachet_proto::v1::{
     payload::Body, Ack, AttachmentPointer, CaseKeyShare, CaseRecord, ClientType, Envelope, Payload,
     RecipientCiphertext, SealedCaseKey,
 };
 use cachet_proto::Message;
 
-fn corpus(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
+include!("../../../fuzz/replay.rs");
 
-/// Hand-made valid inputs, kept apart from the corpus so that `cargo fuzz cmin` (which
-/// rewrites the corpus folder) cannot drop them.
-fn seeds(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target)
+fn seeds(target: &str) -> std::path::PathBuf {
+    fuzz_folder("seeds", target)
 }
-
-fn inputs(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(corpus(target)).expect("corpus folder exists") {
-        let path = entry.expect("readable entry").path();
-        if path.is_file() {
-            out.push(fs::read(&path).expect("readable corpus file"));
-        }
-    }
-    out
-}
-
-/// The seeds, then the corpus, of one target (either folder may be missing).
-fn seeds_and_corpus(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for dir in [seeds(target), corpus(target)] {
-        let Ok(entries) = fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                out.push(fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// The recipient of the sealed case key in the `case_key` seeds; the fuzz target opens
-/// sealed keys with it.
-const CASE_KEY_RECIPIENT: [u8; 32] = [0x42; 32];
 
 fn seed_pointer() -> AttachmentPointer {
     AttachmentPointer {
@@ -85,37 +45,30 @@ fn seed_case_key_share() -> CaseKeyShare {
 }
 
 fn write_attachment_and_case_seeds() {
-    for target in ["attachment_pointer", "case_key"] {
-        fs::create_dir_all(seeds(target)).unwrap();
-    }
-    fs::write(
-        seeds("attachment_pointer").join("seed-pointer"),
+    write_seed(
+        "attachment_pointer",
+        "seed-pointer",
         seed_pointer().encode_to_vec(),
-    )
-    .unwrap();
+    );
     let payload = Payload {
         body: Some(Body::Attachment(seed_pointer())),
         ..Default::default()
     };
-    fs::write(
-        seeds("attachment_pointer").join("seed-payload"),
+    write_seed(
+        "attachment_pointer",
+        "seed-payload",
         payload.encode_to_vec(),
-    )
-    .unwrap();
-    fs::write(
-        seeds("case_key").join("seed-share"),
+    );
+    write_seed(
+        "case_key",
+        "seed-share",
         seed_case_key_share().encode_to_vec(),
-    )
-    .unwrap();
+    );
     let payload = Payload {
         body: Some(Body::CaseKeyShare(seed_case_key_share())),
         ..Default::default()
     };
-    fs::write(
-        seeds("case_key").join("seed-payload"),
-        payload.encode_to_vec(),
-    )
-    .unwrap();
+    write_seed("case_key", "seed-payload", payload.encode_to_vec());
     let sealer = BoxSecretKey::from_bytes([0x24; 32]);
     let recipient = BoxSecretKey::from_bytes(CASE_KEY_RECIPIENT).public_key();
     let (nonce, ciphertext) = boxes::seal(&[10; 32], &recipient, &sealer).unwrap();
@@ -135,61 +88,7 @@ fn write_attachment_and_case_seeds() {
         }],
         created_at: 1_790_000_000_000,
     };
-    fs::write(
-        seeds("case_key").join("seed-record"),
-        record.encode_to_vec(),
-    )
-    .unwrap();
-}
-
-/// What the `attachment_pointer` fuzz target runs.
-fn attachment_pointer(data: &[u8]) {
-    if let Ok(pointer) = decode::attachment_pointer(data) {
-        let name = decode::safe_file_name(&pointer.file_name);
-        assert!(!name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.'));
-    }
-    if let Ok(Payload {
-        body: Some(Body::Attachment(pointer)),
-        ..
-    }) = decode::message::<Payload>(data)
-    {
-        if decode::validate_attachment_pointer(&pointer).is_ok() {
-            let _ = decode::safe_file_name(&pointer.file_name);
-        }
-    }
-}
-
-/// What the `case_key` fuzz target runs; returns the case keys it opened.
-fn case_key(data: &[u8]) -> Vec<SymmetricKey> {
-    let mut opened = Vec::new();
-    if let Ok(share) = decode::case_key_share(data) {
-        assert!(SymmetricKey::from_slice(&share.case_key).is_ok());
-    }
-    if let Ok(Payload {
-        body: Some(Body::CaseKeyShare(share)),
-        ..
-    }) = decode::message::<Payload>(data)
-    {
-        let _ = decode::validate_case_key_share(&share);
-    }
-    if let Ok(record) = decode::message::<CaseRecord>(data) {
-        let _ = decode::validate_id(&record.case_id, "case_id");
-        let mine = BoxSecretKey::from_bytes(CASE_KEY_RECIPIENT);
-        for sealed in &record.my_keys {
-            let (Ok(nonce), Ok(sealer)) = (
-                Nonce::from_slice(&sealed.nonce),
-                BoxPublicKey::from_slice(&sealed.sealer_box_key),
-            ) else {
-                continue;
-            };
-            if let Ok(bytes) = boxes::open(&sealed.ciphertext, &nonce, &sealer, &mine) {
-                if let Ok(key) = SymmetricKey::from_slice(&bytes) {
-                    opened.push(key);
-                }
-            }
-        }
-    }
-    opened
+    write_seed("case_key", "seed-record", record.encode_to_vec());
 }
 
 fn write_seeds() {
@@ -206,17 +105,13 @@ fn write_seeds() {
         }],
         ..Default::default()
     };
-    fs::write(
-        seeds("envelope").join("seed-text"),
-        envelope.encode_to_vec(),
-    )
-    .unwrap();
+    write_seed("envelope", "seed-text", envelope.encode_to_vec());
     let ack = Ack {
         delivery_ids: vec![1, 2, 300],
         wait_seconds: 30,
         limit: 100,
     };
-    fs::write(seeds("ack").join("seed-ack"), ack.encode_to_vec()).unwrap();
+    write_seed("ack", "seed-ack", ack.encode_to_vec());
     let caller = Caller {
         user_id: "u_fuzz".into(),
         build_number: 1,
@@ -233,38 +128,24 @@ fn write_seeds() {
         &target,
         1_790_000_000_000,
     );
-    fs::write(seeds("signature_header").join("seed-sig"), headers.sig).unwrap();
+    write_seed("signature_header", "seed-sig", headers.sig);
 }
 
 #[test]
 fn corpus_replays_without_panic() {
-    if std::env::var_os("CACHET_WRITE_FUZZ_SEEDS").is_some() {
+    if writing_seeds() {
         write_seeds();
         write_attachment_and_case_seeds();
     }
-    let envelopes = inputs("envelope");
-    assert!(!envelopes.is_empty());
-    for data in &envelopes {
-        let _ = cachet_proto::decode::envelope(data);
-    }
-    for data in inputs("ack") {
-        let _ = cachet_proto::decode::ack(&data);
-    }
-    for data in inputs("signature_header") {
-        if let Ok(text) = std::str::from_utf8(&data) {
-            let _ = cachet_proto::auth::ParsedSignature::parse(Some("u_fuzz"), Some(text));
-        }
-    }
-    let pointers = seeds_and_corpus("attachment_pointer");
-    assert!(!pointers.is_empty());
-    for data in &pointers {
-        attachment_pointer(data);
-    }
-    let case_keys = seeds_and_corpus("case_key");
-    assert!(!case_keys.is_empty());
-    for data in &case_keys {
-        case_key(data);
-    }
+    assert!(replay("envelope", fuzzing::check_envelope) > 0);
+    replay("ack", fuzzing::check_ack);
+    replay("signature_header", fuzzing::check_signature_header);
+    assert!(replay("attachment_pointer", fuzzing::check_attachment_pointer) > 0);
+    assert!(
+        replay("case_key", |data| {
+            check_case_key(data);
+        }) > 0
+    );
 }
 
 #[test]
@@ -289,7 +170,7 @@ fn attachment_and_case_key_seeds_are_valid_inputs() {
         seed_case_key_share()
     );
     let seed = fs::read(seeds("case_key").join("seed-record")).unwrap();
-    let opened = case_key(&seed);
+    let opened = check_case_key(&seed);
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0].expose_secret(), &[10; 32]);
 }

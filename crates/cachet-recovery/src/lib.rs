@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyring;
 pub mod oprf;
 pub mod wire;

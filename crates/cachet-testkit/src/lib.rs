@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachet_client::{
-    Argon2Params, Argon2idProtector, Client, ClientError, ClientOptions, KeyHistory, NewProfile,
-    UnlockSecret,
+    Argon2Params, Argon2idProtector, Client, ClientError, ClientOptions, Event, KeyChangeReport,
+    KeyHistory, MessageKind, NewProfile, UnlockSecret,
 };
 use cachet_server::{RunningServer, ServerConfig};
 use tempfile::TempDir;
@@ -25,6 +25,39 @@ pub fn test_options() -> ClientOptions {
         protector: Arc::new(Argon2idProtector::new(Argon2Params::INSECURE_FOR_TESTS)),
         ..ClientOptions::default()
     }
+}
+
+/// The bodies of the text messages among received events, in order.
+pub fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first key change among received events; panics when there is none.
+pub fn key_change(events: &[Event]) -> KeyChangeReport {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::KeyChanged(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a key change among the events")
+}
+
+/// Makes `a` and `b` contacts of each other: `b` knows `a` as `a_alias`, `a` knows `b` as
+/// `b_alias`.
+pub async fn add_each_other(a: &Client, a_alias: &str, b: &Client, b_alias: &str) {
+    a.add_contact(b.user_id(), Some(b_alias))
+        .await
+        .expect("add contact");
+    b.add_contact(a.user_id(), Some(a_alias))
+        .await
+        .expect("add contact");
 }
 
 /// Reads the newest one-time code the development notifier wrote for `identifier` into

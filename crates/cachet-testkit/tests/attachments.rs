@@ -2,9 +2,10 @@
 //! end, and refused to a contact whose verified keys changed.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cachet_client::{no_progress, ClientError, Conversation, Event, MessageKind};
+use cachet_client::{no_progress, Client, ClientError, Conversation, Event, MessageKind};
 use cachet_crypto::attachment::CHUNK_SIZE;
 use cachet_testkit::TestServer;
 
@@ -22,6 +23,18 @@ fn attachment_id(events: &[Event]) -> String {
             _ => None,
         })
         .expect("an attachment arrived")
+}
+
+/// `from` sends the file at `path` to `to`, who receives it; the attachment's id.
+async fn send_and_receive(from: &Client, to: &Client, path: &Path) -> String {
+    from.send_file(
+        &Conversation::Direct(to.user_id().to_owned()),
+        path,
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    attachment_id(&to.receive(0).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,15 +153,7 @@ async fn a_tampered_stored_attachment_is_rejected() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("lab.txt");
     std::fs::write(&src, pattern(5000, 1)).unwrap();
-    alice
-        .send_file(
-            &Conversation::Direct(bob.user_id().to_owned()),
-            &src,
-            &no_progress,
-        )
-        .await
-        .unwrap();
-    let id = attachment_id(&bob.receive(0).await.unwrap());
+    let id = send_and_receive(&alice, &bob, &src).await;
     // Flip a byte in every stored blob file of the server.
     for entry in walk(&server.data_dir().join("blobs")) {
         let mut bytes = std::fs::read(&entry).unwrap();
@@ -195,15 +200,7 @@ async fn the_whitepaper_chunk_format_is_still_read() {
     let src = work.path().join("old-format.bin");
     let data = pattern(3000, 9);
     std::fs::write(&src, &data).unwrap();
-    alice
-        .send_file(
-            &Conversation::Direct(bob.user_id().to_owned()),
-            &src,
-            &no_progress,
-        )
-        .await
-        .unwrap();
-    let id = attachment_id(&bob.receive(0).await.unwrap());
+    let id = send_and_receive(&alice, &bob, &src).await;
     assert_eq!(bob.attachments().unwrap()[0].format_version, 1);
     let out = work.path().join("copy.bin");
     bob.fetch_attachment(&id, Some(&out), false, &no_progress)

@@ -4,18 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use cachet_client::{Conversation, Event, MessageKind};
-use cachet_testkit::TestServer;
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use cachet_client::{Conversation, Event};
+use cachet_testkit::{texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_added_later_reads_the_whole_case() {

@@ -5,31 +5,14 @@
 use std::collections::BTreeMap;
 
 use cachet_client::{no_progress, ClientError, Conversation, Event, MessageKind, TrustState};
-use cachet_testkit::{test_options, TestServer};
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use cachet_testkit::{add_each_other, key_change, test_options, texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinstallation_still_reads_messages_sent_to_its_old_keys() {
     let server = TestServer::start().await;
     let doctor = server.register("doctor", "+33600000301", "Dr Grey").await;
     let patient = server.register("patient", "+33600000302", "Patient").await;
-    doctor
-        .add_contact(patient.user_id(), Some("patient"))
-        .await
-        .unwrap();
-    patient
-        .add_contact(doctor.user_id(), Some("doctor"))
-        .await
-        .unwrap();
+    add_each_other(&doctor, "doctor", &patient, "patient").await;
 
     // Both send before the reinstallation; neither has received yet.
     doctor
@@ -117,13 +100,7 @@ async fn safety_numbers_match_and_a_signed_key_change_stays_verified() {
         .await
         .unwrap();
     let events = doctor.receive(0).await.unwrap();
-    let report = events
-        .iter()
-        .find_map(|e| match e {
-            Event::KeyChanged(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("the contact update arrived");
+    let report = key_change(&events);
     assert!(report.was_verified && report.still_verified, "{report:?}");
     assert!(!report.is_alarm());
     let p = doctor.find_contact(patient.user_id()).unwrap();
@@ -159,13 +136,7 @@ async fn a_substituted_key_is_caught_and_no_new_keys_are_shared() {
         .await
         .unwrap();
     let events = doctor.receive(0).await.unwrap();
-    let report = events
-        .iter()
-        .find_map(|e| match e {
-            Event::KeyChanged(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("the contact update arrived");
+    let report = key_change(&events);
     assert!(report.is_alarm(), "{report:?}");
     // Existing data still decrypts (the real patient's message, through the old keys).
     assert_eq!(texts(&events), ["from the real patient"]);
@@ -336,13 +307,7 @@ async fn a_key_change_of_a_contact_never_verified_goes_through_with_a_notice() {
         .await
         .unwrap();
     let events = doctor.receive(0).await.unwrap();
-    let report = events
-        .iter()
-        .find_map(|e| match e {
-            Event::KeyChanged(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("the contact update arrived");
+    let report = key_change(&events);
     assert!(!report.is_alarm(), "{report:?}");
     doctor.send_text(patient.user_id(), "second").await.unwrap();
     assert_eq!(texts(&reinstalled.receive(0).await.unwrap()), ["second"]);

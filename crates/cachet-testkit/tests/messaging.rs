@@ -2,18 +2,8 @@
 //! through a real server on loopback.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use cachet_client::{Conversation, Event, MessageKind};
-use cachet_testkit::TestServer;
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use cachet_client::{Conversation, Event};
+use cachet_testkit::{texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_message_and_its_read_receipt() {

@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use cachet_client::recovery::{Checks, RecoveryServers};
-use cachet_client::{Client, ClientError, Conversation, Event, MessageKind, UnlockSecret};
+use cachet_client::{Client, ClientError, Conversation, Event, UnlockSecret};
 use cachet_crypto::SignKeyPair;
 use cachet_keyserver::{KeyServerConfig, RunningKeyServer};
 use cachet_recovery::oprf::{self, ServerShare};
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryError, RecoveryKeys};
-use cachet_testkit::{dev_code, test_options, TestServer, PIN};
+use cachet_testkit::{add_each_other, dev_code, test_options, texts, TestServer, PIN};
 
 const PARAMS: HardeningParams = HardeningParams::INSECURE_FAST;
 const PATIENT: &str = "+33600000901";
@@ -115,29 +115,12 @@ impl Servers {
     }
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_device_is_recovered_with_both_servers() {
     let s = Servers::start().await;
     let doctor = s.data.register("doctor", "+33600000900", "Dr Grey").await;
     let patient = s.data.register("patient", PATIENT, "Patient").await;
-    doctor
-        .add_contact(patient.user_id(), Some("patient"))
-        .await
-        .unwrap();
-    patient
-        .add_contact(doctor.user_id(), Some("doctor"))
-        .await
-        .unwrap();
+    add_each_other(&doctor, "doctor", &patient, "patient").await;
     s.enable(&patient, PASSWORD).await;
     assert!(patient.recovery_enabled().unwrap());
     // History kept on the old phone, backed up encrypted at the data server.

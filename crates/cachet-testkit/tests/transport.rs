@@ -13,19 +13,9 @@ use cachet_client::{
     RetryPolicy, UnlockSecret, PINNED_CERTIFICATE_FILE,
 };
 use cachet_server::{RunningServer, ServerConfig};
-use cachet_testkit::{dev_code, test_options, TestServer, PIN};
+use cachet_testkit::{dev_code, test_options, texts, TestServer, PIN};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) if m.kind == MessageKind::Text => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Retries without long waits (the policy's shape is what is tested, not its timing).
 fn quick_retries() -> RetryPolicy {

@@ -17,7 +17,7 @@ use cachet_client::{
     Client, ClientError, ClientOptions, Conversation, Event, TrustError, TrustState, UnlockSecret,
 };
 use cachet_crypto::{BoxKeyPair, SignKeyPair};
-use cachet_testkit::{test_options, TestServer, PIN};
+use cachet_testkit::{key_change, test_options, texts, TestServer, PIN};
 use prost::Message;
 
 /// Rewrites a successful answer: (path and query, caller, body) → body.
@@ -56,6 +56,23 @@ impl Proxy {
 
     fn rewrite(&self, f: impl Fn(&str, &str, Vec<u8>) -> Vec<u8> + Send + Sync + 'static) {
         self.rules.lock().unwrap().rewrite = Some(Arc::new(f));
+    }
+
+    /// Edits the blocks of `user_id`'s chain on their way to clients.
+    fn edit_chain(
+        &self,
+        user_id: &str,
+        edit: impl Fn(&mut Vec<v1::LogBlock>) + Send + Sync + 'static,
+    ) {
+        let chain_path = format!("/api/v1/log/blocks?user_id={user_id}");
+        self.rewrite(move |path, _, body| {
+            if !path.starts_with(&chain_path) {
+                return body;
+            }
+            let mut blocks = v1::LogBlocks::decode(body.as_slice()).unwrap();
+            edit(&mut blocks.blocks);
+            blocks.encode_to_vec()
+        });
     }
 
     fn route(&self, user_id: &str, upstream: &str) {
@@ -162,14 +179,15 @@ fn refusal(e: ClientError) -> TrustError {
     }
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => Some(m.body.clone()),
-            _ => None,
-        })
-        .collect()
+/// Asserts that `err` is a trust-log refusal matching the pattern, whose message holds
+/// each of the texts that follow.
+macro_rules! assert_refused {
+    ($err:expr, $pattern:pat $(if $guard:expr)? $(, $needle:expr)*) => {{
+        let err = $err;
+        let msg = err.to_string();
+        assert!(matches!(&refusal(err), $pattern $(if $guard)?), "{msg}");
+        $(assert!(msg.contains($needle), "{msg}");)*
+    }};
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,15 +219,7 @@ async fn substituted_public_key_is_refused() {
         .send_text(bob.user_id(), "for Bob's eyes only")
         .await
         .unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::KeyNotInLog { .. }),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("not in") && msg.contains("substituted"),
-        "{msg}"
-    );
+    assert_refused!(err, TrustError::KeyNotInLog { .. }, "not in", "substituted");
     // Nothing reached Bob but Alice's honest message.
     assert_eq!(texts(&bob.receive(0).await.unwrap()), ["hello"]);
 
@@ -288,30 +298,18 @@ async fn dropped_revocation_is_refused() {
         .unwrap();
     alice.refresh_contact(bob.user_id()).await.unwrap();
     let err = alice.send_text(bob.user_id(), "after").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::KeyRevoked { .. }),
-        "{msg}"
-    );
+    assert_refused!(err, TrustError::KeyRevoked { .. });
 
     // The server now hides the revocation from Alice.
-    let chain_path = format!("/api/v1/log/blocks?user_id={}", bob.user_id());
-    proxy.rewrite(move |path, _, body| {
-        if path.starts_with(&chain_path) {
-            let mut blocks = v1::LogBlocks::decode(body.as_slice()).unwrap();
-            blocks.blocks.pop();
-            blocks.encode_to_vec()
-        } else {
-            body
-        }
+    proxy.edit_chain(bob.user_id(), |blocks| {
+        blocks.pop();
     });
     let err = alice.send_text(bob.user_id(), "after").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::RevocationMissing { .. }),
-        "{msg}"
+    assert_refused!(
+        err,
+        TrustError::RevocationMissing { .. },
+        "no longer shows the revocation"
     );
-    assert!(msg.contains("no longer shows the revocation"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,34 +339,21 @@ async fn replayed_old_key_is_refused() {
     server.register("carol", "+33600000933", "Carol").await;
     let carol = proxy.open(&server, "carol", test_options());
     let err = carol.send_text(bob2.user_id(), "hi").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(matches!(refusal(err), TrustError::StaleKey { .. }), "{msg}");
-    assert!(msg.contains("no longer current"), "{msg}");
+    assert_refused!(err, TrustError::StaleKey { .. }, "no longer current");
 
     // A client that saw version 2 is shown the chain rolled back to version 1.
     proxy.rules.lock().unwrap().rewrite = None;
     server.register("dave", "+33600000934", "Dave").await;
     let dave = proxy.open(&server, "dave", test_options());
     dave.send_text(bob2.user_id(), "hi").await.unwrap();
-    let chain_path = format!("/api/v1/log/blocks?user_id={}", bob2.user_id());
-    proxy.rewrite(move |path, _, body| {
-        if path.starts_with(&chain_path) {
-            let mut blocks = v1::LogBlocks::decode(body.as_slice()).unwrap();
-            blocks.blocks.pop();
-            blocks.encode_to_vec()
-        } else {
-            body
-        }
+    proxy.edit_chain(bob2.user_id(), |blocks| {
+        blocks.pop();
     });
     // The log moves on, so Dave fetches Bob's chain again.
     server.register("erin", "+33600000935", "Erin").await;
     dave.refresh_contact(bob2.user_id()).await.unwrap();
     let err = dave.send_text(bob2.user_id(), "hi").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::ChainRollback { .. }),
-        "{msg}"
-    );
+    assert_refused!(err, TrustError::ChainRollback { .. });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,12 +376,7 @@ async fn forged_operator_revocation_is_refused() {
     let alice = Client::open(&server.profile_dir("alice"), pinned).unwrap();
     alice.unlock(&UnlockSecret::new(PIN)).unwrap();
     let err = alice.send_text(bob.user_id(), "hi").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(&refusal(err), TrustError::UnknownOperator { operator } if operator == "op:mallory"),
-        "{msg}"
-    );
-    assert!(msg.contains("whose key this client does not know"), "{msg}");
+    assert_refused!(err, TrustError::UnknownOperator { operator } if operator == "op:mallory", "whose key this client does not know");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -456,12 +436,7 @@ async fn fork_between_two_clients_is_detected() {
         bob.saved_head().unwrap().unwrap(),
     );
     let err = alice.compare_heads(&a, &b).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::ForkDetected { .. }),
-        "{msg}"
-    );
-    assert!(msg.contains("fork"), "{msg}");
+    assert_refused!(err, TrustError::ForkDetected { .. }, "fork");
 
     // Bob, restarted and moved to Alice's branch, refuses to encrypt to anyone there:
     // the head he saved (in his database) is not extended by what he is shown.
@@ -469,11 +444,7 @@ async fn fork_between_two_clients_is_detected() {
     proxy.route(&bob_id, &server.url());
     let bob = proxy.open(&server, "bob", test_options());
     let err = bob.send_text(&alice_id, "hi").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::ForkDetected { .. }),
-        "{msg}"
-    );
+    assert_refused!(err, TrustError::ForkDetected { .. });
     let events = alice.receive(0).await.unwrap();
     assert!(events
         .iter()
@@ -502,13 +473,7 @@ async fn an_authorised_new_installation_stays_verified() {
         .await
         .unwrap();
     let events = alice.receive(0).await.unwrap();
-    let report = events
-        .iter()
-        .find_map(|e| match e {
-            Event::KeyChanged(r) => Some(r.clone()),
-            _ => None,
-        })
-        .expect("a key change event");
+    let report = key_change(&events);
     assert!(report.still_verified, "{report:?}");
     alice.send_text(bob.user_id(), "two").await.unwrap();
     let c = alice.find_contact("bob").unwrap();
@@ -544,26 +509,10 @@ async fn keys_without_a_chain_are_refused() {
     let proxy = Proxy::start(&server.url()).await;
     let bob = server.register("bob", "+33600000972", "Bob").await;
     server.register("carol", "+33600000973", "Carol").await;
-    let chain_path = format!("/api/v1/log/blocks?user_id={}", bob.user_id());
-    proxy.rewrite(move |path, _, body| {
-        if path.starts_with(&chain_path) {
-            v1::LogBlocks {
-                blocks: vec![],
-                ..v1::LogBlocks::decode(body.as_slice()).unwrap()
-            }
-            .encode_to_vec()
-        } else {
-            body
-        }
-    });
+    proxy.edit_chain(bob.user_id(), Vec::clear);
     let carol = proxy.open(&server, "carol", test_options());
     let err = carol.send_text(bob.user_id(), "hi").await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(refusal(err), TrustError::KeyNotInLog { .. }),
-        "{msg}"
-    );
-    assert!(msg.contains("Bob"), "{msg}");
+    assert_refused!(err, TrustError::KeyNotInLog { .. }, "Bob");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

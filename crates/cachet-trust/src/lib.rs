@@ -13,6 +13,8 @@
 
 pub mod block;
 pub mod chain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod merkle;
 pub mod sth;
 pub mod verifier;

@@ -2,6 +2,7 @@
 //! verifier, which refuses and says why.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use cachet_crypto::SignKeyPair;
@@ -25,15 +26,15 @@ fn substituted_public_key_is_refused() {
 
     // (a) A directory answer with the server's key: not in the chain.
     let fake_sign = SignKeyPair::generate().public();
-    let err = alice
-        .check_key("u_bob", &fake_sign, &rand_key())
-        .unwrap_err();
-    assert!(matches!(err, TrustError::KeyNotInLog { .. }), "{err}");
+    assert_refused!(
+        alice.check_key("u_bob", &fake_sign, &rand_key()),
+        TrustError::KeyNotInLog { .. }
+    );
     // Right Sign Key, substituted Box Key: refused too.
-    let err = alice
-        .check_key("u_bob", &bob.sign.public(), &rand_key())
-        .unwrap_err();
-    assert!(matches!(err, TrustError::KeyNotInLog { .. }), "{err}");
+    assert_refused!(
+        alice.check_key("u_bob", &bob.sign.public(), &rand_key()),
+        TrustError::KeyNotInLog { .. }
+    );
 
     // (b) A block the server writes itself, signed by its own new key: it replays (the
     // server can make a lost-device block), but it is not authorised by the verified key.
@@ -70,12 +71,9 @@ fn substituted_public_key_is_refused() {
     .sign(&SignKeyPair::generate());
     server.append(forged);
     server.sync(&mut alice);
-    let err = alice
-        .verify_chain("u_bob", &server.chain("u_bob"))
-        .unwrap_err();
-    assert!(
-        matches!(err, TrustError::SignatureInvalid { seq: 2, .. }),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &server.chain("u_bob")),
+        TrustError::SignatureInvalid { seq: 2, .. }
     );
 }
 
@@ -95,19 +93,18 @@ fn dropped_revocation_is_refused() {
     let revoked_at = server.log.size();
     server.sync(&mut alice);
     alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
-    let err = alice
-        .check_key("u_bob", &revoked_sign, &revoked_box)
-        .unwrap_err();
-    assert!(
-        matches!(err, TrustError::KeyRevoked { version: 1, .. }),
-        "{err}"
+    assert_refused!(
+        alice.check_key("u_bob", &revoked_sign, &revoked_box),
+        TrustError::KeyRevoked { version: 1, .. }
     );
 
     // (a) To a client that saw it: the chain served without the revocation.
     let mut hidden = server.chain("u_bob");
     hidden.pop();
-    let err = alice.verify_chain("u_bob", &hidden).unwrap_err();
-    assert!(matches!(err, TrustError::RevocationMissing { .. }), "{err}");
+    assert_refused!(
+        alice.verify_chain("u_bob", &hidden),
+        TrustError::RevocationMissing { .. }
+    );
     // Nothing was recorded: the revoked keys are still refused.
     assert!(alice
         .check_key("u_bob", &revoked_sign, &revoked_box)
@@ -128,8 +125,10 @@ fn dropped_revocation_is_refused() {
     let proof = rewritten
         .consistency_proof(revoked_at, rewritten.size())
         .unwrap();
-    let err = operator_client.update_head(&head, &proof).unwrap_err();
-    assert!(matches!(err, TrustError::ForkDetected { .. }), "{err}");
+    assert_refused!(
+        operator_client.update_head(&head, &proof),
+        TrustError::ForkDetected { .. }
+    );
 
     // (c) To a fresh client auditing the whole log: the chain the server serves differs
     // from the chain the log holds.
@@ -165,39 +164,36 @@ fn replayed_old_key_is_refused() {
     alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
 
     // (a) The directory serves version 2's keys: stale.
-    let err = alice.check_key("u_bob", &old_sign, &old_box).unwrap_err();
-    assert!(
-        matches!(err, TrustError::StaleKey { version: 2, .. }),
-        "{err}"
+    assert_refused!(
+        alice.check_key("u_bob", &old_sign, &old_box),
+        TrustError::StaleKey { version: 2, .. }
     );
 
     // (b) The old block appended again to the log.
     server.append(replayed);
     server.sync(&mut alice);
-    let err = alice
-        .verify_chain("u_bob", &server.chain("u_bob"))
-        .unwrap_err();
-    assert!(matches!(err, TrustError::Replay { seq: 1, .. }), "{err}");
+    assert_refused!(
+        alice.verify_chain("u_bob", &server.chain("u_bob")),
+        TrustError::Replay { seq: 1, .. }
+    );
 
     // (c) The chain cut back to version 2 (a valid prefix, under a valid head).
     let prefix = server.chain("u_bob")[..2].to_vec();
-    let err = alice.verify_chain("u_bob", &prefix).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TrustError::ChainRollback {
-                seen: 3,
-                offered: 2,
-                ..
-            }
-        ),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &prefix),
+        TrustError::ChainRollback {
+            seen: 3,
+            offered: 2,
+            ..
+        }
     );
 
     // (d) An older signed head, to roll the client back.
     let old_head = server.head_at(2);
-    let err = alice.update_head(&old_head, &[]).unwrap_err();
-    assert!(matches!(err, TrustError::HeadRollback { .. }), "{err}");
+    assert_refused!(
+        alice.update_head(&old_head, &[]),
+        TrustError::HeadRollback { .. }
+    );
 }
 
 /// Attack 4: the server reorders blocks, in the log or in the answer.
@@ -213,19 +209,13 @@ fn reordered_blocks_are_refused() {
     server.append(b2.clone());
     server.append(b1.clone());
     let mut alice = server.client(&operators(&op));
-    let err = alice
-        .verify_chain("u_bob", &server.chain("u_bob"))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TrustError::OutOfOrder {
-                expected: 1,
-                found: 2,
-                ..
-            }
-        ),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &server.chain("u_bob")),
+        TrustError::OutOfOrder {
+            expected: 1,
+            found: 2,
+            ..
+        }
     );
 
     // (b) In the answer: blocks in chain order but claimed at swapped log positions, or
@@ -237,30 +227,24 @@ fn reordered_blocks_are_refused() {
     let mut alice = honest.client(&operators(&op));
     let mut chain = honest.chain("u_bob");
     chain.swap(1, 2);
-    let err = alice.verify_chain("u_bob", &chain).unwrap_err();
-    assert!(
-        matches!(err, TrustError::LogOrder { index: 1, .. }),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &chain),
+        TrustError::LogOrder { index: 1, .. }
     );
     let mut chain = honest.chain("u_bob");
     chain[1].index = chain[2].index;
     chain.truncate(2);
-    let err = alice.verify_chain("u_bob", &chain).unwrap_err();
-    assert!(
-        matches!(err, TrustError::InclusionProofInvalid { .. }),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &chain),
+        TrustError::InclusionProofInvalid { .. }
     );
 
     // (c) A block whose link was rewritten to skip the one before it.
     let mut skipping = honest.chain("u_bob");
     skipping.remove(1);
-    let err = alice.verify_chain("u_bob", &skipping).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TrustError::OutOfOrder { .. } | TrustError::BrokenLink { .. }
-        ),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &skipping),
+        TrustError::OutOfOrder { .. } | TrustError::BrokenLink { .. }
     );
 }
 
@@ -296,8 +280,10 @@ fn fork_between_two_clients_is_detected() {
     carol.update_head(&chead, &[]).unwrap();
 
     // Comparing heads (gossip, a saved head file): same size, different roots.
-    let err = alice.compare_head(&chead, &[]).unwrap_err();
-    assert!(matches!(err, TrustError::ForkDetected { .. }), "{err}");
+    assert_refused!(
+        alice.compare_head(&chead, &[]),
+        TrustError::ForkDetected { .. }
+    );
 
     // Later, Carol is moved onto Alice's branch: no consistency proof can bridge them.
     let mut alices_next = alog.clone();
@@ -306,13 +292,14 @@ fn fork_between_two_clients_is_detected() {
     let proof = alices_next
         .consistency_proof(chead.size, next.size)
         .unwrap();
-    let err = carol.update_head(&next, &proof).unwrap_err();
-    assert!(
-        matches!(err, TrustError::ConsistencyProofInvalid { .. }),
-        "{err}"
+    assert_refused!(
+        carol.update_head(&next, &proof),
+        TrustError::ConsistencyProofInvalid { .. }
     );
-    let err = carol.compare_head(&next, &proof).unwrap_err();
-    assert!(matches!(err, TrustError::ForkDetected { .. }), "{err}");
+    assert_refused!(
+        carol.compare_head(&next, &proof),
+        TrustError::ForkDetected { .. }
+    );
     // And it cannot serve Carol a block from Alice's branch either.
     let entry = LoggedBlock {
         index: 1,
@@ -324,10 +311,9 @@ fn fork_between_two_clients_is_detected() {
         block: b0,
         proof: clog.inclusion_proof(0, 2).unwrap(),
     };
-    let err = carol.verify_chain("u_bob", &[first, entry]).unwrap_err();
-    assert!(
-        matches!(err, TrustError::InclusionProofInvalid { index: 1, .. }),
-        "{err}"
+    assert_refused!(
+        carol.verify_chain("u_bob", &[first, entry]),
+        TrustError::InclusionProofInvalid { index: 1, .. }
     );
 }
 
@@ -347,12 +333,10 @@ fn forged_operator_revocation_is_refused() {
         server.append(b0);
         server.append(bob.revoke_by_operator(id, signer));
         let mut alice = server.client(&operators(&op));
-        let err = alice
-            .verify_chain("u_bob", &server.chain("u_bob"))
-            .unwrap_err();
-        assert!(
-            matches!(err, TrustError::UnknownOperator { .. }),
-            "{id}: {err}"
+        assert_refused!(
+            alice.verify_chain("u_bob", &server.chain("u_bob")),
+            TrustError::UnknownOperator { .. },
+            id
         );
     }
     // A block naming the pinned operator and key, but signed by someone else.
@@ -373,12 +357,9 @@ fn forged_operator_revocation_is_refused() {
     .sign(&server_key);
     server.append(forged);
     let mut alice = server.client(&operators(&op));
-    let err = alice
-        .verify_chain("u_bob", &server.chain("u_bob"))
-        .unwrap_err();
-    assert!(
-        matches!(err, TrustError::SignatureInvalid { seq: 1, .. }),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &server.chain("u_bob")),
+        TrustError::SignatureInvalid { seq: 1, .. }
     );
     // A revocation the real operator signed is accepted, and attributed.
     let mut server = Server::new();
@@ -408,11 +389,8 @@ fn head_not_signed_by_the_log_key_is_refused() {
         7,
         &SignKeyPair::generate(),
     );
-    let err = alice
-        .update_head(&forged, &server.consistency(1, 2))
-        .unwrap_err();
-    assert!(
-        matches!(err, TrustError::TreeHeadSignatureInvalid { .. }),
-        "{err}"
+    assert_refused!(
+        alice.update_head(&forged, &server.consistency(1, 2)),
+        TrustError::TreeHeadSignatureInvalid { .. }
     );
 }

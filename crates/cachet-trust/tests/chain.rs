@@ -1,6 +1,7 @@
 //! The chain rules on honest histories, and the block encoding.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use cachet_crypto::SignKeyPair;
@@ -170,13 +171,7 @@ fn rule_breaking_blocks_are_refused() {
         server.append(b0.clone());
         server.append(block);
         let mut alice = server.client(&operators(&op));
-        let err = alice
-            .verify_chain("u_bob", &server.chain("u_bob"))
-            .unwrap_err();
-        assert!(
-            matches!(&err, TrustError::UnauthorisedAuthor { why: w, .. } if w.contains(why)),
-            "{why}: {err}"
-        );
+        assert_refused!(alice.verify_chain("u_bob", &server.chain("u_bob")), TrustError::UnauthorisedAuthor { why: w, .. } if w.contains(why), why);
     }
     // A chain that does not start with a self-signed creation.
     let mut server = Server::new();
@@ -193,12 +188,9 @@ fn rule_breaking_blocks_are_refused() {
         .sign(&other),
     );
     let mut alice = server.client(&operators(&op));
-    let err = alice
-        .verify_chain("u_bob", &server.chain("u_bob"))
-        .unwrap_err();
-    assert!(
-        matches!(err, TrustError::UnauthorisedAuthor { .. }),
-        "{err}"
+    assert_refused!(
+        alice.verify_chain("u_bob", &server.chain("u_bob")),
+        TrustError::UnauthorisedAuthor { .. }
     );
     // Nothing served at all.
     assert!(matches!(

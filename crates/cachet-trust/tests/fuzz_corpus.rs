@@ -5,34 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use cachet_crypto::SignKeyPair;
+use cachet_trust::fuzzing::{check_signed_tree_head, check_trust_block, TREE_HEAD_KEY_SEED};
 use cachet_trust::{Author, Block, BlockBody, Event, Scope, SignedTreeHead};
 
-fn folder(kind: &str, target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(kind)
-        .join(target)
-}
-
-/// The seeds, then the corpus, of one target.
-fn inputs(target: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for kind in ["seeds", "corpus"] {
-        let Ok(entries) = fs::read_dir(folder(kind, target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                out.push(fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
+include!("../../../fuzz/replay.rs");
 
 fn seed_blocks() -> Vec<(&'static str, Block)> {
     let user = SignKeyPair::from_seed([1; 32]);
@@ -129,70 +107,39 @@ fn seed_head() -> SignedTreeHead {
         6,
         [7; 32],
         1_790_000_000_000,
-        &SignKeyPair::from_seed([5; 32]),
+        &SignKeyPair::from_seed(TREE_HEAD_KEY_SEED),
     )
 }
 
 fn write_seeds() {
-    let dir = folder("seeds", "trust_block");
-    fs::create_dir_all(&dir).unwrap();
     for (name, block) in seed_blocks() {
-        fs::write(dir.join(format!("seed-{name}")), block.to_bytes()).unwrap();
+        write_seed("trust_block", &format!("seed-{name}"), block.to_bytes());
     }
-    let dir = folder("seeds", "signed_tree_head");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("seed-head"), seed_head().to_bytes()).unwrap();
-}
-
-/// What the `trust_block` fuzz target runs.
-fn trust_block(data: &[u8]) {
-    if let Ok(block) = Block::from_bytes(data) {
-        assert_eq!(block.to_bytes(), data);
-        let _ = block.verify_signature();
-        let _ = block.hash();
-    }
-}
-
-/// What the `signed_tree_head` fuzz target runs.
-fn signed_tree_head(data: &[u8]) {
-    if let Ok(head) = SignedTreeHead::from_bytes(data) {
-        assert_eq!(head.to_bytes(), data);
-        let key = SignKeyPair::from_seed([5; 32]).public();
-        let _ = head.verify(&key);
-        let _ = cachet_trust::sth::check_heads(&head, &head, &[], &key);
-    }
+    write_seed("signed_tree_head", "seed-head", seed_head().to_bytes());
 }
 
 #[test]
 fn corpus_replays_without_panic() {
-    if std::env::var_os("CACHET_WRITE_FUZZ_SEEDS").is_some() {
+    if writing_seeds() {
         write_seeds();
     }
-    let blocks = inputs("trust_block");
-    assert!(blocks.len() >= seed_blocks().len());
-    for data in &blocks {
-        trust_block(data);
-    }
-    let heads = inputs("signed_tree_head");
-    assert!(!heads.is_empty());
-    for data in &heads {
-        signed_tree_head(data);
-    }
+    assert!(replay("trust_block", check_trust_block) >= seed_blocks().len());
+    assert!(replay("signed_tree_head", check_signed_tree_head) > 0);
 }
 
 #[test]
 fn seeds_are_the_encoders_output_and_verify() {
     for (name, block) in seed_blocks() {
-        let seed = fs::read(folder("seeds", "trust_block").join(format!("seed-{name}")))
+        let seed = fs::read(fuzz_folder("seeds", "trust_block").join(format!("seed-{name}")))
             .expect("seed committed");
         assert_eq!(seed, block.to_bytes(), "{name}");
         let parsed = Block::from_bytes(&seed).unwrap();
         assert_eq!(parsed, block);
         parsed.verify_signature().unwrap();
     }
-    let seed = fs::read(folder("seeds", "signed_tree_head").join("seed-head")).unwrap();
+    let seed = fs::read(fuzz_folder("seeds", "signed_tree_head").join("seed-head")).unwrap();
     let head = SignedTreeHead::from_bytes(&seed).unwrap();
     assert_eq!(head, seed_head());
-    head.verify(&SignKeyPair::from_seed([5; 32]).public())
+    head.verify(&SignKeyPair::from_seed(TREE_HEAD_KEY_SEED).public())
         .unwrap();
 }

@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hierarchy;
 pub mod holder;
 pub mod runtime;

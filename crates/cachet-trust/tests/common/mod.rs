@@ -116,168 +116,127 @@ impl User {
         self.last = block.hash();
     }
 
+    /// The next block of the chain: `event` by `author`, signed by `signer`.
+    fn append(&mut self, event: Event, author: Author, signer: &SignKeyPair) -> Block {
+        let block = self.body(event, author).sign(signer);
+        self.next(&block);
+        block
+    }
+
+    /// The next block, by the user's current Sign Key.
+    fn append_own(&mut self, event: Event) -> Block {
+        let sign = self.sign.clone();
+        self.append(event, Author::Key(sign.public()), &sign)
+    }
+
+    /// The next block, by an operator.
+    fn append_by_operator(&mut self, event: Event, id: &str, operator: &SignKeyPair) -> Block {
+        let author = Author::Operator {
+            id: id.to_owned(),
+            key: operator.public(),
+        };
+        self.append(event, author, operator)
+    }
+
+    /// New keys (`new` and a fresh Box Key), the block signed by `signer`.
+    fn add_keys(&mut self, new: SignKeyPair, signer: &SignKeyPair) -> Block {
+        let box_key = rand_key();
+        let event = Event::KeysAdded {
+            key_version: self.version + 1,
+            box_key,
+            sign_key: *new.public().as_bytes(),
+        };
+        let block = self.append(event, Author::Key(signer.public()), signer);
+        self.sign = new;
+        self.box_key = box_key;
+        self.version += 1;
+        block
+    }
+
     /// Registration: a self-signed creation block.
     pub fn create(id: &str) -> (Self, Block) {
-        let sign = SignKeyPair::generate();
         let mut user = Self {
             id: id.to_owned(),
             box_key: rand_key(),
-            sign,
+            sign: SignKeyPair::generate(),
             version: 1,
             seq: 0,
             last: [0; 32],
             recovery: None,
         };
-        let block = user
-            .body(
-                Event::UserCreated {
-                    box_key: user.box_key,
-                    sign_key: *user.sign.public().as_bytes(),
-                },
-                Author::Key(user.sign.public()),
-            )
-            .sign(&user.sign);
-        user.next(&block);
+        let block = user.append_own(Event::UserCreated {
+            box_key: user.box_key,
+            sign_key: *user.sign.public().as_bytes(),
+        });
         (user, block)
     }
 
     /// A new installation whose keys the old Sign Key signs.
     pub fn new_installation(&mut self) -> Block {
-        let new = SignKeyPair::generate();
-        let box_key = rand_key();
-        let block = self
-            .body(
-                Event::KeysAdded {
-                    key_version: self.version + 1,
-                    box_key,
-                    sign_key: *new.public().as_bytes(),
-                },
-                Author::Key(self.sign.public()),
-            )
-            .sign(&self.sign);
-        self.sign = new;
-        self.box_key = box_key;
-        self.version += 1;
-        self.next(&block);
-        block
+        let old = self.sign.clone();
+        self.add_keys(SignKeyPair::generate(), &old)
     }
 
     /// A device lost with its keys: the new keys sign themselves.
     pub fn lost_device(&mut self) -> Block {
         let new = SignKeyPair::generate();
-        let box_key = rand_key();
-        let block = self
-            .body(
-                Event::KeysAdded {
-                    key_version: self.version + 1,
-                    box_key,
-                    sign_key: *new.public().as_bytes(),
-                },
-                Author::Key(new.public()),
-            )
-            .sign(&new);
-        self.sign = new;
-        self.box_key = box_key;
-        self.version += 1;
-        self.next(&block);
-        block
+        let signer = new.clone();
+        self.add_keys(new, &signer)
     }
 
     pub fn set_recovery(&mut self) -> Block {
         let recovery = SignKeyPair::generate();
-        let block = self
-            .body(
-                Event::RecoveryKeySet {
-                    recovery_key: *recovery.public().as_bytes(),
-                },
-                Author::Key(self.sign.public()),
-            )
-            .sign(&self.sign);
+        let block = self.append_own(Event::RecoveryKeySet {
+            recovery_key: *recovery.public().as_bytes(),
+        });
         self.recovery = Some(recovery);
-        self.next(&block);
         block
     }
 
     /// Keys restored with the recovery key after the device was lost.
     pub fn recover(&mut self) -> Block {
         let recovery = self.recovery.as_ref().unwrap().clone();
-        let new = SignKeyPair::generate();
-        let box_key = rand_key();
-        let block = self
-            .body(
-                Event::KeysAdded {
-                    key_version: self.version + 1,
-                    box_key,
-                    sign_key: *new.public().as_bytes(),
-                },
-                Author::Key(recovery.public()),
-            )
-            .sign(&recovery);
-        self.sign = new;
-        self.box_key = box_key;
-        self.version += 1;
-        self.next(&block);
-        block
+        self.add_keys(SignKeyPair::generate(), &recovery)
     }
 
     pub fn revoke_self(&mut self) -> Block {
-        let block = self
-            .body(
-                Event::KeysRevoked {
-                    key_version: self.version,
-                },
-                Author::Key(self.sign.public()),
-            )
-            .sign(&self.sign);
-        self.next(&block);
-        block
+        self.append_own(Event::KeysRevoked {
+            key_version: self.version,
+        })
     }
 
     pub fn revoke_by_operator(&mut self, id: &str, operator: &SignKeyPair) -> Block {
-        let block = self
-            .body(
-                Event::KeysRevoked {
-                    key_version: self.version,
-                },
-                Author::Operator {
-                    id: id.to_owned(),
-                    key: operator.public(),
-                },
-            )
-            .sign(operator);
-        self.next(&block);
-        block
+        let event = Event::KeysRevoked {
+            key_version: self.version,
+        };
+        self.append_by_operator(event, id, operator)
     }
 
     pub fn verified_by_operator(&mut self, id: &str, operator: &SignKeyPair) -> Block {
-        let block = self
-            .body(
-                Event::ProfileVerified,
-                Author::Operator {
-                    id: id.to_owned(),
-                    key: operator.public(),
-                },
-            )
-            .sign(operator);
-        self.next(&block);
-        block
+        self.append_by_operator(Event::ProfileVerified, id, operator)
     }
 
     pub fn joined_case(&mut self, case: &str, member: &str) -> Block {
-        let block = self
-            .body(
-                Event::MembershipChanged {
-                    scope: cachet_trust::Scope::Case,
-                    id: case.to_owned(),
-                    member_id: member.to_owned(),
-                    added: true,
-                },
-                Author::Key(self.sign.public()),
-            )
-            .sign(&self.sign);
-        self.next(&block);
-        block
+        self.append_own(Event::MembershipChanged {
+            scope: cachet_trust::Scope::Case,
+            id: case.to_owned(),
+            member_id: member.to_owned(),
+            added: true,
+        })
     }
+}
+
+/// Asserts that `result` failed with an error matching the pattern (and names `context`
+/// in the failure message, when given).
+macro_rules! assert_refused {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {{
+        let err = $result.unwrap_err();
+        assert!(matches!(&err, $pattern $(if $guard)?), "{err}");
+    }};
+    ($result:expr, $pattern:pat $(if $guard:expr)?, $context:expr) => {{
+        let err = $result.unwrap_err();
+        assert!(matches!(&err, $pattern $(if $guard)?), "{}: {err}", $context);
+    }};
 }
 
 pub fn rand_key() -> [u8; 32] {
