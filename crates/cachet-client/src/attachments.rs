@@ -775,10 +775,12 @@ mod tests {
         )
         .unwrap();
         let mut back = Vec::new();
-        let result = reader
-            .read_to_end(&mut back)
-            .map(|_| back)
-            .map_err(|e| reader.error.take().unwrap_or(ClientError::io(path, e)));
+        let result = reader.read_to_end(&mut back).map(|_| back).map_err(|e| {
+            reader
+                .error
+                .take()
+                .unwrap_or_else(|| ClientError::io(path, e))
+        });
         (result, reader)
     }
 

@@ -537,7 +537,7 @@ mod tests {
         let chunk =
             |i: usize| &v2[i * SEALED_CHUNK_SIZE..((i + 1) * SEALED_CHUNK_SIZE).min(v2.len())];
         let join = |order: &[usize]| -> Vec<u8> {
-            order.iter().flat_map(|&i| chunk(i).to_vec()).collect()
+            order.iter().flat_map(|&i| chunk(i)).copied().collect()
         };
         let mut flipped = v2.clone();
         flipped[2 * SEALED_CHUNK_SIZE + 40] ^= 1;
