@@ -445,56 +445,48 @@ mod tests {
         (0..len).map(|i| (i * 37 % 253) as u8).collect()
     }
 
-    fn seal(plain: &[u8], key: &SymmetricKey, version: FormatVersion, workers: usize) -> Vec<u8> {
-        let mut source = plain;
+    /// Seals or opens `input` from memory; returns the result and the output handed on
+    /// before the run ended.
+    fn through(
+        input: &[u8],
+        key: &SymmetricKey,
+        version: FormatVersion,
+        workers: usize,
+        direction: Direction,
+    ) -> (Result<(), CryptoError>, Vec<u8>) {
+        let mut source = input;
         let mut out = Vec::new();
-        seal_chunks::<CryptoError, _, _>(
-            key,
-            version,
-            plain.len() as u64,
-            Parallelism::workers(workers),
-            |chunk| {
-                let (head, tail) = source.split_at(chunk.len());
-                chunk.copy_from_slice(head);
-                source = tail;
-                Ok(())
-            },
-            |sealed| {
-                out.extend_from_slice(sealed);
-                Ok(())
-            },
-        )
-        .expect("seals");
-        assert!(source.is_empty(), "every plaintext byte was read");
-        out
+        let read = |chunk: &mut [u8]| {
+            let (head, tail) = source.split_at(chunk.len());
+            chunk.copy_from_slice(head);
+            source = tail;
+            Ok(())
+        };
+        let write = |bytes: &[u8]| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        };
+        let (len, parallelism) = (input.len() as u64, Parallelism::workers(workers));
+        let result = match direction {
+            Direction::Seal => seal_chunks(key, version, len, parallelism, read, write),
+            Direction::Open => open_chunks(key, version, len, parallelism, read, write),
+        };
+        (result, out)
     }
 
-    /// Opens in parallel; returns the result and the plaintext handed on before it ended.
+    fn seal(plain: &[u8], key: &SymmetricKey, version: FormatVersion, workers: usize) -> Vec<u8> {
+        let (result, sealed) = through(plain, key, version, workers, Direction::Seal);
+        result.expect("seals");
+        sealed
+    }
+
     fn open(
         sealed: &[u8],
         key: &SymmetricKey,
         version: FormatVersion,
         workers: usize,
     ) -> (Result<(), CryptoError>, Vec<u8>) {
-        let mut source = sealed;
-        let mut out = Vec::new();
-        let result = open_chunks(
-            key,
-            version,
-            sealed.len() as u64,
-            Parallelism::workers(workers),
-            |chunk| {
-                let (head, tail) = source.split_at(chunk.len());
-                chunk.copy_from_slice(head);
-                source = tail;
-                Ok(())
-            },
-            |plain| {
-                out.extend_from_slice(plain);
-                Ok(())
-            },
-        );
-        (result, out)
+        through(sealed, key, version, workers, Direction::Open)
     }
 
     const SIZES: [usize; 8] = [
