@@ -38,6 +38,7 @@ ORDER = (
     "ed25519_verify_200B",
     "ed25519_verify_batch_64",
     "attachment_v2_seal_256MiB",
+    "attachment_v2_seal_1GiB_2_workers",
 )
 
 

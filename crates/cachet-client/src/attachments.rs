@@ -4,26 +4,28 @@
 //! with each recipient inside a `crypto_box`ed [`v1::AttachmentPointer`] that also carries
 //! the plaintext size and the SHA-256 of the stored object.
 //!
-//! Memory stays at a few chunks whatever the file size. Sealing runs on blocking threads,
-//! two chunks at a time, while the previous chunk uploads. Uploads resume from the
-//! server's list of received chunks (the state, key included, is kept in the encrypted
+//! Memory stays at a few chunks whatever the file size. Sealing and opening run on every
+//! core (one 2 MiB buffer per worker, [`cachet_crypto::attachment::parallel`]), off the
+//! async runtime, while the previous chunk uploads or is written out. Uploads resume from
+//! the server's list of received chunks (the state, key included, is kept in the encrypted
 //! database); downloads resume from the sealed chunks already on disk. The whole object's
 //! SHA-256 is checked before anything is decrypted, and the chunk format itself rejects
 //! truncation, reordering and substitution.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use cachet_crypto::attachment::{
-    chunk_count, chunk_nonce, sealed_len, ChunkOpener, FormatVersion, CHUNK_SIZE, SEALED_CHUNK_SIZE,
+    chunk_count, open_chunks, seal_chunks, sealed_len, FormatVersion, Parallelism, CHUNK_SIZE,
+    SEALED_CHUNK_SIZE,
 };
-use cachet_crypto::secretbox::SecretBox;
 use cachet_crypto::{SymmetricKey, MAC_LEN};
 use cachet_proto::v1::{self, payload::Body, AttachmentPointer, Envelope};
 use cachet_proto::Message;
-use futures_util::StreamExt;
 use rusqlite::{params, OptionalExtension};
 use sha2::Digest;
 use zeroize::Zeroizing;
@@ -67,31 +69,36 @@ pub struct PendingUpload {
     pub size: u64,
 }
 
-/// Seals chunk `index` (0-based) of an attachment. Sealing is deterministic for a given
-/// key and index, which is what lets an upload resume and still hash the whole object.
-fn seal_chunk_at(
+/// Seals the file at `path` on every core, sending each sealed chunk in order to the
+/// uploader; returns the SHA-256 of the whole sealed object. Sealing is deterministic for
+/// a given key, which is what lets an upload resume and still hash the whole object.
+fn seal_file(
+    path: &Path,
     key: &SymmetricKey,
     version: FormatVersion,
-    index: u64,
-    plaintext: &[u8],
-    is_final: bool,
-) -> Vec<u8> {
-    let mut buffer = vec![0u8; MAC_LEN + plaintext.len()];
-    buffer[MAC_LEN..].copy_from_slice(plaintext);
-    SecretBox::new(key).seal_in_place(&mut buffer, &chunk_nonce(version, index + 1, is_final));
-    buffer
-}
-
-fn read_chunk(path: &Path, index: u64, plaintext_size: u64) -> Result<Zeroizing<Vec<u8>>> {
-    let offset = index * CHUNK_SIZE as u64;
-    let len = (plaintext_size.saturating_sub(offset)).min(CHUNK_SIZE as u64) as usize;
-    let mut f = File::open(path).map_err(|e| ClientError::io(path, e))?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| ClientError::io(path, e))?;
-    let mut buf = Zeroizing::new(vec![0u8; len]);
-    f.read_exact(&mut buf)
-        .map_err(|e| ClientError::io(path, e))?;
-    Ok(buf)
+    size: u64,
+    sealed_tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<[u8; 32]> {
+    let mut file = File::open(path).map_err(|e| ClientError::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    seal_chunks(
+        key,
+        version,
+        size,
+        Parallelism::available(),
+        |plaintext| {
+            file.read_exact(plaintext)
+                .map_err(|e| ClientError::io(path, e))
+        },
+        |sealed| {
+            hasher.update(sealed);
+            // A closed channel means the upload stopped (failed or was cancelled).
+            sealed_tx
+                .blocking_send(sealed.to_vec())
+                .map_err(|_| ClientError::Cancelled)
+        },
+    )?;
+    Ok(hasher.finalize().into())
 }
 
 /// Stored size of chunk `index` of an object of `sealed` bytes.
@@ -382,37 +389,34 @@ impl Client {
             return Ok(out);
         }
         let received: HashSet<u32> = status.received_chunks.iter().copied().collect();
-        let n = chunk_count(version, size);
-        let mut hasher = sha2::Sha256::new();
+        // Sealing (and hashing) runs on every core off the async runtime; the sealed chunks
+        // come back in order, one at a time, while the previous one uploads.
+        let (sealed_tx, mut sealed_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+        let sealing = {
+            let path = path.to_path_buf();
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || seal_file(&path, &key, version, size, sealed_tx))
+        };
         let mut done = 0u64;
-        let mut chunks = futures_util::stream::iter(0..n)
-            .map(|i| {
-                let path = path.to_path_buf();
-                let key = key.clone();
-                tokio::task::spawn_blocking(move || -> Result<(u64, usize, Vec<u8>)> {
-                    let plain = read_chunk(&path, i, size)?;
-                    let sealed = seal_chunk_at(&key, version, i, &plain, i + 1 == n);
-                    Ok((i, plain.len(), sealed))
-                })
-            })
-            .buffered(2);
-        while let Some(joined) = chunks.next().await {
-            let (i, plain_len, sealed) = joined
-                .map_err(|e| ClientError::Protocol(format!("sealing task failed: {e}")))??;
-            hasher.update(&sealed);
-            let index =
-                u32::try_from(i).map_err(|_| ClientError::InvalidInput("file too large".into()))?;
-            if !received.contains(&index) {
+        let mut index = 0u64;
+        while let Some(sealed) = sealed_rx.recv().await {
+            let chunk = u32::try_from(index)
+                .map_err(|_| ClientError::InvalidInput("file too large".into()))?;
+            let plain_len = (sealed.len() - MAC_LEN) as u64;
+            if !received.contains(&chunk) {
                 self.api
-                    .put_chunk(&signer, attachment_id, i, sealed)
+                    .put_chunk(&signer, attachment_id, index, sealed)
                     .await?;
             }
-            done += plain_len as u64;
+            index += 1;
+            done += plain_len;
             if !progress(done, size) {
                 return Err(ClientError::Cancelled);
             }
         }
-        Ok(hasher.finalize().into())
+        sealing
+            .await
+            .map_err(|e| ClientError::Protocol(format!("sealing task failed: {e}")))?
     }
 
     pub(crate) fn store_attachment_pointer(
@@ -578,7 +582,13 @@ impl Client {
                         .into(),
                 ));
             }
-            let mut reader = OpenedAttachment::new(&partial_for_task, &key, version, sealed)?;
+            let mut reader = OpenedAttachment::new(
+                &partial_for_task,
+                &key,
+                version,
+                sealed,
+                Parallelism::available(),
+            )?;
             let written = match dest {
                 Some(dest) => {
                     let tmp = dest.with_extension("cachet-part");
@@ -636,69 +646,109 @@ fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-/// Reads the plaintext of a sealed attachment file, one chunk at a time.
+/// Reads the plaintext of a sealed attachment file. A thread of its own opens the chunks
+/// on every core ([`open_chunks`]); they arrive here in order, at most one waiting.
 struct OpenedAttachment {
-    file: File,
-    opener: ChunkOpener,
-    remaining: u64,
-    buffer: Zeroizing<Vec<u8>>,
+    chunks: mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    opening: Option<thread::JoinHandle<Result<()>>>,
+    current: Zeroizing<Vec<u8>>,
     pos: usize,
-    end: usize,
+    failed: bool,
+    /// Why reading failed, for the caller to report instead of the bare I/O error.
     error: Option<ClientError>,
 }
 
 impl OpenedAttachment {
-    fn new(path: &Path, key: &SymmetricKey, version: FormatVersion, sealed: u64) -> Result<Self> {
-        let file = File::open(path).map_err(|e| ClientError::io(path, e))?;
+    fn new(
+        path: &Path,
+        key: &SymmetricKey,
+        version: FormatVersion,
+        sealed: u64,
+        parallelism: Parallelism,
+    ) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| ClientError::io(path, e))?;
+        let (chunk_tx, chunks) = mpsc::sync_channel(1);
+        let key = key.clone();
+        let source = path.to_path_buf();
+        let opening = thread::Builder::new()
+            .name("attachment-open".into())
+            .spawn(move || {
+                open_chunks(
+                    &key,
+                    version,
+                    sealed,
+                    parallelism,
+                    |chunk| {
+                        file.read_exact(chunk)
+                            .map_err(|e| ClientError::io(&source, e))
+                    },
+                    |plaintext| {
+                        // A closed channel means the reader was dropped: stop quietly.
+                        chunk_tx
+                            .send(Zeroizing::new(plaintext.to_vec()))
+                            .map_err(|_| ClientError::Cancelled)
+                    },
+                )
+                .map_err(|e| match e {
+                    ClientError::Crypto(e) => ClientError::Integrity(e.to_string()),
+                    other => other,
+                })
+            })
+            .map_err(|e| ClientError::io(path, e))?;
         Ok(Self {
-            file,
-            opener: ChunkOpener::new(key, version),
-            remaining: sealed,
-            buffer: Zeroizing::new(vec![0u8; SEALED_CHUNK_SIZE]),
+            chunks,
+            opening: Some(opening),
+            current: Zeroizing::new(Vec::new()),
             pos: 0,
-            end: 0,
+            failed: false,
             error: None,
         })
     }
 
+    /// Takes the next chunk; `false` at the end of a stream that opened completely.
     fn refill(&mut self) -> std::io::Result<bool> {
-        if self.remaining == 0 {
-            if let Err(e) = self.opener.finish() {
-                return Err(self.fail(ClientError::Integrity(e.to_string())));
-            }
+        if self.failed {
+            return Err(invalid_data("the attachment failed to open"));
+        }
+        if let Ok(chunk) = self.chunks.recv() {
+            self.current = chunk;
+            self.pos = 0;
+            return Ok(true);
+        }
+        // The opening thread has ended: with every chunk handed over, or with an error.
+        let Some(opening) = self.opening.take() else {
             return Ok(false);
+        };
+        let outcome = opening.join().unwrap_or_else(|_| {
+            Err(ClientError::Protocol(
+                "the attachment decryption thread panicked".into(),
+            ))
+        });
+        match outcome {
+            Ok(()) => Ok(false),
+            Err(e) => {
+                let io = invalid_data(&e.to_string());
+                self.failed = true;
+                self.error = Some(e);
+                Err(io)
+            }
         }
-        let len = self.remaining.min(SEALED_CHUNK_SIZE as u64) as usize;
-        self.file.read_exact(&mut self.buffer[..len])?;
-        self.remaining -= len as u64;
-        let is_last = self.remaining == 0;
-        if let Err(e) = self
-            .opener
-            .open_chunk_in_place(&mut self.buffer[..len], is_last)
-        {
-            return Err(self.fail(ClientError::Integrity(e.to_string())));
-        }
-        self.pos = MAC_LEN;
-        self.end = len;
-        Ok(true)
     }
+}
 
-    fn fail(&mut self, e: ClientError) -> std::io::Error {
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
-        self.error = Some(e);
-        io
-    }
+fn invalid_data(message: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_owned())
 }
 
 impl Read for OpenedAttachment {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.end {
+        while self.pos >= self.current.len() {
             if !self.refill()? {
                 return Ok(0);
             }
         }
-        let n = out.len().min(self.end - self.pos);
-        out[..n].copy_from_slice(&self.buffer[self.pos..self.pos + n]);
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
@@ -710,46 +760,59 @@ mod tests {
     use super::*;
     use cachet_crypto::attachment::seal_all;
 
-    #[test]
-    fn chunks_sealed_one_by_one_match_the_reference_stream() {
-        let key = SymmetricKey::generate();
-        let size = CHUNK_SIZE + 1000;
-        let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
-        for version in [FormatVersion::V1, FormatVersion::V2] {
-            let n = chunk_count(version, size as u64);
-            let mut ours = Vec::new();
-            for i in 0..n {
-                let start = i as usize * CHUNK_SIZE;
-                let end = (start + CHUNK_SIZE).min(size);
-                ours.extend(seal_chunk_at(
-                    &key,
-                    version,
-                    i,
-                    &data[start..end],
-                    i + 1 == n,
-                ));
-            }
-            assert_eq!(ours, seal_all(&data, &key, version));
-        }
+    fn open_file(
+        path: &Path,
+        key: &SymmetricKey,
+        sealed: usize,
+        workers: usize,
+    ) -> (Result<Vec<u8>>, OpenedAttachment) {
+        let mut reader = OpenedAttachment::new(
+            path,
+            key,
+            FormatVersion::V2,
+            sealed as u64,
+            Parallelism::workers(workers),
+        )
+        .unwrap();
+        let mut back = Vec::new();
+        let result = reader.read_to_end(&mut back).map(|_| back).map_err(|e| {
+            reader
+                .error
+                .take()
+                .unwrap_or_else(|| ClientError::io(path, e))
+        });
+        (result, reader)
     }
 
     #[test]
-    fn opened_attachment_reads_and_rejects_truncation() {
+    fn opened_attachment_reads_on_any_number_of_workers_and_rejects_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let key = SymmetricKey::generate();
-        let data: Vec<u8> = (0..(2 * CHUNK_SIZE + 7)).map(|i| (i % 13) as u8).collect();
+        let data: Vec<u8> = (0..(3 * CHUNK_SIZE + 7)).map(|i| (i % 13) as u8).collect();
         let sealed = seal_all(&data, &key, FormatVersion::V2);
         let path = dir.path().join("a.sealed");
-        fs::write(&path, &sealed).unwrap();
-        let mut r =
-            OpenedAttachment::new(&path, &key, FormatVersion::V2, sealed.len() as u64).unwrap();
-        let mut back = Vec::new();
-        r.read_to_end(&mut back).unwrap();
-        assert_eq!(back, data);
-        let cut = 2 * SEALED_CHUNK_SIZE;
-        fs::write(&path, &sealed[..cut]).unwrap();
-        let mut r = OpenedAttachment::new(&path, &key, FormatVersion::V2, cut as u64).unwrap();
-        assert!(r.read_to_end(&mut Vec::new()).is_err());
+        for workers in [1, 2, 4] {
+            fs::write(&path, &sealed).unwrap();
+            let (back, _) = open_file(&path, &key, sealed.len(), workers);
+            assert!(back.unwrap() == data, "{workers} workers");
+
+            let cut = 2 * SEALED_CHUNK_SIZE;
+            fs::write(&path, &sealed[..cut]).unwrap();
+            let (result, mut reader) = open_file(&path, &key, cut, workers);
+            assert!(
+                matches!(result, Err(ClientError::Integrity(_))),
+                "{workers} workers: {result:?}"
+            );
+            // Reading on after the failure never turns into a clean end of file.
+            assert!(reader.read(&mut [0u8; 8]).is_err());
+
+            // The file is shorter than the pointer says: an I/O error, not a short read.
+            let (result, _) = open_file(&path, &key, sealed.len(), workers);
+            assert!(
+                matches!(result, Err(ClientError::Io { .. })),
+                "{workers} workers: {result:?}"
+            );
+        }
     }
 
     #[test]

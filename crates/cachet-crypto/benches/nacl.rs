@@ -1,15 +1,18 @@
 //! cachet-crypto next to libsodium, operation by operation, in one run.
 //!
-//! Every benchmark group holds two functions, `cachet` (the pure-Rust implementation
-//! shipped in cachet-crypto) and `libsodium` (the C library through cachet-sodium-ref),
-//! doing the same work on the same inputs. `scripts/bench-report.py` turns the results
+//! Every benchmark group holds two functions, `cachet` (cachet-crypto: pure Rust by
+//! default, its libsodium backend with `--features libsodium`, as the client ships it)
+//! and `libsodium` (the C library through cachet-sodium-ref), doing the same work on the
+//! same inputs. `scripts/bench-report.py` turns the results
 //! into a table. Sample counts and measurement times are kept small so that the whole run
 //! takes a few minutes on a two-core machine.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use cachet_crypto::attachment::{chunk_nonce, ChunkSealer, FormatVersion, CHUNK_SIZE};
+use cachet_crypto::attachment::{
+    chunk_nonce, seal_chunks, ChunkSealer, FormatVersion, Parallelism, CHUNK_SIZE,
+};
 use cachet_crypto::boxes::{self, PrecomputedBox};
 use cachet_crypto::secretbox::SecretBox;
 use cachet_crypto::sign::{self, BatchItem};
@@ -23,6 +26,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 const SMALL: usize = 200;
 /// Plaintext of the attachment benchmark: 256 MiB, 128 chunks of 2 MiB.
 const ATTACHMENT_SIZE: usize = 256 * 1024 * 1024;
+/// Plaintext of the parallel attachment benchmark: 1 GiB, 512 chunks of 2 MiB.
+const LARGE_ATTACHMENT_SIZE: u64 = 1024 * 1024 * 1024;
+/// Workers of the parallel attachment benchmark: the two cores of the reference machine.
+const ATTACHMENT_WORKERS: usize = 2;
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 131 % 251) as u8).collect()
@@ -218,6 +225,55 @@ fn attachment(c: &mut Criterion) {
     group.finish();
 }
 
+/// 1 GiB sealed by `seal_chunks` on two worker threads against libsodium on one core.
+/// Both sides copy each chunk's plaintext in from the same 2 MiB source (as a reader
+/// filling it from a file would) and leave the sealed chunk where it is.
+fn attachment_parallel(c: &mut Criterion) {
+    let key_bytes: [u8; 32] = random_bytes();
+    let key = SymmetricKey::from_bytes(key_bytes);
+    let source = data(CHUNK_SIZE);
+    let chunks = LARGE_ATTACHMENT_SIZE / CHUNK_SIZE as u64;
+
+    let mut group = c.benchmark_group("attachment_v2_seal_1GiB_2_workers");
+    group.throughput(Throughput::Bytes(LARGE_ATTACHMENT_SIZE));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(20));
+    let parallelism = Parallelism::workers(ATTACHMENT_WORKERS);
+    group.bench_function("cachet", |b| {
+        b.iter(|| {
+            seal_chunks::<cachet_crypto::CryptoError, _, _>(
+                &key,
+                FormatVersion::V2,
+                LARGE_ATTACHMENT_SIZE,
+                parallelism,
+                |plaintext| {
+                    plaintext.copy_from_slice(&source);
+                    Ok(())
+                },
+                |sealed| {
+                    black_box(sealed);
+                    Ok(())
+                },
+            )
+            .expect("full chunks")
+        })
+    });
+    let mut buffer = vec![0u8; MAC_LEN + CHUNK_SIZE];
+    group.bench_function("libsodium", |b| {
+        b.iter(|| {
+            for i in 0..chunks {
+                buffer[MAC_LEN..].copy_from_slice(&source);
+                let nonce = chunk_nonce(FormatVersion::V2, i + 1, i + 1 == chunks);
+                sodium::secretbox_seal_in_place(&mut buffer, &nonce.0, &key_bytes);
+                black_box(&buffer);
+            }
+        })
+    });
+    group.finish();
+}
+
 /// `criterion_group!` defines a public function; kept in a private module so that it
 /// needs no documentation of its own.
 mod harness {
@@ -229,7 +285,7 @@ mod harness {
             .sample_size(20)
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(2));
-        targets = secretbox, crypto_box, ed25519, attachment
+        targets = secretbox, crypto_box, ed25519, attachment, attachment_parallel
     }
 }
 criterion_main!(harness::benches);

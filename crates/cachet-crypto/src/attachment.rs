@@ -22,6 +22,16 @@
 //! appending, reordering or swapping chunks between attachments makes some chunk fail to
 //! open, so a reader that reaches the end without error has the whole file. The total
 //! length is authenticated too: it follows from the chunk sizes and the final flag.
+//!
+//! # On several cores
+//! Since a chunk's nonce depends only on its position, [`seal_chunks`] and
+//! [`open_chunks`] process several chunks at once on worker threads, with a bounded number
+//! of chunk buffers, and hand the results on in order: the same bytes and the same checks
+//! as [`ChunkSealer`] and [`ChunkOpener`].
+
+pub mod parallel;
+
+pub use parallel::{open_chunks, seal_chunks, Parallelism};
 
 use crate::secretbox::SecretBox;
 use crate::{CryptoError, Nonce, SymmetricKey, MAC_LEN, NONCE_LEN};
@@ -120,23 +130,16 @@ impl ChunkSealer {
         buffer: &mut [u8],
         is_final: bool,
     ) -> Result<(), CryptoError> {
-        let len = buffer
-            .len()
-            .checked_sub(MAC_LEN)
-            .ok_or(CryptoError::Stream("chunk buffer shorter than the tag"))?;
         if self.finished {
             return Err(CryptoError::Stream("chunk sealed after the final one"));
         }
-        if len > CHUNK_SIZE || (!is_final && len != CHUNK_SIZE) {
-            return Err(CryptoError::Stream(
-                "only the final chunk may be shorter than 2 MiB",
-            ));
-        }
-        if len == 0 && (self.next_index != 1 || self.version == FormatVersion::V1) {
-            return Err(CryptoError::Stream("empty chunk"));
-        }
-        let nonce = chunk_nonce(self.version, self.next_index, is_final);
-        self.cipher.seal_in_place(buffer, &nonce);
+        seal_indexed(
+            &self.cipher,
+            self.version,
+            self.next_index,
+            buffer,
+            is_final,
+        )?;
         self.next_index += 1;
         self.finished = is_final;
         Ok(())
@@ -185,13 +188,7 @@ impl ChunkOpener {
         if self.finished {
             return Err(CryptoError::Stream("data after the final chunk"));
         }
-        if buffer.len() > SEALED_CHUNK_SIZE || (!is_last && buffer.len() != SEALED_CHUNK_SIZE) {
-            return Err(CryptoError::Stream("chunk of the wrong size"));
-        }
-        let nonce = chunk_nonce(self.version, self.next_index, is_last);
-        self.cipher.open_in_place(buffer, &nonce).map_err(|_| {
-            CryptoError::Stream("chunk failed to authenticate: corrupted, reordered or truncated")
-        })?;
+        open_indexed(&self.cipher, self.version, self.next_index, buffer, is_last)?;
         self.next_index += 1;
         self.finished = is_last;
         Ok(())
@@ -208,6 +205,50 @@ impl ChunkOpener {
             )),
         }
     }
+}
+
+/// Seals chunk `index` (1-based) over `buffer = [0; 16] || plaintext`, after checking
+/// that its size fits its position.
+fn seal_indexed(
+    cipher: &SecretBox,
+    version: FormatVersion,
+    index: u64,
+    buffer: &mut [u8],
+    is_final: bool,
+) -> Result<(), CryptoError> {
+    let len = buffer
+        .len()
+        .checked_sub(MAC_LEN)
+        .ok_or(CryptoError::Stream("chunk buffer shorter than the tag"))?;
+    if len > CHUNK_SIZE || (!is_final && len != CHUNK_SIZE) {
+        return Err(CryptoError::Stream(
+            "only the final chunk may be shorter than 2 MiB",
+        ));
+    }
+    if len == 0 && (index != 1 || version == FormatVersion::V1) {
+        return Err(CryptoError::Stream("empty chunk"));
+    }
+    cipher.seal_in_place(buffer, &chunk_nonce(version, index, is_final));
+    Ok(())
+}
+
+/// Opens the stored chunk `buffer` at position `index` (1-based) in place; `is_last` says
+/// whether the stored object ends after it. On success the plaintext is `buffer[16..]`.
+fn open_indexed(
+    cipher: &SecretBox,
+    version: FormatVersion,
+    index: u64,
+    buffer: &mut [u8],
+    is_last: bool,
+) -> Result<(), CryptoError> {
+    if buffer.len() > SEALED_CHUNK_SIZE || (!is_last && buffer.len() != SEALED_CHUNK_SIZE) {
+        return Err(CryptoError::Stream("chunk of the wrong size"));
+    }
+    cipher
+        .open_in_place(buffer, &chunk_nonce(version, index, is_last))
+        .map_err(|_| {
+            CryptoError::Stream("chunk failed to authenticate: corrupted, reordered or truncated")
+        })
 }
 
 /// Seals a whole in-memory attachment (for small files and tests).
