@@ -63,8 +63,7 @@ async fn refuse_while_sealed(
 /// `database_unavailable` while it does not.
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let database =
-        cachet_http::health::ping_within(state.settings.database_timeout, state.store.ping())
-            .await;
+        cachet_http::health::ping_within(state.settings.database_timeout, state.store.ping()).await;
     let vault = state.vault.status();
     cachet_http::health::health_answer(database, vault.initialised, vault.sealed)
 }
