@@ -388,16 +388,14 @@ pub fn router(backend: Arc<KeyStore>, vault: Arc<vault::Vault>, limits: RateLimi
         })
 }
 
-/// `/healthz`: whether the database answers within [`HEALTH_TIMEOUT`] (else 503
+/// `/healthz`: whether the database answers within the pool's own acquire timeout (else 503
 /// `database_unavailable`), and whether the vault is initialised and sealed.
 async fn health(backend: Arc<KeyStore>, vault: Arc<vault::Vault>) -> axum::response::Response {
-    let database = cachet_http::health::ping_within(HEALTH_TIMEOUT, backend.ping()).await;
+    let database =
+        cachet_http::health::ping_within(store::POSTGRES_ACQUIRE_TIMEOUT, backend.ping()).await;
     let status = vault.status();
     cachet_http::health::health_answer(database, status.initialised, status.sealed)
 }
-
-/// How long `/healthz` waits for the database: the pool's own acquire timeout.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Registers an operator of the key server (its vault and audit routes) in the database
 /// `config` names. Returns false if the name is taken.

@@ -35,7 +35,7 @@ pub const DATABASE_FILE: &str = "keyserver.sqlite3";
 pub const DEV_CODES_FILE: &str = cachet_http::notify::DEV_CODES_FILE;
 
 /// How long a request waits for a PostgreSQL connection before it is refused with 503.
-const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 // Directories `0700` and files `0600`, whatever the umask: the key server's files hold
 // key shares and one-time codes. More open existing ones are tightened.
