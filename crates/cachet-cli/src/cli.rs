@@ -249,17 +249,10 @@ pub enum KeyserverAction {
         name: String,
         /// Their 32-byte Ed25519 public key, in hex (`cachet operator keygen` prints it).
         public_key: String,
-        /// The key server's data directory.
-        #[arg(
-            long,
-            env = "CACHET_KEYSERVER_DATA_DIR",
-            value_name = "DIR",
-            default_value = "cachet-keyserver-data"
-        )]
-        data_dir: PathBuf,
-        /// The key server's PostgreSQL URL, if it stores there instead of SQLite.
-        #[arg(long, env = "CACHET_KEYSERVER_DATABASE_URL", value_name = "URL")]
-        database_url: Option<String>,
+        /// Where the key server keeps its data: the same `--data-dir`, `--database-url` and
+        /// `--config` (and `CACHET_KEYSERVER_*` variables) as `cachet keyserver`.
+        #[command(flatten)]
+        config: cachet_keyserver::KeyServerConfig,
     },
 }
 
@@ -622,17 +615,10 @@ pub enum ServerAction {
         name: String,
         /// Their 32-byte Ed25519 public key, in hex.
         public_key: String,
-        /// The server's data directory.
-        #[arg(
-            long,
-            env = "CACHET_DATA_DIR",
-            value_name = "DIR",
-            default_value = "cachet-data"
-        )]
-        data_dir: PathBuf,
-        /// The server's PostgreSQL URL, if it stores there instead of SQLite.
-        #[arg(long, env = "CACHET_DATABASE_URL", value_name = "URL")]
-        database_url: Option<String>,
+        /// Where the server keeps its data: the same `--data-dir`, `--database-url` and
+        /// `--config` (and `CACHET_*` variables) as `cachet server`.
+        #[command(flatten)]
+        config: cachet_server::ServerConfig,
     },
 }
 

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod config;
 pub mod health;
 pub mod notify;
 pub mod serve;

@@ -23,8 +23,8 @@ use axum::http::StatusCode;
 
 use std::time::Duration;
 
-use cachet_http::notify::{NotifierKind, NotifierSettings};
-use cachet_http::{Secret, ServeOptions};
+use cachet_http::notify::NotifierSettings;
+use cachet_http::ServeOptions;
 use cachet_recovery::wire::RateLimit;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,124 +43,32 @@ pub use store::KeyStore;
 /// Route of the data server's operator endpoint that applies its half of a refresh.
 pub const DATA_SERVER_REFRESH_ROUTE: &str = "/api/v1/operator/recovery/refresh";
 
-/// Settings of a key server: flags, `CACHET_KEYSERVER_*` environment variables and a
-/// TOML file (same names, snake_case), in that order of precedence, over the defaults.
-#[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyServerConfig {
-    /// TOML file with any of the settings below (same names, snake_case).
-    #[arg(long = "config", env = "CACHET_KEYSERVER_CONFIG", value_name = "FILE")]
-    #[serde(skip)]
-    pub config_file: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7781].
-    #[arg(long, env = "CACHET_KEYSERVER_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Directory of the key server's database; created if missing [default: ./cachet-keyserver-data].
-    #[arg(long, env = "CACHET_KEYSERVER_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://user@host/db) to store in instead of SQLite in the data
-    /// directory; the development code file stays in the data directory.
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// PEM certificate chain; with `tls_key`, serve TLS 1.3 only.
-    #[arg(long, env = "CACHET_KEYSERVER_TLS_CERT", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key matching `tls_cert`.
-    #[arg(long, env = "CACHET_KEYSERVER_TLS_KEY", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-    /// Log as JSON lines [default: false].
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_LOG_JSON",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "true"
-    )]
-    pub log_json: Option<bool>,
-    /// Failed recoveries allowed back to back before delays start [default: 3].
-    #[arg(long, env = "CACHET_KEYSERVER_FREE_ATTEMPTS", value_name = "N")]
-    pub free_attempts: Option<u32>,
-    /// First delay after the free attempts, doubling each time [default: 60].
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_BASE_DELAY_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub base_delay_seconds: Option<u64>,
-    /// Failures after which the account is locked out [default: 10].
-    #[arg(long, env = "CACHET_KEYSERVER_MAX_FAILURES", value_name = "N")]
-    pub max_failures: Option<u32>,
-    /// Length of the lock-out [default: 86400].
-    #[arg(long, env = "CACHET_KEYSERVER_LOCKOUT_SECONDS", value_name = "SECONDS")]
-    pub lockout_seconds: Option<u64>,
-    /// How the key server's one-time codes are delivered [default: dev].
-    #[arg(long, value_enum, env = "CACHET_KEYSERVER_NOTIFIER")]
-    pub notifier: Option<NotifierKind>,
-    /// SMTP relay for the smtp notifier, e.g. `smtps://user:password@mail.example.org:465`
-    /// or `smtp://mail.example.org:587?tls=required`.
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_SMTP_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub smtp_url: Option<String>,
-    /// Sender address of code e-mails, e.g. `cachet key server <no-reply@example.org>`.
-    #[arg(long, env = "CACHET_KEYSERVER_SMTP_FROM", value_name = "MAILBOX")]
-    pub smtp_from: Option<String>,
-    /// URL the webhook notifier POSTs each code to (JSON `{to, code, purpose, text,
-    /// expires_at}`), e.g. an SMS gateway.
-    #[arg(long, env = "CACHET_KEYSERVER_WEBHOOK_URL", value_name = "URL")]
-    pub webhook_url: Option<String>,
-    /// Bearer token sent with each webhook call.
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_WEBHOOK_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub webhook_token: Option<Secret>,
-    /// Most open connections; at the limit the longest-idle connection is closed to make
-    /// room [default: 16384, never more than the open-file limit less 256].
-    #[arg(long, env = "CACHET_KEYSERVER_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Time allowed for a whole request head to arrive [default: 30].
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_HEADER_TIMEOUT_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub header_timeout_seconds: Option<u64>,
-    /// Longest pause while a request body is received [default: 30].
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_BODY_TIMEOUT_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub body_timeout_seconds: Option<u64>,
-    /// A connection without a request in flight and without traffic this long is closed
-    /// [default: 120].
-    #[arg(
-        long,
-        env = "CACHET_KEYSERVER_IDLE_TIMEOUT_SECONDS",
-        value_name = "SECONDS"
-    )]
-    pub idle_timeout_seconds: Option<u64>,
-    /// Largest request head (request line and header fields) [default: 32768].
-    #[arg(long, env = "CACHET_KEYSERVER_MAX_HEADER_BYTES", value_name = "BYTES")]
-    pub max_header_bytes: Option<usize>,
-}
-
-/// Wrapper so that [`KeyServerConfig::from_env`] can reuse clap's environment handling.
-#[derive(clap::Parser)]
-struct EnvOnly {
-    #[command(flatten)]
-    config: KeyServerConfig,
+cachet_http::server_config! {
+    /// Settings of a key server: flags, `CACHET_KEYSERVER_*` environment variables and a
+    /// TOML file (same names, snake_case), in that order of precedence, over the defaults.
+    /// The fields both servers have are declared by [`cachet_http::server_config!`].
+    pub struct KeyServerConfig {
+        program: "cachet-keyserver",
+        env_prefix: "CACHET_KEYSERVER_",
+        default_listen: "127.0.0.1:7781",
+        default_data_dir: "cachet-keyserver-data",
+        error: Error,
+        /// Log as JSON lines [default: false].
+        #[arg(long, env = "CACHET_KEYSERVER_LOG_JSON", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        pub log_json: Option<bool>,
+        /// Failed recoveries allowed back to back before delays start [default: 3].
+        #[arg(long, env = "CACHET_KEYSERVER_FREE_ATTEMPTS", value_name = "N")]
+        pub free_attempts: Option<u32>,
+        /// First delay after the free attempts, doubling each time [default: 60].
+        #[arg(long, env = "CACHET_KEYSERVER_BASE_DELAY_SECONDS", value_name = "SECONDS")]
+        pub base_delay_seconds: Option<u64>,
+        /// Failures after which the account is locked out [default: 10].
+        #[arg(long, env = "CACHET_KEYSERVER_MAX_FAILURES", value_name = "N")]
+        pub max_failures: Option<u32>,
+        /// Length of the lock-out [default: 86400].
+        #[arg(long, env = "CACHET_KEYSERVER_LOCKOUT_SECONDS", value_name = "SECONDS")]
+        pub lockout_seconds: Option<u64>,
+    }
 }
 
 impl KeyServerConfig {
@@ -174,121 +82,20 @@ impl KeyServerConfig {
         }
     }
 
-    /// Reads the `CACHET_KEYSERVER_*` environment variables (no command line).
-    pub fn from_env() -> Result<Self> {
-        use clap::Parser;
-        EnvOnly::try_parse_from(["cachet-keyserver"])
-            .map(|e| e.config)
-            .map_err(|e| Error::Config(e.to_string()))
-    }
-
-    /// Parses a TOML document with the same keys as the flags (snake_case).
-    pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))
-    }
-
-    /// Reads a TOML file.
-    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text)
-    }
-
-    /// Fills every unset field from `lower`.
-    pub fn or(self, lower: KeyServerConfig) -> KeyServerConfig {
-        KeyServerConfig {
-            config_file: self.config_file.or(lower.config_file),
-            listen: self.listen.or(lower.listen),
-            data_dir: self.data_dir.or(lower.data_dir),
-            database_url: self.database_url.or(lower.database_url),
-            tls_cert: self.tls_cert.or(lower.tls_cert),
-            tls_key: self.tls_key.or(lower.tls_key),
-            log_json: self.log_json.or(lower.log_json),
-            free_attempts: self.free_attempts.or(lower.free_attempts),
-            base_delay_seconds: self.base_delay_seconds.or(lower.base_delay_seconds),
-            max_failures: self.max_failures.or(lower.max_failures),
-            lockout_seconds: self.lockout_seconds.or(lower.lockout_seconds),
-            notifier: self.notifier.or(lower.notifier),
-            smtp_url: self.smtp_url.or(lower.smtp_url),
-            smtp_from: self.smtp_from.or(lower.smtp_from),
-            webhook_url: self.webhook_url.or(lower.webhook_url),
-            webhook_token: self.webhook_token.or(lower.webhook_token),
-            max_connections: self.max_connections.or(lower.max_connections),
-            header_timeout_seconds: self.header_timeout_seconds.or(lower.header_timeout_seconds),
-            body_timeout_seconds: self.body_timeout_seconds.or(lower.body_timeout_seconds),
-            idle_timeout_seconds: self.idle_timeout_seconds.or(lower.idle_timeout_seconds),
-            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
-        }
-    }
-
-    /// These settings with the TOML file they name (if any) merged in underneath.
-    pub fn merged(&self) -> Result<KeyServerConfig> {
-        match &self.config_file {
-            Some(path) => Ok(self.clone().or(Self::from_toml_file(path)?)),
-            None => Ok(self.clone()),
-        }
-    }
-
     /// Whether to log JSON lines (after [`KeyServerConfig::merged`]).
     pub fn log_json(&self) -> bool {
         self.log_json.unwrap_or(false)
     }
 
-    /// The TLS certificate and key, when TLS is on.
-    pub fn tls(&self) -> Result<Option<(PathBuf, PathBuf)>> {
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(c), Some(k)) => Ok(Some((c.clone(), k.clone()))),
-            (None, None) => Ok(None),
-            _ => Err(Error::Config(
-                "tls_cert and tls_key must be given together".into(),
-            )),
-        }
-    }
-
     /// The notifier these settings name.
     pub fn notifier_settings(&self) -> NotifierSettings {
-        NotifierSettings {
-            kind: self.notifier.unwrap_or_default(),
-            dev_codes_file: self.data_dir().join(store::DEV_CODES_FILE),
-            smtp_url: self.smtp_url.clone(),
-            smtp_from: self.smtp_from.clone(),
-            webhook_url: self.webhook_url.clone(),
-            webhook_token: self.webhook_token.clone(),
-        }
-    }
-
-    /// Connection limit and timeouts of the accept loop.
-    pub fn serve_options(&self) -> Result<ServeOptions> {
-        let mut o = ServeOptions::default();
-        if let Some(v) = self.max_connections {
-            o.max_connections = v;
-        }
-        if let Some(v) = self.header_timeout_seconds {
-            o.header_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = self.body_timeout_seconds {
-            o.body_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = self.idle_timeout_seconds {
-            o.idle_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = self.max_header_bytes {
-            o.max_header_bytes = v;
-        }
-        o.check()?;
-        Ok(o)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("cachet-keyserver-data"))
+        self.notifier_settings_in(&self.data_dir_or_default())
     }
 
     /// Opens the database these settings name: PostgreSQL at `database_url`, else SQLite
     /// in the data directory.
     pub async fn open_store(&self) -> Result<KeyStore> {
-        KeyStore::open(self.database_url.as_deref(), &self.data_dir()).await
+        KeyStore::open(self.database_url.as_deref(), &self.data_dir_or_default()).await
     }
 
     /// The rate limit these settings describe.
@@ -420,7 +227,7 @@ pub async fn add_operator(config: &KeyServerConfig, name: &str, public_key: &[u8
 /// Starts a key server in the background.
 pub async fn spawn(config: KeyServerConfig) -> Result<RunningKeyServer> {
     let config = config.merged()?;
-    let data_dir = config.data_dir();
+    let data_dir = config.data_dir_or_default();
     let limits = config.limits()?;
     let serve_options = config.serve_options()?;
     let notifier = config.notifier_settings().build()?;

@@ -87,7 +87,7 @@ impl Components {
             Some((url, subject)) => Arc::new(NatsSignal::connect(url, subject).await?),
             None => Arc::new(LocalSignal::new()),
         };
-        let notifier: Arc<dyn CodeNotifier> = settings.notifier_settings().build()?;
+        let notifier: Arc<dyn CodeNotifier> = settings.notifier.build()?;
         Ok(Components {
             store,
             blobs,
@@ -219,7 +219,7 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
         %addr,
         tls = is_tls,
         data_dir = %settings.data_dir.display(),
-        notifier = ?settings.notifier,
+        notifier = ?settings.notifier.kind,
         "cachet server listening"
     );
     Ok(RunningServer {

@@ -15,6 +15,19 @@ fn operator_public_key(hex_key: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// What `add-operator` reports: where the operator was written.
+fn registered(
+    name: &str,
+    server: &str,
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> String {
+    match database_url {
+        Some(_) => format!("operator op:{name} registered in the {server}'s PostgreSQL"),
+        None => format!("operator op:{name} registered in the {server} at {}", data_dir.display()),
+    }
+}
+
 /// Resolves on Ctrl-C: a server's signal to shut down gracefully.
 async fn ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
@@ -24,19 +37,18 @@ pub(super) async fn server(args: ServerArgs) -> Result<()> {
     let Some(ServerAction::AddOperator {
         name,
         public_key,
-        data_dir,
-        database_url,
+        config,
     }) = args.action
     else {
         cachet_server::init_logging(args.log_json);
         return Ok(cachet_server::serve(args.config, ctrl_c()).await?);
     };
     let key = operator_public_key(&public_key)?;
-    cachet_server::add_operator(&data_dir, database_url.as_deref(), &name, &key).await?;
-    match &database_url {
-        Some(_) => println!("operator op:{name} registered in the server's PostgreSQL"),
-        None => println!("operator op:{name} registered in {}", data_dir.display()),
-    }
+    let config = config.merged()?;
+    let data_dir = config.data_dir_or_default();
+    let database_url = config.database_url.as_deref();
+    cachet_server::add_operator(&data_dir, database_url, &name, &key).await?;
+    println!("{}", registered(&name, "server", database_url, &data_dir));
     Ok(())
 }
 
@@ -68,28 +80,19 @@ pub(super) async fn keyserver(args: KeyserverArgs) -> Result<()> {
         Some(KeyserverAction::AddOperator {
             name,
             public_key,
-            data_dir,
-            database_url,
+            config,
         }) => {
             let key = operator_public_key(&public_key)?;
-            let config = cachet_keyserver::KeyServerConfig {
-                data_dir: Some(data_dir.clone()),
-                database_url: database_url.clone(),
-                ..Default::default()
-            };
+            let config = config.merged()?;
             if !cachet_keyserver::add_operator(&config, &name, &key).await? {
                 return Err(CliError::usage(
                     format!("an operator named {name:?} exists already"),
                     "choose another name",
                 ));
             }
-            match &database_url {
-                Some(_) => println!("operator op:{name} registered in the key server's PostgreSQL"),
-                None => println!(
-                    "operator op:{name} registered in the key server at {}",
-                    data_dir.display()
-                ),
-            }
+            let data_dir = config.data_dir_or_default();
+            let database_url = config.database_url.as_deref();
+            println!("{}", registered(&name, "key server", database_url, &data_dir));
             Ok(())
         }
         None => {
