@@ -24,7 +24,6 @@ use axum::http::StatusCode;
 use std::time::Duration;
 
 use cachet_http::notify::NotifierSettings;
-use cachet_http::ServeOptions;
 use cachet_recovery::wire::RateLimit;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

@@ -60,7 +60,7 @@ fn configuration_layers_flags_over_environment_over_file_over_defaults() {
     assert_eq!(s.web_retention, Duration::from_secs(60));
     assert_eq!(s.max_body_bytes, 65536);
     assert_eq!(s.receive_max_envelopes, 500, "default");
-    assert_eq!(s.notifier, NotifierKind::Dev);
+    assert_eq!(s.notifier.kind, NotifierKind::Dev);
 
     // Unknown keys in the file are refused rather than silently ignored.
     assert!(ServerConfig::from_toml("listn = \"x\"").is_err());
@@ -91,7 +91,7 @@ fn environment_child() {
     assert_eq!(c.listen, Some("127.0.0.1:7001".parse().expect("addr")));
     let s = c.resolve().expect("resolves");
     assert_eq!(s.receive_max_envelopes, 42);
-    assert_eq!(s.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+    assert_eq!(s.notifier.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
 }
 
 #[test]
