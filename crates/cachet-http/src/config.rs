@@ -7,8 +7,8 @@
 //! [`server_config!`](crate::server_config) writes those fields and the code that layers
 //! them once; each server adds its own fields and its own checks.
 
-use std::path::{Path, PathBuf};
 use crate::{Error, Result};
+use std::path::{Path, PathBuf};
 
 /// Parses a settings TOML document (the same keys as the flags, snake_case).
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
@@ -23,7 +23,10 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// The TLS certificate and key, when both are given; one without the other is refused.
-pub fn tls_pair(cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Result<Option<(PathBuf, PathBuf)>> {
+pub fn tls_pair(
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>> {
     match (cert, key) {
         (Some(c), Some(k)) => Ok(Some((c.clone(), k.clone()))),
         (None, None) => Ok(None),
@@ -66,10 +69,10 @@ macro_rules! server_config {
             #[serde(skip)]
             pub config_file: Option<std::path::PathBuf>,
             #[doc = concat!("Address to listen on [default: ", $listen, "].")]
-            #[arg(long, env = concat!($prefix, "LISTEN"), value_name = "ADDR", help = concat!("Address to listen on [default: ", $listen, "]."))]
+            #[arg(long, env = concat!($prefix, "LISTEN"), value_name = "ADDR", help = concat!("Address to listen on [default: ", $listen, "]"))]
             pub listen: Option<std::net::SocketAddr>,
             #[doc = concat!("Directory of the server's database and files; created if missing [default: ./", $data_dir, "].")]
-            #[arg(long, env = concat!($prefix, "DATA_DIR"), value_name = "DIR", help = concat!("Directory of the server's database and files; created if missing [default: ./", $data_dir, "]."))]
+            #[arg(long, env = concat!($prefix, "DATA_DIR"), value_name = "DIR", help = concat!("Directory of the server's database and files; created if missing [default: ./", $data_dir, "]"))]
             pub data_dir: Option<std::path::PathBuf>,
             /// PostgreSQL URL, `postgres://user:password@host:port/database`, to keep the
             /// state in PostgreSQL (several nodes may share it) instead of SQLite in the data

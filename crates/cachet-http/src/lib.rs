@@ -11,8 +11,8 @@
 //!   `{"reason": "<snake_case>", "message": "<text>"}`.
 #![forbid(unsafe_code)]
 
-pub mod error;
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod notify;
 pub mod serve;

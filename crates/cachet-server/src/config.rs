@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-
 use crate::error::{Error, Result};
 
 /// Size of every stored attachment chunk but the last: 2 MiB of plaintext plus the
@@ -251,7 +250,11 @@ impl ServerConfig {
             }
             s.database_url = Some(url);
         }
-        if let Some(v) = at_least(1, "database_timeout_seconds", merged.database_timeout_seconds)? {
+        if let Some(v) = at_least(
+            1,
+            "database_timeout_seconds",
+            merged.database_timeout_seconds,
+        )? {
             s.database_timeout = secs(v);
         }
         if let Some(v) = at_least(1, "discover_max_hashes", merged.discover_max_hashes)? {
@@ -267,12 +270,16 @@ impl ServerConfig {
             s.receive_max_envelopes = v;
         }
         s.web_retention = merged.web_retention_seconds.map_or(s.web_retention, secs);
-        s.max_attachment_bytes = merged.max_attachment_bytes.unwrap_or(s.max_attachment_bytes);
+        s.max_attachment_bytes = merged
+            .max_attachment_bytes
+            .unwrap_or(s.max_attachment_bytes);
         s.user_quota_bytes = merged.user_quota_bytes.unwrap_or(s.user_quota_bytes);
         s.long_poll_max = merged
             .long_poll_max_seconds
             .map_or(s.long_poll_max, |v| secs(u64::from(v)));
-        s.code_ttl = merged.code_ttl_seconds.map_or(s.code_ttl, |v| secs(v.max(1)));
+        s.code_ttl = merged
+            .code_ttl_seconds
+            .map_or(s.code_ttl, |v| secs(v.max(1)));
         s.code_max_attempts = merged
             .code_max_attempts
             .map_or(s.code_max_attempts, |v| v.max(1));

@@ -24,7 +24,10 @@ fn registered(
 ) -> String {
     match database_url {
         Some(_) => format!("operator op:{name} registered in the {server}'s PostgreSQL"),
-        None => format!("operator op:{name} registered in the {server} at {}", data_dir.display()),
+        None => format!(
+            "operator op:{name} registered in the {server} at {}",
+            data_dir.display()
+        ),
     }
 }
 
@@ -92,7 +95,10 @@ pub(super) async fn keyserver(args: KeyserverArgs) -> Result<()> {
             }
             let data_dir = config.data_dir_or_default();
             let database_url = config.database_url.as_deref();
-            println!("{}", registered(&name, "key server", database_url, &data_dir));
+            println!(
+                "{}",
+                registered(&name, "key server", database_url, &data_dir)
+            );
             Ok(())
         }
         None => {

@@ -91,7 +91,10 @@ fn environment_child() {
     assert_eq!(c.listen, Some("127.0.0.1:7001".parse().expect("addr")));
     let s = c.resolve().expect("resolves");
     assert_eq!(s.receive_max_envelopes, 42);
-    assert_eq!(s.notifier.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+    assert_eq!(
+        s.notifier.smtp_url.as_deref(),
+        Some("smtp://127.0.0.1:2525")
+    );
 }
 
 #[test]
