@@ -205,6 +205,15 @@ impl DatabaseRelay {
     }
 }
 
+impl Drop for DatabaseRelay {
+    /// A relay left running would outlive its test's database.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 /// Checks that each of `needed` is among the file `names` of a data directory, naming the
 /// one missing (both servers' tests of what their data directory holds).
 pub fn assert_files_present(names: &[String], needed: &[&str]) {

@@ -137,14 +137,14 @@ fn keys_added(old: &TestUser, prev: &Block, new: &TestUser) -> Block {
     .sign(&old.sign)
 }
 
-/// The block revoking key version `seq` of `user` after `prev`, signed as operator olga
-/// with `key` (hers, or a forger's).
-fn revoked_by_olga(user: &TestUser, seq: u64, prev: &Block, key: &SignKeyPair) -> Block {
+/// The block revoking `key_version` of `user` after `prev`, signed as operator olga with
+/// `key` (hers, or a forger's). In these chains, block n is the one about version n.
+fn revoked_by_olga(user: &TestUser, key_version: u32, prev: &Block, key: &SignKeyPair) -> Block {
     body(
         user,
-        seq,
+        u64::from(key_version),
         prev.hash(),
-        Event::KeysRevoked { key_version: seq },
+        Event::KeysRevoked { key_version },
         Author::Operator {
             id: "op:olga".into(),
             key: key.public(),
