@@ -16,6 +16,8 @@ pub mod error;
 pub mod health;
 pub mod notify;
 pub mod serve;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use serve::{run, stopping, tls_acceptor, ServeOptions};

@@ -2,83 +2,16 @@
 //! gateway, and a minimal SMTP server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::StatusCode;
 use cachet_http::notify::{NotifierKind, NotifierSettings, Purpose};
 use cachet_http::{Error, Secret};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
-/// What the HTTP sink received: (authorization header, JSON body).
-type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+// The one copy of the test support, shared with the servers' tests (feature `testing`).
+#[allow(dead_code)]
+#[path = "../src/testing.rs"]
+mod testing;
 
-/// An HTTP sink answering `status`; returns its URL and what it receives.
-async fn http_sink(status: StatusCode) -> (String, Received) {
-    let received: Received = Arc::default();
-    let app =
-        Router::new()
-            .route(
-                "/send",
-                post(
-                    move |State(r): State<Received>,
-                          headers: HeaderMap,
-                          Json(body): Json<Value>| async move {
-                        let auth = headers
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap().to_owned());
-                        r.lock().unwrap().push((auth, body));
-                        status
-                    },
-                ),
-            )
-            .with_state(received.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
-
-/// Accepts one SMTP session on `listener` and returns the message data it received.
-pub async fn smtp_sink(listener: TcpListener) -> String {
-    let (stream, _) = listener.accept().await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
-    let mut data = String::new();
-    let mut in_data = false;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if in_data {
-            if line == "." {
-                in_data = false;
-                write.write_all(b"250 accepted\r\n").await.unwrap();
-            } else {
-                data.push_str(&line);
-                data.push('\n');
-            }
-            continue;
-        }
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250 sink\r\n",
-            "DATA" => {
-                in_data = true;
-                b"354 end with .\r\n"
-            }
-            "QUIT" => {
-                write.write_all(b"221 bye\r\n").await.unwrap();
-                break;
-            }
-            _ => b"250 ok\r\n",
-        };
-        write.write_all(reply).await.unwrap();
-    }
-    data
-}
+use testing::{spawn_smtp_sink, webhook_sink};
 
 fn webhook(url: &str, token: Option<&str>) -> NotifierSettings {
     NotifierSettings {
@@ -91,7 +24,7 @@ fn webhook(url: &str, token: Option<&str>) -> NotifierSettings {
 
 #[tokio::test]
 async fn the_webhook_posts_the_code_with_the_bearer_token() {
-    let (url, received) = http_sink(StatusCode::NO_CONTENT).await;
+    let (url, received) = webhook_sink("/send", StatusCode::NO_CONTENT).await;
     let notifier = webhook(&url, Some("gateway-token")).build().unwrap();
     notifier
         .send_code(
@@ -115,7 +48,7 @@ async fn the_webhook_posts_the_code_with_the_bearer_token() {
 
 #[tokio::test]
 async fn a_failing_webhook_fails_the_delivery() {
-    let (url, _) = http_sink(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let (url, _) = webhook_sink("/send", StatusCode::INTERNAL_SERVER_ERROR).await;
     let notifier = webhook(&url, None).build().unwrap();
     let err = notifier
         .send_code("+33612345678", "123456", Purpose::Registration, 0)
@@ -150,9 +83,7 @@ fn notifiers_without_their_settings_are_refused() {
 
 #[tokio::test]
 async fn smtp_sends_the_code_by_e_mail() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mail = tokio::spawn(smtp_sink(listener));
+    let (port, mail) = spawn_smtp_sink().await;
     let notifier = NotifierSettings {
         kind: NotifierKind::Smtp,
         smtp_url: Some(format!("smtp://127.0.0.1:{port}")),

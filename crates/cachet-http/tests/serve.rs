@@ -10,14 +10,22 @@ use axum::body::Bytes;
 use axum::routing::{get, post};
 use axum::Router;
 use cachet_http::ServeOptions;
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// Upper bound on any wait in these tests; only there so that a broken server fails the
-/// test instead of hanging it.
-const GUARD: Duration = Duration::from_secs(30);
+// The one copy of the test support, shared with the servers' tests (feature `testing`).
+#[allow(dead_code)]
+#[path = "../src/testing.rs"]
+mod testing;
+
+use testing::{
+    assert_all_closed_by_server, assert_refusals, closed_by_server, idle_and_stalled,
+    raw_exchange as raw, GUARD,
+};
+
+/// A request for `/healthz` that the server serves, on a connection it then closes.
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
 
 struct Server {
     addr: SocketAddr,
@@ -43,50 +51,6 @@ impl Server {
     }
 }
 
-/// Sends `request` on a new connection and reads the answer to the end.
-async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(GUARD, s.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes")
-        .unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
-/// The JSON body of a raw answer.
-fn json_body(answer: &str) -> Value {
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{head}"
-    );
-    serde_json::from_str(body).expect("a JSON body")
-}
-
-/// Waits until the server closes `s` (reads to EOF, or the connection is reset).
-async fn closed_by_server(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(GUARD, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
 #[tokio::test]
 async fn a_head_too_large_is_431_with_a_json_body() {
     let server = Server::start(ServeOptions {
@@ -95,35 +59,24 @@ async fn a_head_too_large_is_431_with_a_json_body() {
     })
     .await;
     let big = "a".repeat(8000);
-    let (status, answer) = raw(
-        server.addr,
-        format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n").as_bytes(),
-    )
-    .await;
-    assert_eq!(status, 431, "{answer}");
-    assert_eq!(json_body(&answer)["reason"], "headers_too_large");
-
+    let big_head = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
     // A request line alone over the limit.
-    let (status, answer) = raw(server.addr, format!("GET /{big} HTTP/1.1\r\n").as_bytes()).await;
-    assert_eq!(status, 414, "{answer}");
-    assert_eq!(json_body(&answer)["reason"], "uri_too_long");
-
+    let long_line = format!("GET /{big} HTTP/1.1\r\n");
     // Too many header fields.
     let many: String = (0..150).map(|i| format!("x-{i}: v\r\n")).collect();
-    let (status, answer) = raw(
+    let many_fields = format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many}\r\n");
+    assert_refusals(
         server.addr,
-        format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many}\r\n").as_bytes(),
+        &[
+            (big_head.as_bytes(), 431, "headers_too_large"),
+            (long_line.as_bytes(), 414, "uri_too_long"),
+            (many_fields.as_bytes(), 431, "headers_too_large"),
+        ],
     )
     .await;
-    assert_eq!(status, 431, "{answer}");
-    assert_eq!(json_body(&answer)["reason"], "headers_too_large");
 
     // A head within the limit is served.
-    let (status, answer) = raw(
-        server.addr,
-        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-    )
-    .await;
+    let (status, answer) = raw(server.addr, HEALTHZ).await;
     assert_eq!(status, 200, "{answer}");
     server.stop().await;
 }
@@ -131,17 +84,22 @@ async fn a_head_too_large_is_431_with_a_json_body() {
 #[tokio::test]
 async fn control_bytes_in_a_header_are_400_with_a_json_body() {
     let server = Server::start(ServeOptions::default()).await;
-    let (status, answer) = raw(
+    assert_refusals(
         server.addr,
-        b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-note: a\x01b\r\n\r\n",
+        &[
+            (
+                b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-note: a\x01b\r\n\r\n",
+                400,
+                "invalid_header",
+            ),
+            (
+                b"GET\x7f /healthz HTTP/1.1\r\nhost: x\r\n\r\n",
+                400,
+                "invalid_request_line",
+            ),
+        ],
     )
     .await;
-    assert_eq!(status, 400, "{answer}");
-    assert_eq!(json_body(&answer)["reason"], "invalid_header");
-
-    let (status, answer) = raw(server.addr, b"GET\x7f /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
-    assert_eq!(status, 400, "{answer}");
-    assert_eq!(json_body(&answer)["reason"], "invalid_request_line");
     server.stop().await;
 }
 
@@ -156,25 +114,15 @@ async fn idle_and_stalled_connections_neither_keep_requests_out_nor_stay_open() 
     .await;
     // Three times the limit in connections that send nothing, and as many that send half
     // a request head and stall.
-    let mut idle = Vec::new();
-    for _ in 0..3 * limit {
-        idle.push(TcpStream::connect(server.addr).await.unwrap());
-    }
-    let mut stalled = Vec::new();
-    for _ in 0..3 * limit {
-        let mut s = TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ")
-            .await
-            .unwrap();
-        stalled.push(s);
-    }
+    let mut held = idle_and_stalled(
+        server.addr,
+        3 * limit,
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ",
+    )
+    .await;
     // Requests still get through.
     for _ in 0..3 {
-        let (status, answer) = raw(
-            server.addr,
-            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-        )
-        .await;
+        let (status, answer) = raw(server.addr, HEALTHZ).await;
         assert_eq!(status, 200, "{answer}");
     }
     let http = reqwest::Client::new();
@@ -188,12 +136,7 @@ async fn idle_and_stalled_connections_neither_keep_requests_out_nor_stay_open() 
     assert_eq!(r.text().await.unwrap(), "hello");
     // Every idle and stalled connection is closed by the server (made room for others,
     // or timed out waiting for its head).
-    for s in idle.iter_mut().chain(stalled.iter_mut()) {
-        assert!(
-            closed_by_server(s).await,
-            "a stalled connection stayed open"
-        );
-    }
+    assert_all_closed_by_server(&mut held).await;
     server.stop().await;
 }
 
@@ -239,10 +182,7 @@ async fn when_every_connection_is_busy_new_ones_wait_for_a_free_slot() {
         assert_eq!(&cont[..], b"HTTP/1.1 100 Continue\r\n\r\n");
         busy.push(s);
     }
-    let third = tokio::spawn(raw(
-        server.addr,
-        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-    ));
+    let third = tokio::spawn(raw(server.addr, HEALTHZ));
     for s in &mut busy {
         s.write_all(b"abcd").await.unwrap();
         let mut answer = [0u8; 12];

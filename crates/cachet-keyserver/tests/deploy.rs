@@ -2,61 +2,18 @@
 //! environment variables and flags, and JSON error bodies on every refusal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::StatusCode;
 use cachet_http::notify::NotifierKind;
+use cachet_http::testing::{assert_refusals, post_json, spawn_smtp_sink, webhook_sink};
 use cachet_keyserver::{spawn, KeyServerConfig};
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use serde_json::json;
 
 const PHONE: &str = "+33612345678";
-const GUARD: Duration = Duration::from_secs(30);
-
-/// POSTs JSON and returns the status and the JSON answer.
-async fn post_json(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let r = http
-        .post(url)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&body).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 fn config(dir: &tempfile::TempDir) -> KeyServerConfig {
     KeyServerConfig::for_data_dir(dir.path())
-}
-
-/// Sends `request` on a new connection and reads the answer to the end.
-async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(GUARD, s.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes")
-        .unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, body)
 }
 
 #[tokio::test]
@@ -68,39 +25,34 @@ async fn refusals_carry_the_json_error_body() {
     })
     .await
     .unwrap();
-    // A route that exists, with the wrong method.
-    let (status, body) = raw(
-        ks.addr,
-        b"GET /api/v1/recovery/start HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status, 405);
-    assert_eq!(body["reason"], "method_not_allowed", "{body}");
-    // No such route.
-    let (status, body) = raw(
-        ks.addr,
-        b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status, 404);
-    assert_eq!(body["reason"], "unknown_route", "{body}");
-    // Headers too large.
     let big = "b".repeat(8000);
-    let (status, body) = raw(
+    let big_head = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
+    assert_refusals(
         ks.addr,
-        format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n").as_bytes(),
+        &[
+            // A route that exists, with the wrong method.
+            (
+                b"GET /api/v1/recovery/start HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                405,
+                "method_not_allowed",
+            ),
+            // No such route.
+            (
+                b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                404,
+                "unknown_route",
+            ),
+            // Headers too large.
+            (big_head.as_bytes(), 431, "headers_too_large"),
+            // A control byte in a header.
+            (
+                b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-note: a\x07b\r\n\r\n",
+                400,
+                "invalid_header",
+            ),
+        ],
     )
     .await;
-    assert_eq!(status, 431);
-    assert_eq!(body["reason"], "headers_too_large", "{body}");
-    // A control byte in a header.
-    let (status, body) = raw(
-        ks.addr,
-        b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-note: a\x07b\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["reason"], "invalid_header", "{body}");
     ks.shutdown().await.unwrap();
 }
 
@@ -151,28 +103,9 @@ async fn the_key_server_serves_tls_1_3() {
     ks.shutdown().await.unwrap();
 }
 
-type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
-
 #[tokio::test]
 async fn codes_go_to_the_webhook_with_its_token() {
-    let received: Received = Arc::default();
-    let sink = Router::new()
-        .route(
-            "/sms",
-            post(
-                |State(r): State<Received>, headers: HeaderMap, Json(body): Json<Value>| async move {
-                    let auth = headers
-                        .get("authorization")
-                        .map(|v| v.to_str().unwrap().to_owned());
-                    r.lock().unwrap().push((auth, body));
-                    "queued"
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink_url = format!("http://{}/sms", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
+    let (sink_url, received) = webhook_sink("/sms", StatusCode::OK).await;
 
     let dir = tempfile::tempdir().unwrap();
     let ks = spawn(KeyServerConfig {
@@ -202,48 +135,9 @@ async fn codes_go_to_the_webhook_with_its_token() {
     ks.shutdown().await.unwrap();
 }
 
-/// Accepts one SMTP session and returns the message data it received.
-async fn smtp_sink(listener: TcpListener) -> String {
-    let (stream, _) = listener.accept().await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
-    let mut data = String::new();
-    let mut in_data = false;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if in_data {
-            if line == "." {
-                in_data = false;
-                write.write_all(b"250 accepted\r\n").await.unwrap();
-            } else {
-                data.push_str(&line);
-                data.push('\n');
-            }
-            continue;
-        }
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "EHLO" | "HELO" => b"250 sink\r\n",
-            "DATA" => {
-                in_data = true;
-                b"354 end with .\r\n"
-            }
-            "QUIT" => {
-                write.write_all(b"221 bye\r\n").await.unwrap();
-                break;
-            }
-            _ => b"250 ok\r\n",
-        };
-        write.write_all(reply).await.unwrap();
-    }
-    data
-}
-
 #[tokio::test]
 async fn codes_go_out_by_e_mail_and_phone_numbers_are_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mail = tokio::spawn(smtp_sink(listener));
+    let (port, mail) = spawn_smtp_sink().await;
     let dir = tempfile::tempdir().unwrap();
     let ks = spawn(KeyServerConfig {
         notifier: Some(NotifierKind::Smtp),

@@ -2,12 +2,14 @@
 //! and its lock-out, replacement rules. The test plays the data server's share locally.
 #![allow(clippy::unwrap_used)]
 
-use cachet_crypto::{sign, BoxKeyPair, SignKeyPair, SymmetricKey};
+use cachet_crypto::{sign, SignKeyPair};
+use cachet_http::testing::post_json;
 use cachet_keyserver::{spawn, KeyServerConfig, RunningKeyServer};
-use cachet_recovery::keyring::KeyGeneration;
 use cachet_recovery::oprf::{self, Evaluation, PublicShare, PublicShares, ServerShare};
+use cachet_recovery::testing::fresh_key_ring;
 use cachet_recovery::wire;
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
+use cachet_server_common::testing::{assert_files_present, DatabaseRelay};
 use serde_json::{json, Value};
 
 const PHONE: &str = "+33612345678";
@@ -32,17 +34,8 @@ impl Ks {
     }
 
     async fn post(&self, route: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/recovery/{route}", self.server.url()))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let url = format!("{}/api/v1/recovery/{route}", self.server.url());
+        post_json(&self.http, url, body).await
     }
 
     /// Passes the key server's own identity check: returns (challenge_id, code).
@@ -57,6 +50,15 @@ impl Ks {
         )
     }
 
+    /// Reads the account behind a passed identity check.
+    async fn account(&self, challenge_id: &str, code: &str) -> (u16, Value) {
+        self.post(
+            "account",
+            json!({ "challenge_id": challenge_id, "code": code }),
+        )
+        .await
+    }
+
     async fn evaluate(&self, id: &(String, String), blinded: &[u8]) -> (u16, Value) {
         self.post(
             "evaluate",
@@ -65,6 +67,16 @@ impl Ks {
         )
         .await
     }
+}
+
+/// Checks that an answer of the key server is a refusal with this status and reason.
+#[track_caller]
+fn assert_refused((status, body): (u16, Value), expected: u16, reason: &str) {
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (expected, Some(reason)),
+        "{body}"
+    );
 }
 
 fn evaluation(body: &Value) -> (PublicShare, Evaluation) {
@@ -100,18 +112,6 @@ async fn run_oprf(
     )
 }
 
-fn ring() -> KeyRing {
-    KeyRing {
-        user_id: USER.into(),
-        generations: vec![KeyGeneration {
-            key_version: 1,
-            box_keys: BoxKeyPair::generate(),
-            sign_keys: SignKeyPair::generate(),
-        }],
-        backup_key: SymmetricKey::generate(),
-    }
-}
-
 fn enrol_body(
     id: &(String, String),
     shares: &PublicShares,
@@ -143,7 +143,7 @@ fn enrol_body(
 async fn enrol(ks: &Ks, data: &ServerShare, password: &str) -> (KeyRing, RecoveryKeys) {
     let id = ks.identity().await;
     let (shares, keys) = run_oprf(ks, &id, data, password).await;
-    let ring = ring();
+    let ring = fresh_key_ring(USER);
     let (status, body) = ks
         .post(
             "enrol",
@@ -175,9 +175,7 @@ async fn enrol_then_recover(ks: Ks) {
 
     // A new installation: pass the key server's check, fetch the envelope, run the OPRF.
     let id = ks.identity().await;
-    let (status, account) = ks
-        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
-        .await;
+    let (status, account) = ks.account(&id.0, &id.1).await;
     assert_eq!(status, 200, "{account}");
     assert_eq!(account["user_id"], USER);
     let (shares, keys) = run_oprf(&ks, &id, &data, "sunflower1987").await;
@@ -192,9 +190,7 @@ async fn enrol_then_recover(ks: Ks) {
     );
 
     // The evaluation counted; the proven success takes it back.
-    let (_, a) = ks
-        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
-        .await;
+    let (_, a) = ks.account(&id.0, &id.1).await;
     assert_eq!(a["failures"], 1);
     let sig = sign::sign_detached(&wire::success_message(&id.0, USER), &keys.auth_key);
     let (status, _) = ks
@@ -204,9 +200,7 @@ async fn enrol_then_recover(ks: Ks) {
         )
         .await;
     assert_eq!(status, 204);
-    let (_, a) = ks
-        .post("account", json!({ "challenge_id": id.0, "code": id.1 }))
-        .await;
+    let (_, a) = ks.account(&id.0, &id.1).await;
     assert_eq!(a["failures"], 0);
 
     // A success signed by anyone else is refused.
@@ -214,15 +208,14 @@ async fn enrol_then_recover(ks: Ks) {
         &wire::success_message(&id.0, USER),
         &SignKeyPair::generate(),
     );
-    let (status, body) = ks
-        .post(
+    assert_refused(
+        ks.post(
             "success",
             json!({ "challenge_id": id.0, "code": id.1, "signature": hex::encode(forged) }),
         )
-        .await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (403, Some("bad_signature"))
+        .await,
+        403,
+        "bad_signature",
     );
     ks.server.shutdown().await.unwrap();
 }
@@ -232,63 +225,52 @@ async fn the_identity_check_is_the_key_servers_own() {
     let ks = Ks::start(|_| {}).await;
     let (challenge, code) = ks.identity().await;
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    let (status, body) = ks
-        .post(
-            "account",
-            json!({ "challenge_id": challenge, "code": wrong }),
-        )
-        .await;
-    assert_eq!((status, body["reason"].as_str()), (403, Some("wrong_code")));
+    assert_refused(ks.account(&challenge, wrong).await, 403, "wrong_code");
     // A code of another server (any challenge id it never issued) is unknown here.
-    let (status, body) = ks
-        .post("account", json!({ "challenge_id": "c_0000", "code": code }))
-        .await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (404, Some("unknown_challenge"))
-    );
+    assert_refused(ks.account("c_0000", &code).await, 404, "unknown_challenge");
     for _ in 0..4 {
-        ks.post(
-            "account",
-            json!({ "challenge_id": challenge, "code": wrong }),
-        )
-        .await;
+        ks.account(&challenge, wrong).await;
     }
-    let (status, body) = ks
-        .post(
-            "account",
-            json!({ "challenge_id": challenge, "code": code }),
-        )
-        .await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (429, Some("too_many_attempts"))
+    assert_refused(
+        ks.account(&challenge, &code).await,
+        429,
+        "too_many_attempts",
     );
     // Junk is a 400 with a reason, not a 500.
-    let (status, body) = ks.post("evaluate", json!({ "nonsense": true })).await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (400, Some("invalid_field"))
-    );
-    let (status, body) = ks.post("start", json!({ "identifier": "nobody" })).await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (400, Some("invalid_identifier"))
-    );
+    for (route, junk, reason) in [
+        ("evaluate", json!({ "nonsense": true }), "invalid_field"),
+        (
+            "start",
+            json!({ "identifier": "nobody" }),
+            "invalid_identifier",
+        ),
+    ] {
+        assert_refused(ks.post(route, junk).await, 400, reason);
+    }
     ks.server.shutdown().await.unwrap();
+}
+
+/// A key server configured by `config` where the user has enrolled (with `data` as the
+/// data server's share) and then passed a new identity check: where a guesser starts.
+async fn enrolled_and_checked(
+    data: &ServerShare,
+    config: impl FnOnce(&mut KeyServerConfig),
+) -> (Ks, (String, String)) {
+    let ks = Ks::start(config).await;
+    enrol(&ks, data, "sunflower1987").await;
+    let id = ks.identity().await;
+    (ks, id)
 }
 
 #[tokio::test]
 async fn online_guessing_meets_growing_delays_then_a_lockout() {
     // 2 free guesses, then an hour's wait; the test never sleeps.
-    let ks = Ks::start(|c| {
+    let data = ServerShare::generate();
+    let (ks, id) = enrolled_and_checked(&data, |c| {
         c.free_attempts = Some(2);
         c.base_delay_seconds = Some(3600);
     })
     .await;
-    let data = ServerShare::generate();
-    enrol(&ks, &data, "sunflower1987").await;
-    let id = ks.identity().await;
     for guess in ["123456", "password"] {
         let (state, blinded) = oprf::blind(USER, guess.as_bytes());
         drop(state);
@@ -296,21 +278,15 @@ async fn online_guessing_meets_growing_delays_then_a_lockout() {
         assert_eq!(status, 200, "{body}");
     }
     let (_, blinded) = oprf::blind(USER, b"azerty");
-    let (status, body) = ks.evaluate(&id, &blinded).await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (429, Some("retry_later"))
-    );
+    assert_refused(ks.evaluate(&id, &blinded).await, 429, "retry_later");
     ks.server.shutdown().await.unwrap();
 
     // No delays but a lock-out after 3 failures.
-    let ks = Ks::start(|c| {
+    let (ks, id) = enrolled_and_checked(&data, |c| {
         c.free_attempts = Some(3);
         c.max_failures = Some(3);
     })
     .await;
-    enrol(&ks, &data, "sunflower1987").await;
-    let id = ks.identity().await;
     let mut answered = 0;
     for i in 0..10 {
         let (_, blinded) = oprf::blind(USER, format!("guess{i}").as_bytes());
@@ -318,7 +294,7 @@ async fn online_guessing_meets_growing_delays_then_a_lockout() {
         if status == 200 {
             answered += 1;
         } else {
-            assert_eq!((status, body["reason"].as_str()), (423, Some("locked_out")));
+            assert_refused((status, body), 423, "locked_out");
         }
     }
     assert_eq!(answered, 3, "the fourth guess onwards is locked out");
@@ -334,13 +310,12 @@ async fn replacing_an_enrolment_needs_the_old_password() {
     // Someone who passed the code check but does not know the password cannot re-enrol.
     let id = ks.identity().await;
     let (shares, keys) = run_oprf(&ks, &id, &data, "hijack").await;
-    let envelope = ring().seal(&keys.wrap_key);
-    let (status, body) = ks
-        .post("enrol", enrol_body(&id, &shares, &keys, &envelope, None))
-        .await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (403, Some("bad_previous_signature"))
+    let envelope = fresh_key_ring(USER).seal(&keys.wrap_key);
+    assert_refused(
+        ks.post("enrol", enrol_body(&id, &shares, &keys, &envelope, None))
+            .await,
+        403,
+        "bad_previous_signature",
     );
     // With the old auth key (the old password), a password change goes through.
     let (status, body) = ks
@@ -356,15 +331,14 @@ async fn replacing_an_enrolment_needs_the_old_password() {
         key_server: ServerShare::generate().public(),
         ..shares
     };
-    let (status, body) = ks
-        .post(
+    assert_refused(
+        ks.post(
             "enrol",
             enrol_body(&id, &other, &keys, &envelope, Some(&keys.auth_key)),
         )
-        .await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (400, Some("share_mismatch"))
+        .await,
+        400,
+        "share_mismatch",
     );
 
     // Envelope updates: signed by the auth key, never replayed.
@@ -376,15 +350,15 @@ async fn replacing_an_enrolment_needs_the_old_password() {
     };
     let (status, _) = ks.post("update", update(now, &keys.auth_key)).await;
     assert_eq!(status, 204);
-    let (status, body) = ks.post("update", update(now, &keys.auth_key)).await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (409, Some("stale_update"))
+    assert_refused(
+        ks.post("update", update(now, &keys.auth_key)).await,
+        409,
+        "stale_update",
     );
-    let (status, body) = ks.post("update", update(now + 1, &old.auth_key)).await;
-    assert_eq!(
-        (status, body["reason"].as_str()),
-        (403, Some("bad_signature"))
+    assert_refused(
+        ks.post("update", update(now + 1, &old.auth_key)).await,
+        403,
+        "bad_signature",
     );
     ks.server.shutdown().await.unwrap();
 }
@@ -554,77 +528,14 @@ async fn data_directory_and_files_are_private() {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
         files.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
-    for needed in [
-        "keyserver.sqlite3",
-        "keyserver.sqlite3-wal",
-        "dev-codes.txt",
-    ] {
-        assert!(
-            files.iter().any(|f| f == needed),
-            "{needed} missing: {files:?}"
-        );
-    }
-}
-
-/// Plays a PostgreSQL outage: a TCP relay in front of the test database that starts late
-/// and can be cut, taking every relayed connection down with it.
-struct Outage {
-    port: u16,
-    upstream: String,
-    connections: Option<tokio::task::JoinSet<()>>,
-}
-
-impl Outage {
-    /// Nothing listens on the relay's port until [`Outage::end`].
-    fn begin(database_url: &str) -> (Outage, String) {
-        let mut url = reqwest::Url::parse(database_url).unwrap();
-        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
-        let outage = Outage {
-            port,
-            upstream,
-            connections: None,
-        };
-        (outage, url.to_string())
-    }
-
-    async fn end(&mut self) {
-        // The listener of an earlier `end` closes once its aborted task is dropped.
-        let mut listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
-        for _ in 0..50 {
-            if listener.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
-        }
-        let listener = listener.unwrap();
-        let upstream = self.upstream.clone();
-        let mut connections = tokio::task::JoinSet::new();
-        connections.spawn(async move {
-            let mut relayed = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                relayed.spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        self.connections = Some(connections);
-    }
-
-    /// Aborting the accept task drops its set of relayed connections: every socket closes.
-    fn cut(&mut self) {
-        self.connections = None;
-    }
+    assert_files_present(
+        &files,
+        &[
+            "keyserver.sqlite3",
+            "keyserver.sqlite3-wal",
+            "dev-codes.txt",
+        ],
+    );
 }
 
 async fn healthz(ks: &Ks) -> (u16, Value) {
@@ -647,14 +558,15 @@ async fn healthz(ks: &Ks) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_before_its_database_it_waits_and_healthz_reports_outages() {
     cachet_server_common::testing::with_database(env!("CARGO_CRATE_NAME"), |db| async move {
-        let (mut outage, relayed) = Outage::begin(&db.url());
+        let mut relay = DatabaseRelay::new(&db);
+        let relayed = relay.url();
         let starting = tokio::spawn(Ks::start(move |c| c.database_url = Some(relayed)));
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         assert!(
             !starting.is_finished(),
             "the key server waits for its database"
         );
-        outage.end().await;
+        relay.restore().await;
         let ks = tokio::time::timeout(std::time::Duration::from_secs(60), starting)
             .await
             .expect("the key server starts once the database is up")
@@ -663,12 +575,12 @@ async fn started_before_its_database_it_waits_and_healthz_reports_outages() {
         assert_eq!((status, &body["database"]), (200, &json!("ok")), "{body}");
         assert_eq!(body["sealed"], false);
 
-        outage.cut();
+        relay.cut().await;
         let (status, body) = healthz(&ks).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["reason"], "database_unavailable");
 
-        outage.end().await;
+        relay.restore().await;
         let mut back = false;
         for _ in 0..60 {
             if healthz(&ks).await.0 == 200 {

@@ -8,9 +8,8 @@
 //!   finish, server finish). Both use Argon2id with 64 MiB, 3 passes, 1 lane.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use cachet_crypto::{BoxKeyPair, SignKeyPair, SymmetricKey};
-use cachet_recovery::keyring::KeyGeneration;
 use cachet_recovery::oprf::{self, PublicShares, ServerShare};
+use cachet_recovery::testing::fresh_key_ring;
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryKeys};
 use criterion::{criterion_group, criterion_main, Criterion};
 use opaque_ke::ciphersuite::CipherSuite;
@@ -49,15 +48,7 @@ fn cachet_setup() -> (ServerShare, ServerShare, PublicShares, Vec<u8>) {
     };
     let out = oprf::evaluate_with_both_shares(USER, PASSWORD, &k1, &k2);
     let keys = RecoveryKeys::derive(&out, USER, HardeningParams::RECOMMENDED).unwrap();
-    let ring = KeyRing {
-        user_id: USER.into(),
-        generations: vec![KeyGeneration {
-            key_version: 1,
-            box_keys: BoxKeyPair::generate(),
-            sign_keys: SignKeyPair::generate(),
-        }],
-        backup_key: SymmetricKey::generate(),
-    };
+    let ring = fresh_key_ring(USER);
     let sealed = ring.seal(&keys.wrap_key);
     (k1, k2, shares, sealed)
 }

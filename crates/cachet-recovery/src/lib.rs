@@ -25,6 +25,8 @@ mod error;
 pub mod fuzzing;
 pub mod keyring;
 pub mod oprf;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;
 
 pub use error::RecoveryError;

@@ -2,9 +2,9 @@
 //! as ePrint 2025/1512 abstracts it, to show what the distributed OPRF buys.
 #![allow(clippy::unwrap_used)]
 
-use cachet_crypto::{secretbox, BoxKeyPair, SignKeyPair, SymmetricKey};
-use cachet_recovery::keyring::KeyGeneration;
+use cachet_crypto::{secretbox, SymmetricKey};
 use cachet_recovery::oprf::{self, PublicShares, ServerShare};
+use cachet_recovery::testing::fresh_key_ring;
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryError, RecoveryKeys};
 
 const PARAMS: HardeningParams = HardeningParams::INSECURE_FAST;
@@ -25,18 +25,6 @@ struct ServerState {
     public_shares: PublicShares,
     sealed_key_ring: Vec<u8>,
     auth_public: cachet_crypto::SignPublicKey,
-}
-
-fn key_ring() -> KeyRing {
-    KeyRing {
-        user_id: USER.into(),
-        generations: vec![KeyGeneration {
-            key_version: 1,
-            box_keys: BoxKeyPair::generate(),
-            sign_keys: SignKeyPair::generate(),
-        }],
-        backup_key: SymmetricKey::generate(),
-    }
 }
 
 fn run_oprf(
@@ -77,7 +65,7 @@ fn enrol(ring: &KeyRing) -> (ServerState, ServerState) {
 
 #[test]
 fn honest_recovery_opens_the_key_ring_and_a_wrong_password_does_not() {
-    let ring = key_ring();
+    let ring = fresh_key_ring(USER);
     let (data, key) = enrol(&ring);
     let shares = PublicShares::agree(&data.public_shares, &key.public_shares).unwrap();
     let keys = run_oprf(PASSWORD, &data.share, &key.share, &shares);
@@ -123,19 +111,19 @@ fn offline_attack_by(corrupt: &ServerState, is_data_server: bool) -> usize {
 
 #[test]
 fn a_corrupt_data_server_cannot_test_guesses_offline() {
-    let (data, _key) = enrol(&key_ring());
+    let (data, _key) = enrol(&fresh_key_ring(USER));
     assert_eq!(offline_attack_by(&data, true), 0);
 }
 
 #[test]
 fn a_corrupt_key_server_cannot_test_guesses_offline() {
-    let (_data, key) = enrol(&key_ring());
+    let (_data, key) = enrol(&fresh_key_ring(USER));
     assert_eq!(offline_attack_by(&key, false), 0);
 }
 
 #[test]
 fn a_corrupt_server_cannot_steer_the_client_with_its_own_key() {
-    let ring = key_ring();
+    let ring = fresh_key_ring(USER);
     let (data, key) = enrol(&ring);
     // The key server pretends the user's share is one it just made up.
     let rogue = ServerShare::generate();
@@ -161,7 +149,7 @@ fn a_corrupt_server_cannot_steer_the_client_with_its_own_key() {
 
 #[test]
 fn a_share_refresh_does_not_disturb_recovery() {
-    let ring = key_ring();
+    let ring = fresh_key_ring(USER);
     let (mut data, mut key) = enrol(&ring);
     ServerShare::refresh(&mut data.share, &mut key.share);
     let fresh = PublicShares {
@@ -205,7 +193,7 @@ fn legacy_enrol(ring: &KeyRing) -> (LegacyDataServer, LegacyKeyServer) {
 
 #[test]
 fn legacy_design_falls_to_a_corrupt_key_server() {
-    let ring = key_ring();
+    let ring = fresh_key_ring(USER);
     let (data, key) = legacy_enrol(&ring);
     // Offline: the key server tests the whole dictionary against its own gate.
     let found: Vec<String> = dictionary()
@@ -228,7 +216,7 @@ fn legacy_design_falls_to_a_corrupt_key_server() {
 
 #[test]
 fn legacy_design_falls_to_a_corrupt_data_server_in_one_online_request() {
-    let ring = key_ring();
+    let ring = fresh_key_ring(USER);
     let (data, key) = legacy_enrol(&ring);
     // The data server holds the user secret; it needs the envelope, which the key server
     // releases to whoever presents the right fast hash. It guesses online, but every guess

@@ -132,3 +132,95 @@ where
         }
     }
 }
+
+/// A TCP relay on a loopback port in front of a test database, to play a PostgreSQL outage:
+/// the test can cut it (every relayed connection dropped, the port closed) and restore it
+/// on the same port. Both servers' outage tests use it.
+#[derive(Debug)]
+pub struct DatabaseRelay {
+    port: u16,
+    upstream: String,
+    url: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DatabaseRelay {
+    /// A relay to `db`; nothing listens on its port until [`DatabaseRelay::restore`].
+    pub fn new(db: &TestDb) -> DatabaseRelay {
+        let mut url = reqwest::Url::parse(&db.url()).expect("a PostgreSQL URL");
+        let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let upstream = format!("{host}:{}", url.port().unwrap_or(5432));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(port)).expect("port");
+        DatabaseRelay {
+            port,
+            upstream,
+            url: url.to_string(),
+            task: None,
+        }
+    }
+
+    /// The test database's URL through the relay, for a server's `database_url`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Listens on the relay's port (again) and relays every connection to the database.
+    pub async fn restore(&mut self) {
+        // The port of an earlier listener may take a moment to be free again.
+        let mut listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
+        for _ in 0..50 {
+            if listener.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await;
+        }
+        let listener = listener.expect("relay port free again");
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with the task: every relayed connection ends with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the port and drops every relayed connection.
+    pub async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DatabaseRelay {
+    /// A relay left running would outlive its test's database.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Checks that each of `needed` is among the file `names` of a data directory, naming the
+/// one missing (both servers' tests of what their data directory holds).
+pub fn assert_files_present(names: &[String], needed: &[&str]) {
+    for needed in needed {
+        assert!(
+            names.iter().any(|n| n == needed),
+            "{needed} missing: {names:?}"
+        );
+    }
+}

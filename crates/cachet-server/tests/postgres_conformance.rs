@@ -20,7 +20,7 @@ use cachet_server::store::{
     Store,
 };
 use cachet_server::ServerConfig;
-use cachet_server_common::testing::{self, TestDb};
+use cachet_server_common::testing::{self, DatabaseRelay, TestDb};
 
 /// A store on the test database, migrated.
 async fn open_store(db: &TestDb, max_connections: u32) -> PostgresStore {
@@ -141,6 +141,16 @@ fn message(sender: &str, id: &str, digest: u8, to: &[&String]) -> NewMessage {
     }
 }
 
+/// How many envelopes wait for `user` (up to 1,000).
+async fn pending_count(store: &dyn Store, user: &str) -> usize {
+    store
+        .pending(user, 1000)
+        .await
+        .expect("pending")
+        .envelopes
+        .len()
+}
+
 /// Two stores on one database stand for two server nodes: concurrent writes through both
 /// keep delivery ids dense and ordered, message ids idempotent and the audit chain whole.
 #[tokio::test]
@@ -171,14 +181,7 @@ async fn two_nodes_write_concurrently() {
         let page = a.pending(&carol, 1000).await.expect("pending");
         let ids: Vec<u64> = page.envelopes.iter().map(|e| e.delivery_id).collect();
         assert_eq!(ids, (1..=2 * PER_SENDER as u64).collect::<Vec<_>>());
-        assert_eq!(
-            b.pending(&alice, 1000)
-                .await
-                .expect("pending")
-                .envelopes
-                .len(),
-            PER_SENDER
-        );
+        assert_eq!(pending_count(b.as_ref(), &alice).await, PER_SENDER);
         assert_eq!(a.contacts_of(&alice).await.expect("contacts"), {
             let mut c = vec![bob.clone(), carol.clone()];
             c.sort();
@@ -200,14 +203,7 @@ async fn two_nodes_write_concurrently() {
                 .count(),
             1
         );
-        assert_eq!(
-            b.pending(&bob, 1000)
-                .await
-                .expect("pending")
-                .envelopes
-                .len(),
-            26
-        );
+        assert_eq!(pending_count(b.as_ref(), &bob).await, 26);
 
         // Audit appends through both nodes form one chain.
         let mut tasks = tokio::task::JoinSet::new();
@@ -240,8 +236,7 @@ async fn http_send_and_receive_on_postgres() {
             c.database_url = Some(url.clone());
         })
         .await;
-        let alice = node_a.register("Alice").await;
-        let bob = node_a.register("Bob").await;
+        let [alice, bob] = node_a.register_all(["Alice", "Bob"]).await;
         let env = common::text_envelope(
             &alice,
             &[&bob],
@@ -281,73 +276,6 @@ async fn http_send_and_receive_on_postgres() {
     .await;
 }
 
-/// A TCP relay on a loopback port to the test PostgreSQL, which the test can cut (every
-/// connection dropped, the port closed) and restore on the same port.
-struct Relay {
-    port: u16,
-    upstream: String,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Relay {
-    /// A port nothing listens on (yet).
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    }
-
-    /// The relay is not running until [`Relay::restore`].
-    fn new(db: &TestDb) -> Relay {
-        let admin = reqwest::Url::parse(&db.url()).expect("URL");
-        let host = admin.host_str().unwrap_or("127.0.0.1").to_owned();
-        let upstream = format!("{host}:{}", admin.port().unwrap_or(5432));
-        Relay {
-            port: Self::free_port(),
-            upstream,
-            task: None,
-        }
-    }
-
-    /// The test database's URL through the relay.
-    fn url(&self, db: &TestDb) -> String {
-        let mut url = reqwest::Url::parse(&db.url()).expect("URL");
-        url.set_host(Some("127.0.0.1")).expect("host");
-        url.set_port(Some(self.port)).expect("port");
-        url.to_string()
-    }
-
-    async fn restore(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("relay port free again");
-        let upstream = self.upstream.clone();
-        self.task = Some(tokio::spawn(async move {
-            // Dropped with the task: every relayed connection ends with it.
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let upstream = upstream.clone();
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
 async fn healthz(client: &common::Client) -> (u16, serde_json::Value) {
     let r = client
         .raw(reqwest::Method::GET, "/healthz", &[], Vec::new())
@@ -376,9 +304,9 @@ async fn until_healthy(client: &common::Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_answers_503_and_recovers() {
     with_database(|db| async move {
-        let mut relay = Relay::new(&db);
+        let mut relay = DatabaseRelay::new(&db);
         relay.restore().await;
-        let url = relay.url(&db);
+        let url = relay.url();
         let mut node = common::TestServer::start_with(|c: &mut ServerConfig| {
             c.database_url = Some(url);
             c.database_timeout_seconds = Some(1);
@@ -433,8 +361,8 @@ async fn database_outage_answers_503_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_started_before_its_database_waits_for_it() {
     with_database(|db| async move {
-        let mut relay = Relay::new(&db);
-        let url = relay.url(&db);
+        let mut relay = DatabaseRelay::new(&db);
+        let url = relay.url();
         let starting = tokio::spawn(common::TestServer::start_with(
             move |c: &mut ServerConfig| {
                 c.database_url = Some(url);
@@ -483,18 +411,19 @@ async fn nodes_share_the_discovery_budget() {
                 .collect(),
         };
         const DISCOVER: &str = "/api/v1/directory/discover";
-        let r = node_a.post(&alice, DISCOVER, &hashes(6)).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        node_b
-            .post(&alice, DISCOVER, &hashes(6))
-            .await
-            .assert_error(429, "discovery_rate_limited");
-        let r = node_b.post(&alice, DISCOVER, &hashes(4)).await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        node_a
-            .post(&alice, DISCOVER, &hashes(1))
-            .await
-            .assert_error(429, "discovery_rate_limited");
+        for (node, count, within_budget) in [
+            (&node_a, 6, true),
+            (&node_b, 6, false),
+            (&node_b, 4, true),
+            (&node_a, 1, false),
+        ] {
+            let r = node.post(&alice, DISCOVER, &hashes(count)).await;
+            if within_budget {
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            } else {
+                r.assert_error(429, "discovery_rate_limited");
+            }
+        }
         node_b.stop().await;
         node_a.stop().await;
     })

@@ -116,8 +116,7 @@ async fn two_nodes_share_mail_and_wake_each_other() {
         };
         let mut node_a = node(url.clone(), subject.clone()).await;
         let mut node_b = node(url.clone(), subject.clone()).await;
-        let alice = node_a.register("Alice").await;
-        let bob = node_a.register("Bob").await;
+        let [alice, bob] = node_a.register_all(["Alice", "Bob"]).await;
 
         // Sent through A, received through B.
         let env = common::text_envelope(&alice, &[&bob], &common::mid(), "first");
@@ -231,6 +230,14 @@ async fn create_bucket(endpoint: &str, bucket: &str) {
     assert!(r.status().is_success(), "create bucket: {}", r.status());
 }
 
+/// The S3 server (as [`s3_server`]) with a new, empty bucket of its own for one test.
+async fn s3_with_fresh_bucket() -> Option<(S3Server, String)> {
+    let server = s3_server().await?;
+    let bucket = format!("cachet-{}", hex::encode(cachet_crypto::random_bytes::<6>()));
+    create_bucket(&server.endpoint, &bucket).await;
+    Some((server, bucket))
+}
+
 fn s3_settings(endpoint: &str, bucket: &str) -> S3Settings {
     let mut s = S3Settings::from_url(&format!("s3://{bucket}/cachet/chunks")).unwrap();
     s.endpoint = Some(endpoint.to_owned());
@@ -242,11 +249,9 @@ fn s3_settings(endpoint: &str, bucket: &str) -> S3Settings {
 
 #[tokio::test]
 async fn s3_blob_store_conforms() {
-    let Some(server) = s3_server().await else {
+    let Some((server, bucket)) = s3_with_fresh_bucket().await else {
         return;
     };
-    let bucket = format!("cachet-{}", hex::encode(cachet_crypto::random_bytes::<6>()));
-    create_bucket(&server.endpoint, &bucket).await;
     let store = S3BlobStore::new(&s3_settings(&server.endpoint, &bucket)).unwrap();
     blob::conformance(&store).await;
 
@@ -275,11 +280,9 @@ async fn s3_blob_store_conforms() {
 /// A whole attachment through a server whose chunks live in the object store.
 #[tokio::test]
 async fn server_keeps_attachment_chunks_in_s3() {
-    let Some(server) = s3_server().await else {
+    let Some((server, bucket)) = s3_with_fresh_bucket().await else {
         return;
     };
-    let bucket = format!("cachet-{}", hex::encode(cachet_crypto::random_bytes::<6>()));
-    create_bucket(&server.endpoint, &bucket).await;
     let endpoint = server.endpoint.clone();
     let node = common::TestServer::start_with(|c: &mut ServerConfig| {
         c.s3_url = Some(format!("s3://{bucket}/chunks"));

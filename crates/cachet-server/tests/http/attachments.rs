@@ -7,14 +7,24 @@ use reqwest::Method;
 
 use crate::common::*;
 
-pub async fn create(s: &Client, who: &TestUser, sealed_size: u64) -> AttachmentStatus {
+/// Asks to create an attachment of `sealed_size` bytes; the answer.
+pub async fn try_create(s: &Client, who: &TestUser, sealed_size: u64) -> Resp {
     s.post(
         who,
         "/api/v1/attachments",
         &CreateAttachment { sealed_size },
     )
     .await
-    .decode()
+}
+
+pub async fn create(s: &Client, who: &TestUser, sealed_size: u64) -> AttachmentStatus {
+    try_create(s, who, sealed_size).await.decode()
+}
+
+/// Completes attachment `id` (or adds readers to it) with `request`; the answer.
+pub async fn complete(s: &Client, who: &TestUser, id: &str, request: &CompleteAttachment) -> Resp {
+    s.post(who, &format!("/api/v1/attachments/{id}/complete"), request)
+        .await
 }
 
 pub async fn put_chunk(s: &Client, who: &TestUser, id: &str, index: usize, bytes: &[u8]) -> Resp {
@@ -38,15 +48,11 @@ pub async fn upload(s: &Client, who: &TestUser, sealed: &[u8], readers: &[&TestU
             204
         );
     }
-    let done: AttachmentStatus = s
-        .post(
-            who,
-            &format!("/api/v1/attachments/{}/complete", status.attachment_id),
-            &CompleteAttachment {
-                sha256: cachet_crypto::sha256(sealed).to_vec(),
-                readers: readers.iter().map(|r| r.user_id.clone()).collect(),
-            },
-        )
+    let request = CompleteAttachment {
+        sha256: cachet_crypto::sha256(sealed).to_vec(),
+        readers: readers.iter().map(|r| r.user_id.clone()).collect(),
+    };
+    let done: AttachmentStatus = complete(s, who, &status.attachment_id, &request)
         .await
         .decode();
     assert!(done.complete);
@@ -55,10 +61,7 @@ pub async fn upload(s: &Client, who: &TestUser, sealed: &[u8], readers: &[&TestU
 
 #[tokio::test]
 async fn upload_resume_complete_and_download() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    let eve = s.register("Eve").await;
+    let (s, [alice, bob, eve]) = TestServer::with_users(["Alice", "Bob", "Eve"]).await;
     let key = SymmetricKey::generate();
     let plain: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
     let sealed = attachment::seal_all(&plain, &key, FormatVersion::V2);
@@ -76,7 +79,7 @@ async fn upload_resume_complete_and_download() {
         sha256: cachet_crypto::sha256(&sealed).to_vec(),
         readers: vec![bob.user_id.clone()],
     };
-    s.post(&alice, &format!("/api/v1/attachments/{id}/complete"), &done)
+    complete(&s, &alice, &id, &done)
         .await
         .assert_error(409, "missing_chunks");
     let st: AttachmentStatus = s
@@ -101,22 +104,15 @@ async fn upload_resume_complete_and_download() {
     put_chunk(&s, &bob, &id, 0, chunks[0])
         .await
         .assert_error(403, "attachment_forbidden");
-    s.call(
-        &alice,
-        Method::PUT,
-        &format!("/api/v1/attachments/{id}/chunks/x"),
-        vec![1],
-    )
-    .await
-    .assert_error(400, "invalid_path");
-    s.call(
-        &alice,
-        Method::PUT,
-        &format!("/api/v1/attachments/{id}/chunks/0"),
-        vec![0; SEALED_CHUNK_SIZE + 1],
-    )
-    .await
-    .assert_error(413, "body_too_large");
+    for (index, chunk, status, reason) in [
+        ("x", vec![1], 400, "invalid_path"),
+        ("0", vec![0; SEALED_CHUNK_SIZE + 1], 413, "body_too_large"),
+    ] {
+        let path = format!("/api/v1/attachments/{id}/chunks/{index}");
+        s.call(&alice, Method::PUT, &path, chunk)
+            .await
+            .assert_error(status, reason);
+    }
 
     // Readers may not download before completion.
     s.get(&bob, &format!("/api/v1/attachments/{id}/chunks/0"))
@@ -127,17 +123,10 @@ async fn upload_resume_complete_and_download() {
         sha256: vec![0; 32],
         readers: vec![],
     };
-    s.post(
-        &alice,
-        &format!("/api/v1/attachments/{id}/complete"),
-        &wrong,
-    )
-    .await
-    .assert_error(400, "checksum_mismatch");
-    let st: AttachmentStatus = s
-        .post(&alice, &format!("/api/v1/attachments/{id}/complete"), &done)
+    complete(&s, &alice, &id, &wrong)
         .await
-        .decode();
+        .assert_error(400, "checksum_mismatch");
+    let st: AttachmentStatus = complete(&s, &alice, &id, &done).await.decode();
     assert!(st.complete);
     assert_eq!(st.readers, vec![bob.user_id.clone()]);
 
@@ -163,12 +152,14 @@ async fn upload_resume_complete_and_download() {
         attachment::open_all(&downloaded, &key, FormatVersion::V2).expect("opens"),
         plain
     );
-    s.get(&eve, &format!("/api/v1/attachments/{id}/chunks/0"))
-        .await
-        .assert_error(403, "attachment_forbidden");
-    s.get(&eve, &format!("/api/v1/attachments/{id}"))
-        .await
-        .assert_error(403, "attachment_forbidden");
+    for path in [
+        format!("/api/v1/attachments/{id}/chunks/0"),
+        format!("/api/v1/attachments/{id}"),
+    ] {
+        s.get(&eve, &path)
+            .await
+            .assert_error(403, "attachment_forbidden");
+    }
     s.get(
         &bob,
         "/api/v1/attachments/a_00000000000000000000000000000000",
@@ -181,10 +172,7 @@ async fn upload_resume_complete_and_download() {
         sha256: done.sha256.clone(),
         readers: vec![eve.user_id.clone()],
     };
-    let st: AttachmentStatus = s
-        .post(&alice, &format!("/api/v1/attachments/{id}/complete"), &fwd)
-        .await
-        .decode();
+    let st: AttachmentStatus = complete(&s, &alice, &id, &fwd).await.decode();
     assert_eq!(st.readers.len(), 2);
     assert_eq!(
         s.get(&eve, &format!("/api/v1/attachments/{id}/chunks/1"))
@@ -196,13 +184,9 @@ async fn upload_resume_complete_and_download() {
         sha256: done.sha256.clone(),
         readers: vec!["u_0123456789abcdef0123456789abcdef".into()],
     };
-    s.post(
-        &alice,
-        &format!("/api/v1/attachments/{id}/complete"),
-        &ghost,
-    )
-    .await
-    .assert_error(400, "unknown_recipient");
+    complete(&s, &alice, &id, &ghost)
+        .await
+        .assert_error(400, "unknown_recipient");
 }
 
 #[tokio::test]
@@ -212,23 +196,14 @@ async fn quotas_and_size_limits() {
         c.max_attachment_bytes = Some(800);
     })
     .await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    s.post(
-        &alice,
-        "/api/v1/attachments",
-        &CreateAttachment { sealed_size: 801 },
-    )
-    .await
-    .assert_error(413, "attachment_too_large");
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
+    try_create(&s, &alice, 801)
+        .await
+        .assert_error(413, "attachment_too_large");
     let first = create(&s, &alice, 600).await;
-    s.post(
-        &alice,
-        "/api/v1/attachments",
-        &CreateAttachment { sealed_size: 401 },
-    )
-    .await
-    .assert_error(413, "quota_exceeded");
+    try_create(&s, &alice, 401)
+        .await
+        .assert_error(413, "quota_exceeded");
     // The quota is per user.
     create(&s, &bob, 600).await;
     // A small object is a single short chunk.

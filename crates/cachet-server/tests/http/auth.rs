@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use cachet_proto::auth::{MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
-use cachet_proto::v1::{Ack, RevokeKeys};
+use cachet_proto::v1::Ack;
 use cachet_proto::Message;
 use reqwest::Method;
 
@@ -29,7 +29,10 @@ async fn each_bad_signature_has_its_own_reason() {
         .await
         .assert_error(401, "replayed_signature");
 
-    let fresh = || Client::headers_at(&alice, &Method::POST, RECEIVE, &body, now_ms());
+    let signed_for = |method: Method, path: &str, body: &[u8]| {
+        Client::headers_at(&alice, &method, path, body, now_ms())
+    };
+    let fresh = || signed_for(Method::POST, RECEIVE, &body);
 
     s.raw(Method::POST, RECEIVE, &[], body.clone())
         .await
@@ -66,23 +69,11 @@ async fn each_bad_signature_has_its_own_reason() {
         .assert_error(401, "uid_mismatch");
 
     // Signed for another path (a query string counts as part of the path).
-    let h = Client::headers_at(
-        &alice,
-        &Method::POST,
-        "/api/v1/messages/send",
-        &body,
-        now_ms(),
-    );
+    let h = signed_for(Method::POST, "/api/v1/messages/send", &body);
     s.raw(Method::POST, RECEIVE, &h, body.clone())
         .await
         .assert_error(401, "path_mismatch");
-    let h = Client::headers_at(
-        &alice,
-        &Method::GET,
-        "/api/v1/messages/history",
-        &[],
-        now_ms(),
-    );
+    let h = signed_for(Method::GET, "/api/v1/messages/history", &[]);
     s.raw(
         Method::GET,
         "/api/v1/messages/history?after=0",
@@ -92,7 +83,7 @@ async fn each_bad_signature_has_its_own_reason() {
     .await
     .assert_error(401, "path_mismatch");
 
-    let h = Client::headers_at(&alice, &Method::PUT, RECEIVE, &body, now_ms());
+    let h = signed_for(Method::PUT, RECEIVE, &body);
     s.raw(Method::POST, RECEIVE, &h, body.clone())
         .await
         .assert_error(401, "method_mismatch");
@@ -134,35 +125,29 @@ async fn users_and_operators_stay_on_their_own_routes() {
     let s = TestServer::start().await;
     let alice = s.register("Alice").await;
     let op = s.operator("olga").await;
-    s.post(
-        &alice,
-        &format!("/api/v1/operator/users/{}/revoke", alice.user_id),
-        &RevokeKeys::default(),
-    )
-    .await
-    .assert_error(403, "operator_only");
+    s.revoke_user(&alice, &alice.user_id, "")
+        .await
+        .assert_error(403, "operator_only");
     s.get(&alice, "/api/v1/operator/audit")
         .await
         .assert_error(403, "operator_only");
     s.post(&op, RECEIVE, &Ack::default())
         .await
         .assert_error(403, "user_only");
-    // An operator name nobody registered.
-    let stranger = TestOperator {
-        name: "mallory".into(),
-        sign: cachet_crypto::SignKeyPair::generate(),
-    };
-    s.get(&stranger, "/api/v1/operator/audit")
-        .await
-        .assert_error(401, "unknown_user");
-    // A registered operator name with the wrong key.
-    let forged = TestOperator {
-        name: "olga".into(),
-        sign: cachet_crypto::SignKeyPair::generate(),
-    };
-    s.get(&forged, "/api/v1/operator/audit")
-        .await
-        .assert_error(401, "bad_signature");
+    for (name, reason) in [
+        // An operator name nobody registered.
+        ("mallory", "unknown_user"),
+        // A registered operator name with the wrong key.
+        ("olga", "bad_signature"),
+    ] {
+        let unknown_key = TestOperator {
+            name: name.into(),
+            sign: cachet_crypto::SignKeyPair::generate(),
+        };
+        s.get(&unknown_key, "/api/v1/operator/audit")
+            .await
+            .assert_error(401, reason);
+    }
 }
 
 #[tokio::test]
@@ -193,9 +178,7 @@ async fn seen_signatures_live_in_the_database_and_survive_a_restart() {
 #[tokio::test]
 async fn replayed_sends_and_acks_are_refused_and_change_nothing() {
     const SEND: &str = "/api/v1/messages/send";
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
 
     let body = text_envelope(&alice, &[&bob], &mid(), "once").encode_to_vec();
     let h = Client::headers_at(&alice, &Method::POST, SEND, &body, now_ms());
@@ -249,9 +232,7 @@ async fn replayed_sends_and_acks_are_refused_and_change_nothing() {
 /// counts must not depend on the framework or a proxy in front.
 #[tokio::test]
 async fn duplicate_authentication_headers_are_refused() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let mallory = s.register("Mallory").await;
+    let (s, [alice, mallory]) = TestServer::with_users(["Alice", "Mallory"]).await;
     let path = format!("/api/v1/users/{}", alice.user_id);
     let signed = |who: &TestUser| Client::headers_at(who, &Method::GET, &path, &[], now_ms());
 

@@ -25,18 +25,31 @@ async fn healthz_checks_the_database() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let s = TestServer::start().await;
-    s.raw(Method::GET, "/nope", &[], Vec::new())
-        .await
-        .assert_error(404, "unknown_route");
-    s.raw(Method::POST, "/api/v1/messages/unknown", &[], Vec::new())
-        .await
-        .assert_error(404, "unknown_route");
-    s.raw(Method::GET, "/api/v1/messages/send", &[], Vec::new())
-        .await
-        .assert_error(405, "method_not_allowed");
-    s.raw(Method::DELETE, "/api/v1/register/start", &[], Vec::new())
-        .await
-        .assert_error(405, "method_not_allowed");
+    for (method, path, status, reason) in [
+        (Method::GET, "/nope", 404, "unknown_route"),
+        (
+            Method::POST,
+            "/api/v1/messages/unknown",
+            404,
+            "unknown_route",
+        ),
+        (
+            Method::GET,
+            "/api/v1/messages/send",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/register/start",
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        s.raw(method, path, &[], Vec::new())
+            .await
+            .assert_error(status, reason);
+    }
 }
 
 #[test]

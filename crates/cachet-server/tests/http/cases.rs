@@ -94,6 +94,18 @@ pub fn case_envelope(author: &TestUser, case_id: &str, key: &SymmetricKey, text:
     }
 }
 
+/// Sends a case message from `author` (see [`case_envelope`]) and returns the answer.
+pub async fn send_case_text(
+    s: &Client,
+    author: &TestUser,
+    case_id: &str,
+    key: &SymmetricKey,
+    text: &str,
+) -> Resp {
+    let env = case_envelope(author, case_id, key, text);
+    s.post(author, "/api/v1/messages/send", &env).await
+}
+
 pub fn open_case_text(env: &Envelope, key: &SymmetricKey) -> String {
     let cm = env.case_message.as_ref().expect("case message");
     let nonce = cachet_crypto::Nonce::from_slice(&cm.nonce).expect("nonce");
@@ -108,11 +120,8 @@ pub fn open_case_text(env: &Envelope, key: &SymmetricKey) -> String {
 
 #[tokio::test]
 async fn cases_share_fields_keys_and_history() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    let carol = s.register("Carol").await;
-    let eve = s.register("Eve").await;
+    let (s, [alice, bob, carol, eve]) =
+        TestServer::with_users(["Alice", "Bob", "Carol", "Eve"]).await;
 
     let (record, key) = create_case_with(&s, &alice, &[&bob], "case-1", "fields").await;
     assert_eq!(record.created_by, alice.user_id);
@@ -190,19 +199,14 @@ async fn cases_share_fields_keys_and_history() {
     assert!(none.cases.is_empty());
 
     // Outsiders can neither read, write nor join.
-    s.get(&eve, "/api/v1/cases/case-1")
+    for path in ["/api/v1/cases/case-1", "/api/v1/cases/case-1/messages"] {
+        s.get(&eve, path)
+            .await
+            .assert_error(403, "not_a_participant");
+    }
+    send_case_text(&s, &eve, "case-1", &key, "x")
         .await
         .assert_error(403, "not_a_participant");
-    s.get(&eve, "/api/v1/cases/case-1/messages")
-        .await
-        .assert_error(403, "not_a_participant");
-    s.post(
-        &eve,
-        "/api/v1/messages/send",
-        &case_envelope(&eve, "case-1", &key, "x"),
-    )
-    .await
-    .assert_error(403, "not_a_participant");
     s.post(
         &eve,
         "/api/v1/cases/case-1/participants",
@@ -215,56 +219,35 @@ async fn cases_share_fields_keys_and_history() {
     s.get(&eve, "/api/v1/cases/case-unknown")
         .await
         .assert_error(404, "case_not_found");
-    s.post(
-        &alice,
-        "/api/v1/messages/send",
-        &case_envelope(&alice, "case-unknown", &key, "x"),
-    )
-    .await
-    .assert_error(404, "case_not_found");
+    send_case_text(&s, &alice, "case-unknown", &key, "x")
+        .await
+        .assert_error(404, "case_not_found");
 }
 
 #[tokio::test]
 async fn bad_case_requests_are_refused() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     create_case(&s, &alice, &[&bob], "case-dup").await;
     let key = SymmetricKey::generate();
-    let again = CreateCase {
-        case_id: "case-dup".into(),
-        sealed_fields: cachet_crypto::secretbox::seal_prefixed(b"x", &key),
-        keys: vec![seal_case_key(&alice, &alice, &key)],
-    };
-    s.post(&alice, "/api/v1/cases", &again)
-        .await
-        .assert_error(409, "case_exists");
-    let without_me = CreateCase {
-        case_id: "case-2".into(),
-        sealed_fields: cachet_crypto::secretbox::seal_prefixed(b"x", &key),
-        keys: vec![seal_case_key(&alice, &bob, &key)],
-    };
-    s.post(&alice, "/api/v1/cases", &without_me)
-        .await
-        .assert_error(400, "invalid_field");
     let mut ghost = bob.clone();
     ghost.user_id = "u_0123456789abcdef0123456789abcdef".into();
-    let with_ghost = CreateCase {
-        case_id: "case-3".into(),
-        sealed_fields: cachet_crypto::secretbox::seal_prefixed(b"x", &key),
-        keys: vec![
-            seal_case_key(&alice, &alice, &key),
-            seal_case_key(&alice, &ghost, &key),
-        ],
-    };
-    s.post(&alice, "/api/v1/cases", &with_ghost)
-        .await
-        .assert_error(400, "unknown_recipient");
-    let bad_id = CreateCase {
-        case_id: "../case".into(),
-        ..again
-    };
-    s.post(&alice, "/api/v1/cases", &bad_id)
-        .await
-        .assert_error(400, "invalid_field");
+    for (case_id, sealed_for, status, reason) in [
+        ("case-dup", vec![&alice], 409, "case_exists"),
+        // No key for the creator.
+        ("case-2", vec![&bob], 400, "invalid_field"),
+        ("case-3", vec![&alice, &ghost], 400, "unknown_recipient"),
+        ("../case", vec![&alice], 400, "invalid_field"),
+    ] {
+        let req = CreateCase {
+            case_id: case_id.into(),
+            sealed_fields: cachet_crypto::secretbox::seal_prefixed(b"x", &key),
+            keys: sealed_for
+                .iter()
+                .map(|to| seal_case_key(&alice, to, &key))
+                .collect(),
+        };
+        s.post(&alice, "/api/v1/cases", &req)
+            .await
+            .assert_error(status, reason);
+    }
 }

@@ -227,7 +227,28 @@ impl Client {
     }
 
     pub async fn post_unsigned(&self, path: &str, msg: &impl Message) -> Resp {
-        self.raw(Method::POST, path, &[], msg.encode_to_vec()).await
+        self.post_bytes_unsigned(path, msg.encode_to_vec()).await
+    }
+
+    /// An unsigned POST of any bytes, for bodies that are not a valid message.
+    pub async fn post_bytes_unsigned(&self, path: &str, body: Vec<u8>) -> Resp {
+        self.raw(Method::POST, path, &[], body).await
+    }
+
+    /// An operator (or anyone trying) verifies the profile of `user_id` with `note`.
+    pub async fn verify_user(&self, op: &dyn Signer, user_id: &str, note: &str) -> Resp {
+        let path = format!("/api/v1/operator/users/{user_id}/verify");
+        let body = cachet_proto::v1::VerifyProfile { note: note.into() };
+        self.post(op, &path, &body).await
+    }
+
+    /// An operator (or anyone trying) revokes the keys of `user_id` for `reason`.
+    pub async fn revoke_user(&self, op: &dyn Signer, user_id: &str, reason: &str) -> Resp {
+        let path = format!("/api/v1/operator/users/{user_id}/revoke");
+        let body = cachet_proto::v1::RevokeKeys {
+            reason: reason.into(),
+        };
+        self.post(op, &path, &body).await
     }
 }
 
@@ -287,6 +308,13 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// A server with one new user per name registered, in order: how most tests begin.
+    pub async fn with_users<const N: usize>(names: [&str; N]) -> (Self, [TestUser; N]) {
+        let s = Self::start().await;
+        let users = s.register_all(names).await;
+        (s, users)
+    }
+
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = ServerConfig::for_data_dir(dir.path());
@@ -334,6 +362,18 @@ impl TestServer {
     /// Registers a new user with fresh keys.
     pub async fn register(&self, name: &str) -> TestUser {
         self.register_as(&phone(), name).await
+    }
+
+    /// Registers one new user per name, in order: the cast most tests begin with.
+    pub async fn register_all<const N: usize>(&self, names: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.register(name).await);
+        }
+        match users.try_into() {
+            Ok(users) => users,
+            Err(_) => unreachable!("one user per name"),
+        }
     }
 
     pub async fn register_as(&self, identifier: &str, name: &str) -> TestUser {

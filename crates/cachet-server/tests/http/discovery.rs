@@ -29,8 +29,7 @@ async fn discovery_is_limited_per_user_and_window() {
         c.discover_max_hashes = Some(10);
     })
     .await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
 
     let mut first = random_hashes(5);
     first.push(cachet_proto::discovery_hash(&bob.identifier).to_vec());

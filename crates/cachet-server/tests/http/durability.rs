@@ -102,8 +102,7 @@ async fn acknowledged_envelopes_survive_kill_9() {
         dir,
         client: Client::new(base),
     };
-    let alice = harness.register("Alice").await;
-    let bob = harness.register("Bob").await;
+    let [alice, bob] = harness.register_all(["Alice", "Bob"]).await;
 
     // Four senders stream envelopes; each records what was attempted and what got 204.
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<String>();

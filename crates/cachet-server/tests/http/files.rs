@@ -73,18 +73,16 @@ async fn data_directory_and_files_are_private() {
         .filter(|(_, is_dir, _)| !is_dir)
         .filter_map(|(p, _, _)| Some(p.file_name()?.to_string_lossy().into_owned()))
         .collect();
-    for needed in [
-        "cachet.sqlite3",
-        "cachet.sqlite3-wal",
-        "cachet.sqlite3-shm",
-        "dev-codes.txt",
-        "0",
-    ] {
-        assert!(
-            names.iter().any(|n| n == needed),
-            "{needed} missing: {names:?}"
-        );
-    }
+    cachet_server_common::testing::assert_files_present(
+        &names,
+        &[
+            "cachet.sqlite3",
+            "cachet.sqlite3-wal",
+            "cachet.sqlite3-shm",
+            "dev-codes.txt",
+            "0",
+        ],
+    );
     assert_private(&dir);
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use cachet_crypto::SignKeyPair;
-use cachet_proto::v1::{AppendBlock, LogBlocks, LogHead, LogProof, RevokeKeys};
+use cachet_proto::v1::{AppendBlock, LogBlocks, LogHead, LogProof};
 use cachet_trust::{
     Author, Block, BlockBody, ChangeVerdict, Event, LoggedBlock, SignedTreeHead, TrustError,
     Verifier,
@@ -97,12 +97,73 @@ async fn sync(s: &TestServer, who: &dyn Signer, v: &mut Verifier) -> SignedTreeH
     new
 }
 
-#[tokio::test]
-async fn chains_are_appended_served_and_verified() {
+/// Moves `v` to the server's current head and verifies the chain of `user_id` it serves.
+async fn sync_and_verify(
+    s: &TestServer,
+    who: &dyn Signer,
+    v: &mut Verifier,
+    user_id: &str,
+) -> SignedTreeHead {
+    let h = sync(s, who, v).await;
+    v.verify_chain(user_id, &chain(s, who, user_id, h.size).await)
+        .unwrap();
+    h
+}
+
+/// What `v` says of the keys `installation` holds, as the current keys of `user_id`.
+fn check_keys(v: &Verifier, user_id: &str, installation: &TestUser) -> Result<(), TrustError> {
+    v.check_key(
+        user_id,
+        &installation.sign.public(),
+        installation.boxk.public.as_bytes(),
+    )
+    .map(|_| ())
+}
+
+/// The block after `prev` adding the keys of `new` (a new installation) to the chain of
+/// `old`, signed by `old`'s key.
+fn keys_added(old: &TestUser, prev: &Block, new: &TestUser) -> Block {
+    body(
+        old,
+        1,
+        prev.hash(),
+        Event::KeysAdded {
+            key_version: 2,
+            box_key: *new.boxk.public.as_bytes(),
+            sign_key: *new.sign.public().as_bytes(),
+        },
+        Author::Key(old.sign.public()),
+    )
+    .sign(&old.sign)
+}
+
+/// The block revoking `key_version` of `user` after `prev`, signed as operator olga with
+/// `key` (hers, or a forger's). In these chains, block n is the one about version n.
+fn revoked_by_olga(user: &TestUser, key_version: u32, prev: &Block, key: &SignKeyPair) -> Block {
+    body(
+        user,
+        u64::from(key_version),
+        prev.hash(),
+        Event::KeysRevoked { key_version },
+        Author::Operator {
+            id: "op:olga".into(),
+            key: key.public(),
+        },
+    )
+    .sign(key)
+}
+
+/// A server with operator olga and users Alice and Bob: the cast of the log tests.
+async fn olga_alice_and_bob() -> (TestServer, TestOperator, TestUser, TestUser) {
     let s = TestServer::start().await;
     let op = s.operator("olga").await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
+    (s, op, alice, bob)
+}
+
+#[tokio::test]
+async fn chains_are_appended_served_and_verified() {
+    let (s, op, alice, bob) = olga_alice_and_bob().await;
 
     let a0 = creation(&alice);
     let done: LogBlocks = append(&s, &alice, &a0).await.decode();
@@ -118,50 +179,18 @@ async fn chains_are_appended_served_and_verified() {
         cachet_crypto::SignPublicKey::from_slice(&log_key).unwrap(),
         operators,
     );
-    let h = sync(&s, &bob, &mut v).await;
+    let h = sync_and_verify(&s, &bob, &mut v, &alice.user_id).await;
     assert_eq!(h.size, 2);
-    v.verify_chain(
-        &alice.user_id,
-        &chain(&s, &bob, &alice.user_id, h.size).await,
-    )
-    .unwrap();
-    v.check_key(
-        &alice.user_id,
-        &alice.sign.public(),
-        alice.boxk.public.as_bytes(),
-    )
-    .unwrap();
+    check_keys(&v, &alice.user_id, &alice).unwrap();
     let verified = alice.sign.public();
 
     // A new installation, authorised by the old key, in the directory and the log.
     let alice2 = s.reinstall(&alice, true).await;
-    let a1 = body(
-        &alice,
-        1,
-        a0.hash(),
-        Event::KeysAdded {
-            key_version: 2,
-            box_key: *alice2.boxk.public.as_bytes(),
-            sign_key: *alice2.sign.public().as_bytes(),
-        },
-        Author::Key(alice.sign.public()),
-    )
-    .sign(&alice.sign);
+    let a1 = keys_added(&alice, &a0, &alice2);
     append(&s, &alice2, &a1).await.decode::<LogBlocks>();
-    let h = sync(&s, &bob, &mut v).await;
-    v.verify_chain(
-        &alice.user_id,
-        &chain(&s, &bob, &alice.user_id, h.size).await,
-    )
-    .unwrap();
+    sync_and_verify(&s, &bob, &mut v, &alice.user_id).await;
     // The old keys, still handed out by a stale directory answer, are refused.
-    let err = v
-        .check_key(
-            &alice.user_id,
-            &alice.sign.public(),
-            alice.boxk.public.as_bytes(),
-        )
-        .unwrap_err();
+    let err = check_keys(&v, &alice.user_id, &alice).unwrap_err();
     assert!(
         matches!(err, TrustError::StaleKey { version: 1, .. }),
         "{err}"
@@ -172,40 +201,13 @@ async fn chains_are_appended_served_and_verified() {
     ));
 
     // The operator revokes through the API and signs the block as itself.
-    s.post(
-        &op,
-        &format!("/api/v1/operator/users/{}/revoke", alice.user_id),
-        &RevokeKeys {
-            reason: "lost phone".into(),
-        },
-    )
-    .await
-    .decode::<cachet_proto::v1::UserProfile>();
-    let a2 = body(
-        &alice,
-        2,
-        a1.hash(),
-        Event::KeysRevoked { key_version: 2 },
-        Author::Operator {
-            id: "op:olga".into(),
-            key: op.sign.public(),
-        },
-    )
-    .sign(&op.sign);
+    s.revoke_user(&op, &alice.user_id, "lost phone")
+        .await
+        .decode::<cachet_proto::v1::UserProfile>();
+    let a2 = revoked_by_olga(&alice, 2, &a1, &op.sign);
     append(&s, &op, &a2).await.decode::<LogBlocks>();
-    let h = sync(&s, &bob, &mut v).await;
-    v.verify_chain(
-        &alice.user_id,
-        &chain(&s, &bob, &alice.user_id, h.size).await,
-    )
-    .unwrap();
-    let err = v
-        .check_key(
-            &alice.user_id,
-            &alice2.sign.public(),
-            alice2.boxk.public.as_bytes(),
-        )
-        .unwrap_err();
+    let h = sync_and_verify(&s, &bob, &mut v, &alice.user_id).await;
+    let err = check_keys(&v, &alice.user_id, &alice2).unwrap_err();
     assert!(
         matches!(err, TrustError::KeyRevoked { version: 2, .. }),
         "{err}"
@@ -252,10 +254,7 @@ async fn chains_are_appended_served_and_verified() {
 
 #[tokio::test]
 async fn blocks_that_break_the_rules_are_refused() {
-    let s = TestServer::start().await;
-    let op = s.operator("olga").await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, op, alice, bob) = olga_alice_and_bob().await;
     let a0 = creation(&alice);
 
     // Bob cannot write Alice's chain, and an operator cannot write a user's block.
@@ -288,17 +287,7 @@ async fn blocks_that_break_the_rules_are_refused() {
         .assert_error(400, "block_rejected");
     // A revocation signed as operator olga with another key (a forged operator action),
     // sent by olga's account.
-    let forged = body(
-        &alice,
-        1,
-        a0.hash(),
-        Event::KeysRevoked { key_version: 1 },
-        Author::Operator {
-            id: "op:olga".into(),
-            key: other.public(),
-        },
-    )
-    .sign(&other);
+    let forged = revoked_by_olga(&alice, 1, &a0, &other);
     append(&s, &op, &forged)
         .await
         .assert_error(400, "block_rejected");
@@ -312,15 +301,16 @@ async fn blocks_that_break_the_rules_are_refused() {
     )
     .await
     .assert_error(400, "invalid_field");
-    s.get(&alice, "/api/v1/log/proof/inclusion?index=0&size=9")
-        .await
-        .assert_error(400, "log_too_small");
-    s.get(&alice, "/api/v1/log/proof/consistency?from=2&to=1")
-        .await
-        .assert_error(400, "invalid_path");
-    s.get(&alice, "/api/v1/log/blocks?nope=1")
-        .await
-        .assert_error(400, "invalid_path");
+    for (query, reason) in [
+        (
+            "/api/v1/log/proof/inclusion?index=0&size=9",
+            "log_too_small",
+        ),
+        ("/api/v1/log/proof/consistency?from=2&to=1", "invalid_path"),
+        ("/api/v1/log/blocks?nope=1", "invalid_path"),
+    ] {
+        s.get(&alice, query).await.assert_error(400, reason);
+    }
 }
 
 #[tokio::test]
@@ -345,8 +335,7 @@ async fn the_log_key_and_tree_survive_a_restart() {
 #[tokio::test]
 async fn the_directory_serves_no_keys_before_their_block() {
     let s = TestServer::start_with(|c| c.allow_keys_without_block = Some(false)).await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
     let profile = format!("/api/v1/users/{}", alice.user_id);
     let keys = format!("/api/v1/users/{}/keys", alice.user_id);
     s.get(&bob, &profile)
@@ -366,18 +355,7 @@ async fn the_directory_serves_no_keys_before_their_block() {
     s.get(&bob, &keys)
         .await
         .assert_error(409, "keys_not_in_log");
-    let a1 = body(
-        &alice2,
-        1,
-        a0.hash(),
-        Event::KeysAdded {
-            key_version: 2,
-            box_key: *alice2.boxk.public.as_bytes(),
-            sign_key: *alice2.sign.public().as_bytes(),
-        },
-        Author::Key(alice.sign.public()),
-    )
-    .sign(&alice.sign);
+    let a1 = keys_added(&alice, &a0, &alice2);
     assert_eq!(append(&s, &alice2, &a1).await.status, 200);
     assert_eq!(s.get(&bob, &keys).await.status, 200);
 }

@@ -9,9 +9,7 @@ const SEND: &str = "/api/v1/messages/send";
 
 #[tokio::test]
 async fn a_message_goes_through_and_is_deleted_once_acked() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     let mut env = text_envelope(&alice, &[&bob], &mid(), "Patient in room 12 is stable");
     env.sender_id = bob.user_id.clone(); // a lie the server must overwrite
     env.delivery_id = 99;
@@ -40,10 +38,7 @@ async fn a_message_goes_through_and_is_deleted_once_acked() {
 
 #[tokio::test]
 async fn group_messages_fan_out_one_ciphertext_each() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    let carol = s.register("Carol").await;
+    let (s, [alice, bob, carol]) = TestServer::with_users(["Alice", "Bob", "Carol"]).await;
     let mut env = text_envelope(&alice, &[&bob, &carol], &mid(), "team meeting at 3");
     env.group_id = "g-cardio".into();
     send_ok(&s, &alice, &env).await;
@@ -59,9 +54,7 @@ async fn group_messages_fan_out_one_ciphertext_each() {
 
 #[tokio::test]
 async fn resends_are_idempotent_and_ids_cannot_be_reused() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     let id = mid();
     let env = text_envelope(&alice, &[&bob], &id, "first");
     send_ok(&s, &alice, &env).await;
@@ -86,8 +79,7 @@ async fn resends_are_idempotent_and_ids_cannot_be_reused() {
 #[tokio::test]
 async fn bad_envelopes_are_refused_with_reasons() {
     let s = TestServer::start_with(|c| c.max_body_bytes = Some(64 * 1024)).await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
 
     s.call(&alice, Method::POST, SEND, vec![0x0a, 0xff, 0x01])
         .await
@@ -138,14 +130,9 @@ async fn bad_envelopes_are_refused_with_reasons() {
         .await
         .assert_error(413, "body_too_large");
     // Even unsigned endpoints are bounded.
-    s.raw(
-        Method::POST,
-        "/api/v1/register/start",
-        &[],
-        vec![0; 100 * 1024],
-    )
-    .await
-    .assert_error(413, "body_too_large");
+    s.post_bytes_unsigned("/api/v1/register/start", vec![0; 100 * 1024])
+        .await
+        .assert_error(413, "body_too_large");
 
     let r = s
         .call(
@@ -160,10 +147,7 @@ async fn bad_envelopes_are_refused_with_reasons() {
 
 #[tokio::test]
 async fn acks_only_touch_the_callers_mailbox() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    let carol = s.register("Carol").await;
+    let (s, [alice, bob, carol]) = TestServer::with_users(["Alice", "Bob", "Carol"]).await;
     send_ok(
         &s,
         &alice,
@@ -181,9 +165,7 @@ async fn acks_only_touch_the_callers_mailbox() {
 
 #[tokio::test]
 async fn pages_follow_delivery_order_with_a_more_flag() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     let mut ids = Vec::new();
     for i in 0..7 {
         let id = format!("m{i:02}-{}", mid());
@@ -222,9 +204,7 @@ async fn pages_follow_delivery_order_with_a_more_flag() {
 
 #[tokio::test]
 async fn a_long_poll_wakes_when_mail_arrives() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     let client = s.client.clone();
     let who = bob.clone();
     let poll = tokio::spawn(async move { receive(&client, &who, vec![], 20).await });
@@ -254,9 +234,7 @@ async fn a_long_poll_wakes_when_mail_arrives() {
 
 #[tokio::test]
 async fn web_clients_keep_acked_mail_readable_in_the_history() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let (s, [alice, bob]) = TestServer::with_users(["Alice", "Bob"]).await;
     let web = bob.as_web();
     for i in 0..3 {
         send_ok(

@@ -1,6 +1,6 @@
 //! Operator revocation and verification, and the hash-chained audit log.
 
-use cachet_proto::v1::{AuditLog, ContactUpdateReason, RevokeKeys, UserProfile, VerifyProfile};
+use cachet_proto::v1::{AuditLog, ContactUpdateReason, UserProfile};
 
 use crate::common::*;
 
@@ -8,18 +8,11 @@ use crate::common::*;
 async fn verify_revoke_and_audit() {
     let s = TestServer::start().await;
     let op = s.operator("olga").await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
+    let [alice, bob] = s.register_all(["Alice", "Bob"]).await;
     send_ok(&s, &bob, &text_envelope(&bob, &[&alice], &mid(), "hi")).await;
 
     let p: UserProfile = s
-        .post(
-            &op,
-            &format!("/api/v1/operator/users/{}/verify", alice.user_id),
-            &VerifyProfile {
-                note: "checked the medical licence".into(),
-            },
-        )
+        .verify_user(&op, &alice.user_id, "checked the medical licence")
         .await
         .decode();
     assert!(p.verified);
@@ -28,34 +21,20 @@ async fn verify_revoke_and_audit() {
         .await
         .decode();
     assert!(seen.verified);
-    s.post(
-        &op,
-        "/api/v1/operator/users/u_0123456789abcdef0123456789abcdef/verify",
-        &VerifyProfile::default(),
-    )
-    .await
-    .assert_error(404, "user_not_found");
+    s.verify_user(&op, "u_0123456789abcdef0123456789abcdef", "")
+        .await
+        .assert_error(404, "user_not_found");
 
     let p: UserProfile = s
-        .post(
-            &op,
-            &format!("/api/v1/operator/users/{}/revoke", alice.user_id),
-            &RevokeKeys {
-                reason: "lost phone reported".into(),
-            },
-        )
+        .revoke_user(&op, &alice.user_id, "lost phone reported")
         .await
         .decode();
     let keys = p.current_keys.expect("keys");
     assert_eq!(keys.revoked_by_operator, "op:olga");
     assert_ne!(keys.valid_until, 0);
-    s.post(
-        &op,
-        &format!("/api/v1/operator/users/{}/revoke", alice.user_id),
-        &RevokeKeys::default(),
-    )
-    .await
-    .assert_error(409, "already_revoked");
+    s.revoke_user(&op, &alice.user_id, "")
+        .await
+        .assert_error(409, "already_revoked");
 
     // Bob, a contact, learns about it.
     let inbox = receive(&s, &bob, vec![], 0).await;
@@ -114,13 +93,7 @@ async fn tampering_with_the_audit_log_is_detected() {
     let op = s.operator("olga").await;
     let alice = s.register("Alice").await;
     for note in ["one", "two"] {
-        let r = s
-            .post(
-                &op,
-                &format!("/api/v1/operator/users/{}/verify", alice.user_id),
-                &VerifyProfile { note: note.into() },
-            )
-            .await;
+        let r = s.verify_user(&op, &alice.user_id, note).await;
         assert_eq!(r.status, 200);
     }
     s.stop().await;

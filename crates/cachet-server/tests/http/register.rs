@@ -5,7 +5,6 @@ use cachet_proto::v1::{
     ContactUpdateReason, DiscoverRequest, DiscoverResponse, KeyChange, KeyHistory, RegisterFinish,
     RegisterStart, UserProfile,
 };
-use reqwest::Method;
 
 use crate::common::*;
 
@@ -22,6 +21,13 @@ fn finish_for(challenge_id: &str, code: &str) -> (RegisterFinish, BoxKeyPair, Si
         previous_key_signature: Vec::new(),
     };
     (f, boxk, sign)
+}
+
+/// The key history of `user_id`, as `who` reads it from the directory.
+async fn key_history(s: &Client, who: &TestUser, user_id: &str) -> KeyHistory {
+    s.get(who, &format!("/api/v1/users/{user_id}/keys"))
+        .await
+        .decode()
 }
 
 #[tokio::test]
@@ -43,24 +49,24 @@ async fn a_new_user_registers_and_appears_in_the_directory() {
     assert_eq!(keys.sign_key, alice.sign.public().as_bytes());
     assert_eq!(keys.valid_until, 0);
 
-    let h: KeyHistory = s
-        .get(&bob, &format!("/api/v1/users/{}/keys", alice.user_id))
-        .await
-        .decode();
+    let h = key_history(&s, &bob, &alice.user_id).await;
     assert_eq!(h.keys.len(), 1);
 
-    s.get(&bob, "/api/v1/users/u_ffffffffffffffffffffffffffffffff")
-        .await
-        .assert_error(404, "user_not_found");
-    s.get(
-        &bob,
-        "/api/v1/users/u_ffffffffffffffffffffffffffffffff/keys",
-    )
-    .await
-    .assert_error(404, "user_not_found");
-    s.get(&bob, "/api/v1/users/..%2F..%2Fetc")
-        .await
-        .assert_error(400, "invalid_field");
+    for (path, status, reason) in [
+        (
+            "/api/v1/users/u_ffffffffffffffffffffffffffffffff",
+            404,
+            "user_not_found",
+        ),
+        (
+            "/api/v1/users/u_ffffffffffffffffffffffffffffffff/keys",
+            404,
+            "user_not_found",
+        ),
+        ("/api/v1/users/..%2F..%2Fetc", 400, "invalid_field"),
+    ] {
+        s.get(&bob, path).await.assert_error(status, reason);
+    }
 
     // Discovery by hashed identifier: the normalised form matches, non-users do not.
     let req = DiscoverRequest {
@@ -151,23 +157,15 @@ async fn one_time_codes_are_checked() {
         .await
         .assert_error(400, "unknown_challenge");
 
-    s.raw(
-        Method::POST,
-        "/api/v1/register/start",
-        &[],
-        vec![0xff, 0xff, 0xff],
-    )
-    .await
-    .assert_error(400, "malformed_protobuf");
+    s.post_bytes_unsigned("/api/v1/register/start", vec![0xff, 0xff, 0xff])
+        .await
+        .assert_error(400, "malformed_protobuf");
 }
 
 #[tokio::test]
 async fn a_new_installation_keeps_history_and_tells_every_contact() {
-    let s = TestServer::start().await;
-    let alice = s.register("Alice").await;
-    let bob = s.register("Bob").await;
-    let carol = s.register("Carol").await;
-    let stranger = s.register("Stranger").await;
+    let (s, [alice, bob, carol, stranger]) =
+        TestServer::with_users(["Alice", "Bob", "Carol", "Stranger"]).await;
     // Bob is a contact through a message, Carol through a case.
     send_ok(&s, &bob, &text_envelope(&bob, &[&alice], &mid(), "hello")).await;
     crate::cases::create_case(&s, &carol, &[&alice], "case-contacts").await;
@@ -175,10 +173,7 @@ async fn a_new_installation_keeps_history_and_tells_every_contact() {
     let alice2 = s.reinstall(&alice, true).await;
     assert_eq!(alice2.key_version, 2);
 
-    let h: KeyHistory = s
-        .get(&bob, &format!("/api/v1/users/{}/keys", alice.user_id))
-        .await
-        .decode();
+    let h = key_history(&s, &bob, &alice.user_id).await;
     assert_eq!(h.keys.len(), 2);
     assert_eq!(h.keys[0].sign_key, alice.sign.public().as_bytes());
     assert_ne!(h.keys[0].valid_until, 0, "old generation closed");
