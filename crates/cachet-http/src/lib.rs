@@ -7,11 +7,14 @@
 //!   graceful shutdown. [`ServeOptions`] holds the limits.
 //! * [`notify`]: delivery of one-time codes (development file, SMTP, HTTP webhook).
 //! * [`init_logging`] and [`raise_fd_limit`] for a server process.
+//! * [`config`] and [`server_config!`]: the settings both servers share, declared once.
+//! * [`debug_some_fields!`]: `Debug` that shows some fields and leaves the rest out.
 //! * [`json_error`]: the error body of `docs/protocol.md`,
 //!   `{"reason": "<snake_case>", "message": "<text>"}`.
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod debug;
 pub mod error;
 pub mod health;
 pub mod notify;

@@ -204,13 +204,7 @@ pub struct SmtpNotifier {
     from: Mailbox,
 }
 
-impl std::fmt::Debug for SmtpNotifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpNotifier")
-            .field("from", &self.from)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_some_fields!(SmtpNotifier { from });
 
 impl SmtpNotifier {
     /// `url` as lettre reads it: `smtp://host:port` (plain), `smtp://host:587?tls=required`

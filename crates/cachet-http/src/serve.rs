@@ -614,6 +614,7 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut io = Tracked {
+        prefix: Bytes::new(),
         inner: io,
         state: state.clone(),
     };
@@ -632,10 +633,8 @@ async fn serve_connection<I>(
         }
         Head::Gone => return,
     };
-    let io = Rewind {
-        prefix: Bytes::from(prefix),
-        inner: io,
-    };
+    // hyper reads the head again, from the bytes already taken off the stream.
+    io.prefix = Bytes::from(prefix);
 
     let body_timeout = options.body_timeout;
     let service = tower::service_fn(move |request: Request<Incoming>| {
@@ -680,8 +679,10 @@ async fn serve_connection<I>(
     }
 }
 
-/// A stream that marks its connection active on every byte read or written.
+/// A stream that marks its connection active on every byte read or written, and that
+/// first gives back `prefix`, the bytes already read from it (the request head).
 struct Tracked<I> {
+    prefix: Bytes,
     inner: I,
     state: Arc<ConnState>,
 }
@@ -692,6 +693,12 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -724,58 +731,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
             self.state.touch();
         }
         polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A stream that first gives back the bytes already read from it.
-struct Rewind<I> {
-    prefix: Bytes,
-    inner: I,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let head = self.prefix.split_to(n);
-            buf.put_slice(&head);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

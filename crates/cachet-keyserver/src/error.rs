@@ -100,6 +100,16 @@ pub enum Error {
     Internal(String),
 }
 
+impl cachet_server_common::errors::ServerError for Error {
+    fn invalid_field(field: &'static str, reason: String) -> Self {
+        Error::InvalidField(field, reason)
+    }
+
+    fn internal(reason: String) -> Self {
+        Error::Internal(reason)
+    }
+}
+
 impl From<cachet_vault::VaultError> for Error {
     fn from(e: cachet_vault::VaultError) -> Self {
         match e {

@@ -16,9 +16,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::extract::{FromRef, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -30,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::service::{now_ms, RecoveryBackend, Service};
-use crate::vault::{self, OperatorState};
+use crate::vault::{self, OperatorCall, OperatorState};
 use crate::DATA_SERVER_REFRESH_ROUTE;
 
 /// Route listing the accounts to refresh.
@@ -49,6 +48,12 @@ pub struct RefreshState {
     pub service: Arc<Service>,
     /// Accounts, opened through the vault.
     pub accounts: Arc<vault::SealedBackend>,
+}
+
+impl FromRef<RefreshState> for OperatorState {
+    fn from_ref(state: &RefreshState) -> Self {
+        state.operators.clone()
+    }
 }
 
 /// Body of [`ACCOUNTS_ROUTE`]'s answer.
@@ -74,28 +79,15 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::InvalidField("body", e.to_string()))
 }
 
-async fn h_accounts(
-    State(state): State<RefreshState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response> {
-    vault::operator(&state.operators, &method, &uri, &headers, &[]).await?;
+async fn h_accounts(State(state): State<RefreshState>, _call: OperatorCall) -> Result<Response> {
     state.operators.vault.keys()?;
     json(&Accounts {
         user_ids: state.operators.backend.enrolled_users().await?,
     })
 }
 
-async fn h_prepare(
-    State(state): State<RefreshState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    vault::operator(&state.operators, &method, &uri, &headers, &body).await?;
-    let Prepare { user_id } = parse(&body)?;
+async fn h_prepare(State(state): State<RefreshState>, call: OperatorCall) -> Result<Response> {
+    let Prepare { user_id } = parse(&call.body)?;
     let row = state
         .accounts
         .account(&user_id)
@@ -123,15 +115,8 @@ async fn h_prepare(
     })
 }
 
-async fn h_apply(
-    State(state): State<RefreshState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    vault::operator(&state.operators, &method, &uri, &headers, &body).await?;
-    let request: wire::RefreshRequest = parse(&body)?;
+async fn h_apply(State(state): State<RefreshState>, call: OperatorCall) -> Result<Response> {
+    let request: wire::RefreshRequest = parse(&call.body)?;
     state.service.apply_refresh(&request).await?;
     json(&serde_json::json!({}))
 }

@@ -63,6 +63,63 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
+/// How a code presented for a challenge fares, in the order both servers check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// The challenge expired.
+    Expired,
+    /// The challenge used up its wrong codes.
+    TooManyAttempts,
+    /// The code is wrong (to be counted as an attempt).
+    Wrong,
+    /// The code is right.
+    Right,
+}
+
+impl Challenge {
+    /// A fresh challenge for `code`, without attempts, expiring `ttl_ms` after `now`: how
+    /// both servers issue one.
+    pub fn issue(
+        challenge_id: String,
+        identifier_hash: Vec<u8>,
+        code: &str,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Self {
+        Self {
+            code_hash: code_hash(&challenge_id, code).to_vec(),
+            challenge_id,
+            identifier_hash,
+            attempts: 0,
+            created_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+        }
+    }
+
+    /// Whether `challenge_id` could name a challenge at all (anything else is refused as
+    /// unknown without a database lookup).
+    pub fn plausible_id(challenge_id: &str) -> bool {
+        !challenge_id.is_empty() && challenge_id.len() <= 128
+    }
+
+    /// Checks a presented code at `now` (compared in constant time, surrounding spaces
+    /// ignored): the one code check of registration and of recovery.
+    pub fn verdict(&self, code: &str, now: i64, max_attempts: u32) -> CodeVerdict {
+        if self.expires_at < now {
+            return CodeVerdict::Expired;
+        }
+        if self.attempts >= max_attempts {
+            return CodeVerdict::TooManyAttempts;
+        }
+        let candidate = code_hash(&self.challenge_id, code.trim());
+        if bool::from(candidate.as_slice().ct_eq(&self.code_hash)) {
+            CodeVerdict::Right
+        } else {
+            CodeVerdict::Wrong
+        }
+    }
+}
+
 impl From<cachet_server_common::challenge::ChallengeTuple> for Challenge {
     /// A challenge as read back from its table, in column order.
     fn from(t: cachet_server_common::challenge::ChallengeTuple) -> Self {
@@ -122,33 +179,19 @@ impl core::fmt::Debug for RecoveryRow {
 impl From<cachet_server_common::recovery::AccountTuple> for RecoveryRow {
     /// An account as read back from its table, in column order.
     fn from(t: cachet_server_common::recovery::AccountTuple) -> Self {
-        let (
-            user_id,
-            identifier_hash,
-            share,
-            data_server_share,
-            key_server_share,
-            auth_public,
-            envelope,
-            updated_at,
-            failures,
-            last_failure_at,
-            pending_delta,
-            version,
-        ) = t;
         Self {
-            user_id,
-            identifier_hash,
-            share,
-            data_server_share,
-            key_server_share,
-            auth_public,
-            envelope,
-            updated_at,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            last_failure_at,
-            pending_delta,
-            version,
+            user_id: t.0,
+            identifier_hash: t.1,
+            share: t.2,
+            data_server_share: t.3,
+            key_server_share: t.4,
+            auth_public: t.5,
+            envelope: t.6,
+            updated_at: t.7,
+            failures: u32::try_from(t.8).unwrap_or(u32::MAX),
+            last_failure_at: t.9,
+            pending_delta: t.10,
+            version: t.11,
         }
     }
 }
@@ -188,6 +231,16 @@ impl RecoveryRow {
         Self {
             version: self.version + 1,
             ..self.clone()
+        }
+    }
+
+    /// The next version with the failure count reset: what an enrolment and a proven
+    /// success both store.
+    fn next_without_failures(&self) -> Self {
+        Self {
+            failures: 0,
+            last_failure_at: 0,
+            ..self.next()
         }
     }
 }
@@ -240,14 +293,7 @@ pub struct Service {
     pub clock: fn() -> i64,
 }
 
-impl core::fmt::Debug for Service {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Service")
-            .field("role", &self.role)
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
-    }
-}
+cachet_http::debug_some_fields!(Service { role, limits });
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -263,7 +309,8 @@ pub fn code_hash(challenge_id: &str, code: &str) -> [u8; 32] {
     cachet_crypto::sha256(format!("cachet-code-v1:{challenge_id}:{code}").as_bytes())
 }
 
-fn random_code() -> String {
+/// A uniformly random 6-digit code (both servers' one-time codes).
+pub fn random_code() -> String {
     loop {
         let n = u32::from_le_bytes(cachet_crypto::random_bytes::<4>());
         if n < 4_294_000_000 {
@@ -273,30 +320,27 @@ fn random_code() -> String {
 }
 
 /// Normalises an identifier and checks it is an E.164 number or an e-mail address.
+/// The data server's rule (`cachet_server_common::identifier`), so that both servers
+/// accept the same identifiers.
 pub fn check_identifier(identifier: &str) -> Result<String> {
-    let n = cachet_proto::normalise_identifier(identifier);
-    if n.contains('@') {
-        let ok = n.len() <= 254
-            && n.matches('@').count() == 1
-            && n.split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-            && n.chars().all(|c| c.is_ascii_graphic());
-        if !ok {
-            return Err(Error::InvalidIdentifier("not an e-mail address"));
-        }
-    } else {
-        let digits = n.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidIdentifier(
-                "not an E.164 phone number or an e-mail address",
-            ));
-        }
-    }
-    Ok(n)
+    cachet_server_common::identifier::check_identifier(identifier).map_err(Error::InvalidIdentifier)
 }
 
 fn hex_field(value: &str, len: usize, name: &'static str) -> Result<Vec<u8>> {
     wire::hex_field(value, len, name).map_err(|reason| Error::InvalidField(name, reason))
+}
+
+/// A sealed key ring as sent in hex: decoded, and refused when empty or too large.
+fn envelope_field(hex_envelope: &str) -> Result<Vec<u8>> {
+    let envelope =
+        hex::decode(hex_envelope).map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
+    if envelope.is_empty() || envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(Error::InvalidField(
+            "envelope",
+            format!("must be 1 to {MAX_ENVELOPE_BYTES} bytes"),
+        ));
+    }
+    Ok(envelope)
 }
 
 fn check_user_id(user_id: &str) -> Result<()> {
@@ -334,14 +378,13 @@ impl Service {
         }
         let challenge_id = format!("c_{}", hex::encode(cachet_crypto::random_bytes::<16>()));
         let code = random_code();
-        let challenge = Challenge {
-            challenge_id: challenge_id.clone(),
+        let challenge = Challenge::issue(
+            challenge_id.clone(),
             identifier_hash,
-            code_hash: code_hash(&challenge_id, &code).to_vec(),
-            attempts: 0,
-            created_at: now,
-            expires_at: now.saturating_add(self.code_ttl_ms),
-        };
+            &code,
+            now,
+            self.code_ttl_ms,
+        );
         self.backend.insert_challenge(&challenge).await?;
         if let Err(e) = self
             .backend
@@ -359,26 +402,21 @@ impl Service {
 
     /// Checks a code; returns the identifier hash it was sent for.
     async fn check_identity(&self, id: &wire::Identity) -> Result<Vec<u8>> {
-        if id.challenge_id.is_empty() || id.challenge_id.len() > 128 {
-            return Err(Error::UnknownChallenge);
+        let found = if Challenge::plausible_id(&id.challenge_id) {
+            self.backend.get_challenge(&id.challenge_id).await?
+        } else {
+            None
+        };
+        let c = found.ok_or(Error::UnknownChallenge)?;
+        match c.verdict(&id.code, self.now(), self.code_max_attempts) {
+            CodeVerdict::Right => Ok(c.identifier_hash),
+            CodeVerdict::Expired => Err(Error::ChallengeExpired),
+            CodeVerdict::TooManyAttempts => Err(Error::TooManyAttempts),
+            CodeVerdict::Wrong => {
+                self.backend.record_failed_attempt(&c.challenge_id).await?;
+                Err(Error::WrongCode)
+            }
         }
-        let c = self
-            .backend
-            .get_challenge(&id.challenge_id)
-            .await?
-            .ok_or(Error::UnknownChallenge)?;
-        if c.expires_at < self.now() {
-            return Err(Error::ChallengeExpired);
-        }
-        if c.attempts >= self.code_max_attempts {
-            return Err(Error::TooManyAttempts);
-        }
-        let candidate = code_hash(&c.challenge_id, id.code.trim());
-        if !bool::from(candidate.as_slice().ct_eq(&c.code_hash)) {
-            self.backend.record_failed_attempt(&c.challenge_id).await?;
-            return Err(Error::WrongCode);
-        }
-        Ok(c.identifier_hash)
     }
 
     /// The enrolled account behind a passed identity check.
@@ -392,6 +430,17 @@ impl Service {
         self.backend
             .account(&user_id)
             .await?
+            .ok_or(Error::NotEnrolled)
+    }
+
+    /// The enrolled account of a (checked) user id, for the calls that name the user
+    /// rather than prove an identifier; `NotEnrolled` otherwise.
+    pub async fn enrolled_account(&self, user_id: &str) -> Result<RecoveryRow> {
+        check_user_id(user_id)?;
+        self.backend
+            .account(user_id)
+            .await?
+            .filter(RecoveryRow::is_enrolled)
             .ok_or(Error::NotEnrolled)
     }
 
@@ -490,14 +539,7 @@ impl Service {
         let data_share = hex_field(&req.data_server_share, ELEMENT_LEN, "data_server_share")?;
         let key_share = hex_field(&req.key_server_share, ELEMENT_LEN, "key_server_share")?;
         let auth_public = hex_field(&req.auth_public, 32, "auth_public")?;
-        let envelope = hex::decode(&req.envelope)
-            .map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
-        if envelope.is_empty() || envelope.len() > MAX_ENVELOPE_BYTES {
-            return Err(Error::InvalidField(
-                "envelope",
-                format!("must be 1 to {MAX_ENVELOPE_BYTES} bytes"),
-            ));
-        }
+        let envelope = envelope_field(&req.envelope)?;
         let own = ServerShare::from_bytes(&row.share)
             .map_err(|_| Error::Internal("stored share is malformed".into()))?
             .public();
@@ -525,14 +567,12 @@ impl Service {
                 Error::BadPreviousSignature,
             )?;
         }
-        let mut next = row.next();
+        let mut next = row.next_without_failures();
         next.data_server_share = data_share;
         next.key_server_share = key_share;
         next.auth_public = auth_public;
         next.envelope = envelope;
         next.updated_at = 0;
-        next.failures = 0;
-        next.last_failure_at = 0;
         self.replace(&next, row.version).await?;
         tracing::info!(user_id = row.user_id, "recovery enrolment stored");
         Ok(())
@@ -550,9 +590,7 @@ impl Service {
             &row.auth_public,
             Error::BadSignature,
         )?;
-        let mut next = row.next();
-        next.failures = 0;
-        next.last_failure_at = 0;
+        let next = row.next_without_failures();
         self.replace(&next, row.version).await?;
         tracing::info!(user_id = row.user_id, "recovery succeeded");
         Ok(())
@@ -560,21 +598,8 @@ impl Service {
 
     /// Replaces the sealed key ring (after a key change).
     pub async fn update(&self, req: wire::EnvelopeUpdate) -> Result<()> {
-        check_user_id(&req.user_id)?;
-        let row = self
-            .backend
-            .account(&req.user_id)
-            .await?
-            .filter(RecoveryRow::is_enrolled)
-            .ok_or(Error::NotEnrolled)?;
-        let envelope = hex::decode(&req.envelope)
-            .map_err(|_| Error::InvalidField("envelope", "not hex".into()))?;
-        if envelope.is_empty() || envelope.len() > MAX_ENVELOPE_BYTES {
-            return Err(Error::InvalidField(
-                "envelope",
-                format!("must be 1 to {MAX_ENVELOPE_BYTES} bytes"),
-            ));
-        }
+        let row = self.enrolled_account(&req.user_id).await?;
+        let envelope = envelope_field(&req.envelope)?;
         verify(
             &wire::update_message(&row.user_id, req.timestamp, &envelope),
             &req.signature,
@@ -594,13 +619,7 @@ impl Service {
     /// Applies this server's half of a share refresh. Idempotent: if the recorded pair
     /// is already the refreshed one, nothing changes. Returns the refreshed pair.
     pub async fn apply_refresh(&self, req: &wire::RefreshRequest) -> Result<PublicShares> {
-        check_user_id(&req.user_id)?;
-        let row = self
-            .backend
-            .account(&req.user_id)
-            .await?
-            .filter(RecoveryRow::is_enrolled)
-            .ok_or(Error::NotEnrolled)?;
+        let row = self.enrolled_account(&req.user_id).await?;
         let delta = RefreshDelta::from_bytes(&hex_field(&req.delta, 32, "delta")?)
             .map_err(|_| Error::InvalidField("delta", "not a scalar".into()))?;
         let old = PublicShares {

@@ -69,13 +69,7 @@ pub struct KeyStore {
     notifier: Arc<dyn CodeNotifier>,
 }
 
-impl std::fmt::Debug for KeyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore")
-            .field("pool", &self.pool)
-            .finish_non_exhaustive()
-    }
-}
+cachet_http::debug_some_fields!(KeyStore { pool });
 
 impl KeyStore {
     /// Opens (creating) `<data_dir>/keyserver.sqlite3`; codes go to `<data_dir>/dev-codes.txt`.
@@ -214,6 +208,16 @@ impl KeyStore {
         .fetch_one(p)
         .await?);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Runs a challenge statement whose only parameter is the challenge id (`$1`).
+    async fn execute_for_challenge(&self, sql: &'static str, challenge_id: &str) -> Result<()> {
+        on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(challenge_id)
+            .execute(p)
+            .await
+            .map(|_| ())?);
+        Ok(())
     }
 
     // ---- Key hierarchy, operators and audit log ----
@@ -374,21 +378,13 @@ impl RecoveryBackend for KeyStore {
     }
 
     async fn record_failed_attempt(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(challenge::FAILED_ATTEMPT_SQL)
-            .bind(challenge_id)
-            .execute(p)
+        self.execute_for_challenge(challenge::FAILED_ATTEMPT_SQL, challenge_id)
             .await
-            .map(|_| ())?);
-        Ok(())
     }
 
     async fn delete_challenge(&self, challenge_id: &str) -> Result<()> {
-        on_pool!(&self.pool, |p| sqlx::query(challenge::DELETE_SQL)
-            .bind(challenge_id)
-            .execute(p)
+        self.execute_for_challenge(challenge::DELETE_SQL, challenge_id)
             .await
-            .map(|_| ())?);
-        Ok(())
     }
 
     async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> Result<()> {

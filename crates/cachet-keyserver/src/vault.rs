@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
-use axum::extract::{Query, Request, State};
+use axum::extract::{FromRef, FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -191,8 +191,52 @@ pub struct OperatorState {
     pub vault: Arc<Vault>,
 }
 
+/// A request to an operator route, its signature checked by [`operator`]: the one
+/// extractor of every signed operator handler of the key server (vault, audit, refresh).
+pub(crate) struct OperatorCall {
+    /// `op:<name>`.
+    pub operator: String,
+    /// The request's URI (the vault routes read their action from its path).
+    pub uri: Uri,
+    /// The signed body.
+    pub body: Bytes,
+}
+
+impl<S> FromRequest<S> for OperatorCall
+where
+    S: Send + Sync,
+    OperatorState: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> std::result::Result<Self, Response> {
+        let (method, uri, headers) = (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().clone(),
+        );
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let operator = operator(
+            &OperatorState::from_ref(state),
+            &method,
+            &uri,
+            &headers,
+            &body,
+        )
+        .await
+        .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            operator,
+            uri,
+            body,
+        })
+    }
+}
+
 /// Checks an operator's signature over the request; returns `op:<name>`.
-pub(crate) async fn operator(
+async fn operator(
     state: &OperatorState,
     method: &Method,
     uri: &Uri,
@@ -295,22 +339,10 @@ pub fn shares_message(
 /// The holders named in a split request and their keys, checked before anything is
 /// split (an unknown holder after init would lose that share).
 async fn holders(state: &OperatorState, req: &VaultSplit) -> Result<Vec<SignPublicKey>> {
-    let mut keys = Vec::with_capacity(req.holders.len());
-    for name in &req.holders {
-        let bare = name.strip_prefix(OPERATOR_PREFIX).unwrap_or(name);
-        let key =
-            state.backend.operator_key(bare).await?.ok_or_else(|| {
-                Error::InvalidField("holders", format!("no operator named {bare:?}"))
-            })?;
-        keys.push(
-            SignPublicKey::from_slice(&key)
-                .map_err(|_| Error::Internal("stored operator key is malformed".into()))?,
-        );
-    }
-    if !keys.is_empty() {
-        holder::check_holders(req.shares, &keys)?;
-    }
-    Ok(keys)
+    cachet_server_common::vault::holder_keys(req, |name| async move {
+        state.backend.operator_key(&name).await
+    })
+    .await
 }
 
 async fn h_status(State(state): State<OperatorState>) -> Response {
@@ -318,14 +350,12 @@ async fn h_status(State(state): State<OperatorState>) -> Response {
 }
 
 /// One handler for every signed vault action: the path names it.
-async fn h_vault(
-    State(state): State<OperatorState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    let op = operator(&state, &method, &uri, &headers, &body).await?;
+async fn h_vault(State(state): State<OperatorState>, call: OperatorCall) -> Result<Response> {
+    let OperatorCall {
+        operator: op,
+        uri,
+        body,
+    } = call;
     let vault = &state.vault;
     let action = uri.path().rsplit('/').next().unwrap_or_default();
     let response = match action {
@@ -381,14 +411,12 @@ struct Page {
     limit: Option<u32>,
 }
 
-async fn h_audit(
-    State(state): State<OperatorState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(page): Query<Page>,
-) -> Result<Response> {
-    operator(&state, &method, &uri, &headers, &[]).await?;
+async fn h_audit(State(state): State<OperatorState>, call: OperatorCall) -> Result<Response> {
+    // Read after the signature is checked, answered as axum's own extractor would.
+    let page = match Query::<Page>::try_from_uri(&call.uri) {
+        Ok(Query(page)) => page,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
     let entries = state.backend.audit_entries(page.after, limit).await?;
     Ok(protobuf(&AuditLog { entries }))

@@ -6,6 +6,15 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cachet_vault::VaultError;
 
+/// What the checks shared by both servers need of a server's own error type (each crate
+/// keeps its one `thiserror` enum; this is how shared code builds its refusals).
+pub trait ServerError: From<VaultError> {
+    /// A request field that is malformed or refused (400 `invalid_field`).
+    fn invalid_field(field: &'static str, reason: String) -> Self;
+    /// A failure of the server itself, such as a malformed stored value (500).
+    fn internal(reason: String) -> Self;
+}
+
 /// Whether a database error means the database cannot be reached (down, restarting,
 /// unreachable, out of connections) rather than that the request or the data is wrong.
 /// Such failures answer 503 `database_unavailable`, and a starting server waits them out.

@@ -1,12 +1,14 @@
 //! What the cachet data server and key server share, written once:
 //!
-//! * [`vault`]: the key hierarchy's view of a server's database ([`vault::StorageVault`]);
+//! * [`vault`]: the key hierarchy's view of a server's database ([`vault::StorageVault`])
+//!   and the holder check of a split;
 //! * [`audit`]: the hash-chained operator audit log's rows and statements;
 //! * [`challenge`]: the statements of the one-time code challenges;
+//! * [`identifier`]: which phone numbers and e-mail addresses a code can be sent to;
 //! * [`recovery`]: the statements of a recovery-account table (the data server's
 //!   `recovery_accounts`, the key server's `accounts`);
 //! * [`errors`]: which database failures mean "unavailable", how vault refusals and
-//!   errors answer over HTTP (the JSON error body);
+//!   errors answer over HTTP (the JSON error body), what shared checks need of an error;
 //! * [`private_files`]: data directories `0700` and files `0600`, whatever the umask;
 //! * `testing` (feature `testing`): a throwaway PostgreSQL database for the servers' tests.
 #![forbid(unsafe_code)]
@@ -14,6 +16,7 @@
 pub mod audit;
 pub mod challenge;
 pub mod errors;
+pub mod identifier;
 pub mod private_files;
 pub mod recovery;
 #[cfg(feature = "testing")]

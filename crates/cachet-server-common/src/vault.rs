@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use cachet_vault::{VaultError, VaultStorage};
+use cachet_crypto::SignPublicKey;
+use cachet_proto::auth::OPERATOR_PREFIX;
+use cachet_proto::v1::VaultSplit;
+use cachet_vault::{holder, VaultError, VaultStorage};
 
 use crate::audit::Action;
+use crate::errors::ServerError;
 
 /// The vault document: one row, id 1.
 pub const CONFIG_SQL: &str = "SELECT config FROM vault_config WHERE id = 1";
@@ -38,6 +42,35 @@ pub trait VaultBackend: Send + Sync {
     async fn record_count(&self) -> Result<u64, Self::Error>;
     /// Appends an action to the server's audit log.
     async fn audit(&self, action: Action<'_>) -> Result<(), Self::Error>;
+}
+
+/// The holders named in a split request (init, rotation, re-sharing) and their
+/// registered keys (`registered_key` looks one up by bare operator name), checked before
+/// anything is split: an unknown holder after init would lose that share.
+pub async fn holder_keys<E, F, Fut>(
+    req: &VaultSplit,
+    mut registered_key: F,
+) -> Result<Vec<SignPublicKey>, E>
+where
+    E: ServerError,
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Vec<u8>>, E>>,
+{
+    let mut keys = Vec::with_capacity(req.holders.len());
+    for name in &req.holders {
+        let bare = name.strip_prefix(OPERATOR_PREFIX).unwrap_or(name);
+        let key = registered_key(bare.to_owned())
+            .await?
+            .ok_or_else(|| E::invalid_field("holders", format!("no operator named {bare:?}")))?;
+        keys.push(
+            SignPublicKey::from_slice(&key)
+                .map_err(|_| E::internal("stored operator key is malformed".into()))?,
+        );
+    }
+    if !keys.is_empty() {
+        holder::check_holders(req.shares, &keys)?;
+    }
+    Ok(keys)
 }
 
 /// The vault's storage over a server's backend.

@@ -7,6 +7,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::api;
+use crate::api::vault::{split_route, Split};
 use crate::auth;
 use crate::error::{json_error_response, Error};
 use crate::state::AppState;
@@ -141,11 +142,14 @@ pub(crate) fn router(state: AppState) -> Router {
         ));
 
     let vault = Router::new()
-        .route("/api/v1/operator/vault/init", post(api::vault::init))
+        .route("/api/v1/operator/vault/init", split_route(Split::Init))
         .route("/api/v1/operator/vault/unseal", post(api::vault::unseal))
         .route("/api/v1/operator/vault/seal", post(api::vault::seal))
-        .route("/api/v1/operator/vault/rotate", post(api::vault::rotate))
-        .route("/api/v1/operator/vault/reshare", post(api::vault::reshare))
+        .route("/api/v1/operator/vault/rotate", split_route(Split::Rotate))
+        .route(
+            "/api/v1/operator/vault/reshare",
+            split_route(Split::Reshare),
+        )
         .route("/api/v1/operator/vault/export", get(api::vault::export))
         .route("/api/v1/operator/vault/import", post(api::vault::import))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -50,18 +50,11 @@ pub enum Error {
     /// `x-siilo-sig` cannot be decoded.
     #[error("malformed signature: {0}")]
     MalformedSignature(String),
-    /// `x-siilo-uid` differs from the signed user id.
-    #[error("x-siilo-uid does not match the signed user id")]
-    UidMismatch,
-    /// The signed path differs from the request's path and query.
-    #[error("signed path does not match the request path")]
-    PathMismatch,
-    /// The signed method differs from the request's.
-    #[error("signed method does not match the request method")]
-    MethodMismatch,
-    /// The signed body hash differs from the body received.
-    #[error("signed body hash does not match the body")]
-    BodyMismatch,
+    /// The signature is for another request: the user id, path (with query), method or
+    /// body hash differs; the [`ProtoError`] (`UidMismatch`, `PathMismatch`,
+    /// `MethodMismatch` or `BodyMismatch`) says which.
+    #[error(transparent)]
+    TargetMismatch(ProtoError),
     /// The signed timestamp is outside the five-minute window.
     #[error("signature timestamp is {0} ms away from the server clock (limit 300000)")]
     SignatureExpired(i64),
@@ -288,10 +281,12 @@ impl Error {
             MissingHeader(_) => (S::UNAUTHORIZED, "missing_header"),
             DuplicateHeader(_) => (S::BAD_REQUEST, "duplicate_header"),
             MalformedSignature(_) => (S::BAD_REQUEST, "malformed_signature"),
-            UidMismatch => (S::UNAUTHORIZED, "uid_mismatch"),
-            PathMismatch => (S::UNAUTHORIZED, "path_mismatch"),
-            MethodMismatch => (S::UNAUTHORIZED, "method_mismatch"),
-            BodyMismatch => (S::UNAUTHORIZED, "body_mismatch"),
+            TargetMismatch(ProtoError::UidMismatch) => (S::UNAUTHORIZED, "uid_mismatch"),
+            TargetMismatch(ProtoError::PathMismatch) => (S::UNAUTHORIZED, "path_mismatch"),
+            TargetMismatch(ProtoError::MethodMismatch) => (S::UNAUTHORIZED, "method_mismatch"),
+            TargetMismatch(ProtoError::BodyMismatch) => (S::UNAUTHORIZED, "body_mismatch"),
+            // Only the four above are ever wrapped (`From<ProtoError>`).
+            TargetMismatch(_) => (S::UNAUTHORIZED, "bad_signature"),
             SignatureExpired(_) => (S::UNAUTHORIZED, "signature_expired"),
             UnknownUser(_) => (S::UNAUTHORIZED, "unknown_user"),
             BadSignature => (S::UNAUTHORIZED, "bad_signature"),
@@ -376,10 +371,10 @@ impl From<ProtoError> for Error {
             ProtoError::MalformedSignatureHeader => {
                 Error::MalformedSignature("does not hold a SignatureHeader".into())
             }
-            ProtoError::UidMismatch => Error::UidMismatch,
-            ProtoError::PathMismatch => Error::PathMismatch,
-            ProtoError::MethodMismatch => Error::MethodMismatch,
-            ProtoError::BodyMismatch => Error::BodyMismatch,
+            e @ (ProtoError::UidMismatch
+            | ProtoError::PathMismatch
+            | ProtoError::MethodMismatch
+            | ProtoError::BodyMismatch) => Error::TargetMismatch(e),
             ProtoError::Expired { skew_ms } => Error::SignatureExpired(skew_ms),
             ProtoError::UnknownUser => Error::UnknownUser("no keys known"),
             ProtoError::BadSignature => Error::BadSignature,
@@ -461,6 +456,16 @@ fn unavailable_message(reason: &str) -> String {
     match reason {
         "database_unavailable" => "the database is unavailable; retry later".to_owned(),
         _ => "service unavailable; retry later".to_owned(),
+    }
+}
+
+impl cachet_server_common::errors::ServerError for Error {
+    fn invalid_field(field: &'static str, reason: String) -> Self {
+        Error::invalid(field, reason)
+    }
+
+    fn internal(reason: String) -> Self {
+        Error::Internal(reason)
     }
 }
 

@@ -57,6 +57,19 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// 200 with raw bytes (`application/octet-stream`): attachment chunks, recovery backups.
+pub(crate) fn octet_stream(bytes: impl Into<Body>) -> Response {
+    let body: Body = bytes.into();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Reads a whole body, refusing more than `limit` bytes.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     match http_body_util::Limited::new(body, limit).collect().await {
@@ -155,22 +168,40 @@ pub(crate) struct UserCaller {
     pub replay: Option<SeenSignature>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for UserCaller {
-    type Rejection = Error;
+/// The extractor of a caller type: the authentication the middleware left in the
+/// request, turned into the caller by the type's own `from_authenticated`.
+macro_rules! caller_extractor {
+    ($caller:ty) => {
+        impl<S: Send + Sync> FromRequestParts<S> for $caller {
+            type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated {
+            async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+                match parts.extensions.get::<Authenticated>() {
+                    Some(auth) => Self::from_authenticated(auth),
+                    None => Err(Error::Internal("route is not behind authentication".into())),
+                }
+            }
+        }
+    };
+}
+
+caller_extractor!(UserCaller);
+caller_extractor!(OperatorCaller);
+
+impl UserCaller {
+    /// The calling user; an operator is refused (`UserOnly`).
+    fn from_authenticated(auth: &Authenticated) -> Result<Self> {
+        match auth {
+            Authenticated {
                 principal: Principal::User(user_id),
                 client_type,
                 replay,
-            }) => Ok(UserCaller {
+            } => Ok(UserCaller {
                 user_id: user_id.clone(),
                 client_type: *client_type,
                 replay: replay.clone(),
             }),
-            Some(_) => Err(Error::UserOnly),
-            None => Err(Error::Internal("route is not behind authentication".into())),
+            _ => Err(Error::UserOnly),
         }
     }
 }
@@ -181,19 +212,14 @@ pub(crate) struct OperatorCaller {
     pub operator_id: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for OperatorCaller {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
-        match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated {
-                principal: Principal::Operator(name),
-                ..
-            }) => Ok(OperatorCaller {
+impl OperatorCaller {
+    /// The calling operator, as `op:<name>`; a user is refused (`OperatorOnly`).
+    fn from_authenticated(auth: &Authenticated) -> Result<Self> {
+        match &auth.principal {
+            Principal::Operator(name) => Ok(OperatorCaller {
                 operator_id: format!("{}{name}", OPERATOR_PREFIX),
             }),
-            Some(_) => Err(Error::OperatorOnly),
-            None => Err(Error::Internal("route is not behind authentication".into())),
+            _ => Err(Error::OperatorOnly),
         }
     }
 }

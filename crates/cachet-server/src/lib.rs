@@ -109,14 +109,7 @@ pub struct RunningServer {
     janitor: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for RunningServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningServer")
-            .field("addr", &self.addr)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
-    }
-}
+cachet_http::debug_some_fields!(RunningServer { addr, tls });
 
 impl RunningServer {
     /// The address actually bound (useful with port 0).

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
 use crate::state::now_ms;
-use crate::store::Store;
+use crate::store::{NewTrustBlock, Store};
 
 /// Blocks read from the store per query while catching up.
 const SYNC_PAGE: u32 = 10_000;
@@ -127,7 +127,12 @@ impl TrustLog {
             .map_err(|e| Error::TrustBlockRejected(e.to_string()))?;
         check_against_directory(store, block).await?;
         let index = store
-            .append_trust_block(user_id, block.body.seq, &block.to_bytes(), now_ms())
+            .append_trust_block(NewTrustBlock {
+                user_id,
+                seq: block.body.seq,
+                block: &block.to_bytes(),
+                created_at: now_ms(),
+            })
             .await?;
         Ok(index)
     }

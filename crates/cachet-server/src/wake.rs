@@ -110,13 +110,7 @@ pub struct NatsSignal {
     listener: tokio::task::JoinHandle<()>,
 }
 
-impl std::fmt::Debug for NatsSignal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatsSignal")
-            .field("subject", &self.subject)
-            .finish_non_exhaustive()
-    }
-}
+cachet_http::debug_some_fields!(NatsSignal { subject });
 
 impl NatsSignal {
     /// Connects to `url` (e.g. `nats://127.0.0.1:4222`, several separated by commas) and

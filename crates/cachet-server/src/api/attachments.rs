@@ -2,8 +2,7 @@
 //! encrypts; the server stores opaque chunks.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cachet_proto::v1::{AttachmentStatus, CompleteAttachment, CreateAttachment};
 use sha2::Digest;
 
@@ -11,7 +10,7 @@ use super::check_id;
 use super::register::random_id;
 use crate::config::CHUNK_SIZE;
 use crate::error::{Error, Result};
-use crate::extract::{no_content, ApiPath, Proto, Protobuf, RawBody, UserCaller};
+use crate::extract::{no_content, octet_stream, ApiPath, Proto, Protobuf, RawBody, UserCaller};
 use crate::state::{now_ms, AppState};
 use crate::store::AttachmentRow;
 
@@ -152,14 +151,7 @@ pub(crate) async fn download_chunk(
         .get_chunk(&id, index)
         .await?
         .ok_or(Error::ChunkNotFound(index))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        )],
-        bytes,
-    )
-        .into_response())
+    Ok(octet_stream(bytes))
 }
 
 pub(crate) async fn complete(

@@ -11,6 +11,7 @@ use super::{check_id, envelope_list, page_limit};
 use crate::error::{Error, Result};
 use crate::extract::{ApiPath, PageQuery, Proto, Protobuf, UserCaller};
 use crate::state::{now_ms, AppState};
+use crate::store::NewParticipants;
 
 /// Smallest secretbox output with its nonce: 24-byte nonce and 16-byte tag.
 const MIN_SEALED_FIELDS: usize = cachet_crypto::NONCE_LEN + cachet_crypto::MAC_LEN;
@@ -146,7 +147,12 @@ pub(crate) async fn add_participants(
     check_keys(&state, &caller.user_id, &mut req.keys).await?;
     state
         .store
-        .add_case_participants(&case_id, &caller.user_id, now_ms(), &req.keys)
+        .add_case_participants(NewParticipants {
+            case_id: &case_id,
+            added_by: &caller.user_id,
+            added_at: now_ms(),
+            keys: &req.keys,
+        })
         .await?;
     Ok(Protobuf(load_for(&state, &case_id, &caller.user_id).await?))
 }

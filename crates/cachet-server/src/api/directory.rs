@@ -10,6 +10,7 @@ use super::check_id;
 use crate::error::{Error, Result};
 use crate::extract::{ApiPath, Proto, Protobuf, UserCaller};
 use crate::state::{now_ms, AppState};
+use crate::store::DiscoveryCharge;
 
 /// Most hashes one discovery request may carry.
 pub const MAX_DISCOVER: usize = 1000;
@@ -102,7 +103,15 @@ async fn take_discovery_budget(state: &AppState, user_id: &str, hashes: usize) -
     let hashes = u64::try_from(hashes).unwrap_or(u64::MAX);
     if state
         .store
-        .take_discovery_budget(user_id, window_start, window_end, hashes, limit)
+        .take_discovery_budget(
+            user_id,
+            DiscoveryCharge {
+                window_start,
+                window_end,
+                hashes,
+                limit,
+            },
+        )
         .await?
     {
         return Ok(());

@@ -11,7 +11,7 @@ use super::{envelope_list, page_limit};
 use crate::error::{Error, Result};
 use crate::extract::{no_content, PageQuery, Protobuf, RawBody, UserCaller};
 use crate::state::{now_ms, AppState};
-use crate::store::{Delivery, EnvelopePage, NewMessage, SendOutcome};
+use crate::store::{AckRequest, Delivery, EnvelopePage, NewMessage, SendOutcome};
 
 pub(crate) async fn send(
     State(state): State<AppState>,
@@ -148,7 +148,14 @@ pub(crate) async fn receive(
         (Some(seen), false) => {
             state
                 .store
-                .ack_and_remember(&caller.user_id, &ack.delivery_ids, keep, seen)
+                .ack_and_remember(
+                    AckRequest {
+                        user_id: &caller.user_id,
+                        delivery_ids: &ack.delivery_ids,
+                        keep_acked_at: keep,
+                    },
+                    seen,
+                )
                 .await?;
         }
         (Some(seen), true) => state.store.remember_or_refuse(seen).await?,

@@ -12,7 +12,7 @@ use super::directory::profile;
 use crate::error::{Error, Result};
 use crate::extract::{ApiPath, OperatorCaller, PageQuery, Proto, Protobuf};
 use crate::state::{now_ms, AppState};
-use crate::store::AuditDraft;
+use crate::store::{AuditDraft, Revocation};
 
 /// Longest free text an operator may attach to an action.
 const MAX_DETAIL: usize = 2000;
@@ -69,7 +69,12 @@ pub(crate) async fn revoke(
     };
     let notified = state
         .store
-        .revoke_keys(&user_id, keys.key_version, &update.encode_to_vec(), &audit)
+        .revoke_keys(Revocation {
+            user_id: &user_id,
+            expected_version: keys.key_version,
+            contact_update: &update.encode_to_vec(),
+            audit: &audit,
+        })
         .await?;
     let contacts = state.store.contacts_of(&user_id).await?;
     state.signal.notify(&contacts).await;

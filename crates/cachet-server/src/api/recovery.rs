@@ -8,15 +8,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, Role, Service};
 use cachet_recovery::wire::{self, RateLimit};
 
-use crate::extract::{no_content, OperatorCaller, RawBody, UserCaller};
+use crate::extract::{no_content, octet_stream, OperatorCaller, RawBody, UserCaller};
 use crate::notify::{CodeNotifier, Purpose};
 use crate::state::{now_ms, AppState};
-use crate::store::{self, AuditDraft, Store};
+use crate::store::{AuditDraft, Store};
 
 type KsResult<T> = cachet_keyserver::Result<T>;
 
@@ -38,14 +37,10 @@ struct DataServerBackend {
 impl RecoveryBackend for DataServerBackend {
     async fn insert_challenge(&self, c: &Challenge) -> KsResult<()> {
         self.store
-            .insert_challenge(&store::Challenge {
-                challenge_id: c.challenge_id.clone(),
+            .insert_challenge(&Challenge {
                 identifier_hash: crate::vault::blind_identifier(&self.vault, &c.identifier_hash)
                     .map_err(internal)?,
-                code_hash: c.code_hash.clone(),
-                attempts: c.attempts,
-                created_at: c.created_at,
-                expires_at: c.expires_at,
+                ..c.clone()
             })
             .await
             .map_err(internal)
@@ -59,19 +54,11 @@ impl RecoveryBackend for DataServerBackend {
             .map_err(internal)
     }
     async fn get_challenge(&self, challenge_id: &str) -> KsResult<Option<Challenge>> {
-        Ok(self
-            .store
+        // The store keeps the key server's `Challenge` type itself.
+        self.store
             .get_challenge(challenge_id)
             .await
-            .map_err(internal)?
-            .map(|c| Challenge {
-                challenge_id: c.challenge_id,
-                identifier_hash: c.identifier_hash,
-                code_hash: c.code_hash,
-                attempts: c.attempts,
-                created_at: c.created_at,
-                expires_at: c.expires_at,
-            }))
+            .map_err(internal)
     }
     async fn record_failed_attempt(&self, challenge_id: &str) -> KsResult<()> {
         self.store
@@ -159,14 +146,7 @@ pub(crate) async fn get_backup(
         .await
         .map_err(internal)?
         .ok_or(cachet_keyserver::Error::NoBackup)?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        )],
-        backup,
-    )
-        .into_response())
+    Ok(octet_stream(backup))
 }
 
 /// `POST /api/v1/operator/recovery/refresh` (operator): this server's half of a share

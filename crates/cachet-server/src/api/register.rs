@@ -8,12 +8,12 @@ use cachet_proto::v1::{
     RegisterFinishResponse, RegisterStart, RegisterStartResponse,
 };
 use cachet_proto::Message;
-use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::extract::{Proto, Protobuf};
 use crate::state::{now_ms, AppState};
 use crate::store::{Challenge, NewInstallation, NewUser};
+use cachet_keyserver::service::{random_code, CodeVerdict};
 
 /// Longest display name, in characters.
 const MAX_DISPLAY_NAME: usize = 128;
@@ -24,42 +24,7 @@ pub(crate) const MAX_LIVE_CHALLENGES: u64 = 5;
 /// Normalises an identifier and checks that it is an E.164 phone number or an e-mail
 /// address. Returns the normalised form.
 pub(crate) fn check_identifier(identifier: &str) -> Result<String> {
-    let n = cachet_proto::normalise_identifier(identifier);
-    if n.contains('@') {
-        let ok = n.len() <= 254
-            && n.matches('@').count() == 1
-            && n.split_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-            && !n.starts_with('.')
-            && n.chars().all(|c| c.is_ascii_graphic());
-        if !ok {
-            return Err(Error::InvalidIdentifier("not an e-mail address"));
-        }
-    } else {
-        let digits = n.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidIdentifier(
-                "not an E.164 phone number (+ and 8 to 15 digits) or an e-mail address",
-            ));
-        }
-    }
-    Ok(n)
-}
-
-/// A uniformly random 6-digit code.
-fn random_code() -> String {
-    loop {
-        let n = u32::from_le_bytes(cachet_crypto::random_bytes::<4>());
-        // Reject the top sliver so that `% 1_000_000` is uniform.
-        if n < 4_294_000_000 {
-            return format!("{:06}", n % 1_000_000);
-        }
-    }
-}
-
-/// Stored instead of the code: binds it to its challenge.
-fn code_hash(challenge_id: &str, code: &str) -> [u8; 32] {
-    cachet_crypto::sha256(format!("cachet-code-v1:{challenge_id}:{code}").as_bytes())
+    cachet_server_common::identifier::check_identifier(identifier).map_err(Error::InvalidIdentifier)
 }
 
 /// A random id: `prefix` followed by 16 random bytes in hex.
@@ -84,14 +49,7 @@ pub(crate) async fn start(
     }
     let challenge_id = random_id("c_");
     let code = random_code();
-    let challenge = Challenge {
-        challenge_id: challenge_id.clone(),
-        identifier_hash,
-        code_hash: code_hash(&challenge_id, &code).to_vec(),
-        attempts: 0,
-        created_at: now,
-        expires_at: now.saturating_add(ttl),
-    };
+    let challenge = Challenge::issue(challenge_id.clone(), identifier_hash, &code, now, ttl);
     state.store.insert_challenge(&challenge).await?;
     if let Err(e) = state
         .notifier
@@ -131,32 +89,25 @@ pub(crate) async fn finish(
     State(state): State<AppState>,
     Proto(req): Proto<RegisterFinish>,
 ) -> Result<Protobuf<RegisterFinishResponse>> {
-    if req.challenge_id.is_empty() || req.challenge_id.len() > 128 {
+    if !Challenge::plausible_id(&req.challenge_id) {
         return Err(Error::UnknownChallenge);
     }
-    let challenge = state
-        .store
-        .get_challenge(&req.challenge_id)
-        .await?
-        .ok_or(Error::UnknownChallenge)?;
+    let Some(challenge) = state.store.get_challenge(&req.challenge_id).await? else {
+        return Err(Error::UnknownChallenge);
+    };
     let now = now_ms();
-    if challenge.expires_at < now {
-        state
-            .store
-            .delete_challenge(&challenge.challenge_id)
-            .await?;
-        return Err(Error::ChallengeExpired);
-    }
-    if challenge.attempts >= state.settings.code_max_attempts {
-        return Err(Error::TooManyAttempts);
-    }
-    let candidate = code_hash(&challenge.challenge_id, req.code.trim());
-    if !bool::from(candidate.as_slice().ct_eq(&challenge.code_hash)) {
-        state
-            .store
-            .record_failed_attempt(&challenge.challenge_id)
-            .await?;
-        return Err(Error::WrongCode);
+    let stored_id = &challenge.challenge_id;
+    match challenge.verdict(&req.code, now, state.settings.code_max_attempts) {
+        CodeVerdict::Right => {}
+        CodeVerdict::TooManyAttempts => return Err(Error::TooManyAttempts),
+        CodeVerdict::Expired => {
+            state.store.delete_challenge(stored_id).await?;
+            return Err(Error::ChallengeExpired);
+        }
+        CodeVerdict::Wrong => {
+            state.store.record_failed_attempt(stored_id).await?;
+            return Err(Error::WrongCode);
+        }
     }
 
     if req.box_key.len() != KEY_LEN {

@@ -3,12 +3,13 @@
 //! and every change is written to the audit log.
 
 use axum::extract::State;
+use axum::routing::{post, MethodRouter};
 use cachet_crypto::SignPublicKey;
 use cachet_keyserver::vault::{shares_message, status_message};
 use cachet_proto::v1::{UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
-use cachet_vault::{holder, ShareToken};
+use cachet_vault::ShareToken;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::extract::{OperatorCaller, Proto, Protobuf};
 use crate::state::AppState;
 
@@ -18,25 +19,10 @@ const MAX_TOKEN: usize = 512;
 /// The holders' registered keys, one per name in the request, checked before anything
 /// is split (an unknown holder after init would lose that share).
 async fn holder_keys(state: &AppState, req: &VaultSplit) -> Result<Vec<SignPublicKey>> {
-    let mut keys = Vec::with_capacity(req.holders.len());
-    for name in &req.holders {
-        let bare = name
-            .strip_prefix(crate::auth::OPERATOR_PREFIX)
-            .unwrap_or(name);
-        let key = state
-            .store
-            .operator_key(bare)
-            .await?
-            .ok_or_else(|| Error::invalid("holders", format!("no operator named {bare:?}")))?;
-        keys.push(
-            SignPublicKey::from_slice(&key)
-                .map_err(|_| Error::Internal("stored operator key is malformed".into()))?,
-        );
-    }
-    if !keys.is_empty() {
-        holder::check_holders(req.shares, &keys)?;
-    }
-    Ok(keys)
+    cachet_server_common::vault::holder_keys(req, |name| async move {
+        state.store.operator_key(&name).await
+    })
+    .await
 }
 
 /// Init, rotation and re-sharing: the same request, answer and holder check.
@@ -62,23 +48,29 @@ async fn split(
     )?))
 }
 
+/// The route of one kind of split: init, rotation and re-sharing take the same request
+/// and give the same answer, so they share one handler.
+pub(crate) fn split_route(kind: Split) -> MethodRouter<AppState> {
+    post(
+        move |State(state): State<AppState>, op: OperatorCaller, Proto(req): Proto<VaultSplit>| async move {
+            split(&state, &op, &req, kind).await
+        },
+    )
+}
+
+/// Which split a request asks for.
 #[derive(Debug, Clone, Copy)]
-enum Split {
+pub(crate) enum Split {
+    /// The first master key.
     Init,
+    /// A new master key.
     Rotate,
+    /// New shares of the same master key.
     Reshare,
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Protobuf<VaultStatus> {
     Protobuf(status_message(state.vault.status()))
-}
-
-pub(crate) async fn init(
-    State(state): State<AppState>,
-    op: OperatorCaller,
-    Proto(req): Proto<VaultSplit>,
-) -> Result<Protobuf<VaultShares>> {
-    split(&state, &op, &req, Split::Init).await
 }
 
 pub(crate) async fn unseal(
@@ -102,22 +94,6 @@ pub(crate) async fn seal(
     state.vault.seal(&op.operator_id).await?;
     tracing::warn!(operator = %op.operator_id, "vault sealed by an operator");
     Ok(Protobuf(status_message(state.vault.status())))
-}
-
-pub(crate) async fn rotate(
-    State(state): State<AppState>,
-    op: OperatorCaller,
-    Proto(req): Proto<VaultSplit>,
-) -> Result<Protobuf<VaultShares>> {
-    split(&state, &op, &req, Split::Rotate).await
-}
-
-pub(crate) async fn reshare(
-    State(state): State<AppState>,
-    op: OperatorCaller,
-    Proto(req): Proto<VaultSplit>,
-) -> Result<Protobuf<VaultShares>> {
-    split(&state, &op, &req, Split::Reshare).await
 }
 
 pub(crate) async fn export(

@@ -8,8 +8,9 @@
 use cachet_proto::v1::{CaseRecord, ContactUpdateReason, KeyRecord, SealedCaseKey};
 
 use super::{
-    AttachmentRow, AuditDraft, Challenge, Delivery, NewInstallation, NewMessage, NewUser,
-    SeenSignature, SendOutcome, Store,
+    AckRequest, AttachmentRow, AuditDraft, Challenge, Delivery, DiscoveryCharge, NewInstallation,
+    NewMessage, NewParticipants, NewTrustBlock, NewUser, Revocation, SeenSignature, SendOutcome,
+    Store,
 };
 use crate::error::Error;
 
@@ -48,11 +49,60 @@ fn challenge(identifier_hash: &[u8], expires_at: i64) -> Challenge {
     }
 }
 
+/// A challenge for `identifier_hash`, stored: what registration and installation consume.
+async fn stored_challenge(store: &dyn Store, identifier_hash: &[u8], expires_at: i64) -> Challenge {
+    let c = challenge(identifier_hash, expires_at);
+    store.insert_challenge(&c).await.expect("insert challenge");
+    c
+}
+
+/// The delivery ids waiting in `user_id`'s mailbox (the first ten).
+async fn pending_ids(store: &dyn Store, user_id: &str) -> Vec<u64> {
+    let page = store.pending(user_id, 10).await.expect("pending");
+    page.envelopes.iter().map(|e| e.delivery_id).collect()
+}
+
+/// How many envelopes wait in `user_id`'s mailbox (up to ten).
+async fn pending_count(store: &dyn Store, user_id: &str) -> usize {
+    store
+        .pending(user_id, 10)
+        .await
+        .expect("pending")
+        .envelopes
+        .len()
+}
+
+/// Acks that delete `delivery_ids` from `user_id`'s mailbox (no web client keeping them).
+fn acks<'a>(user_id: &'a str, delivery_ids: &'a [u64]) -> AckRequest<'a> {
+    AckRequest {
+        user_id,
+        delivery_ids,
+        keep_acked_at: None,
+    }
+}
+
+/// The attachment `attachment_id`, which must exist.
+async fn existing_attachment(store: &dyn Store, attachment_id: &str) -> AttachmentRow {
+    let found = store.get_attachment(attachment_id).await.expect("get");
+    found.expect("attachment exists")
+}
+
+/// A new case record by `created_by`, with `sealed_fields` and a fresh id.
+fn case_by(created_by: &str, sealed_fields: Vec<u8>) -> CaseRecord {
+    CaseRecord {
+        case_id: format!("case-{}", rand_hex(8)),
+        created_by: created_by.to_owned(),
+        sealed_fields,
+        participants: Vec::new(),
+        my_keys: Vec::new(),
+        created_at: T0,
+    }
+}
+
 /// Registers a fresh user through a challenge; returns (user id, identifier hash).
 async fn new_user(store: &dyn Store) -> (String, Vec<u8>) {
     let identifier_hash = cachet_crypto::random_bytes::<32>().to_vec();
-    let c = challenge(&identifier_hash, T0 + 600_000);
-    store.insert_challenge(&c).await.expect("insert challenge");
+    let c = stored_challenge(store, &identifier_hash, T0 + 600_000).await;
     let user_id = format!("u_{}", rand_hex(16));
     store
         .create_user(
@@ -182,17 +232,12 @@ pub async fn hot_and_rare_writes_interleave(store: &dyn Store) {
             expires_at: T0,
         };
         let bob = bob.clone();
-        async move { store.ack_and_remember(&bob, chunk, None, &seen).await }
+        async move { store.ack_and_remember(acks(&bob, chunk), &seen).await }
     }))
     .await;
     let acked: u64 = acks.into_iter().map(|a| a.expect("ack")).sum();
     assert_eq!(acked, 200);
-    assert!(store
-        .pending(&bob, 10)
-        .await
-        .expect("pending")
-        .envelopes
-        .is_empty());
+    assert_eq!(pending_count(store, &bob).await, 0);
 }
 
 /// Users, keys, installations and revocation.
@@ -211,8 +256,7 @@ pub async fn registration_and_key_history(store: &dyn Store) {
     );
 
     // A second registration under the same identifier hash is refused.
-    let c = challenge(&hash, T0 + 1000);
-    store.insert_challenge(&c).await.expect("challenge");
+    let c = stored_challenge(store, &hash, T0 + 1000).await;
     let dup = NewUser {
         user_id: format!("u_{}", rand_hex(16)),
         identifier_hash: hash.clone(),
@@ -223,8 +267,7 @@ pub async fn registration_and_key_history(store: &dyn Store) {
     assert!(store.create_user(&c.challenge_id, &dup).await.is_err());
 
     // New installation: version 2, the old generation closed and kept.
-    let c = challenge(&hash, T0 + 1000);
-    store.insert_challenge(&c).await.expect("challenge");
+    let c = stored_challenge(store, &hash, T0 + 1000).await;
     let inst = NewInstallation {
         user_id: user.clone(),
         expected_version: 1,
@@ -242,8 +285,7 @@ pub async fn registration_and_key_history(store: &dyn Store) {
         Err(Error::UnknownChallenge)
     ));
     // A stale expected version is refused.
-    let c = challenge(&hash, T0 + 1000);
-    store.insert_challenge(&c).await.expect("challenge");
+    let c = stored_challenge(store, &hash, T0 + 1000).await;
     assert!(matches!(
         store.add_installation(&c.challenge_id, &inst).await,
         Err(Error::ConcurrentKeyChange)
@@ -266,10 +308,13 @@ pub async fn registration_and_key_history(store: &dyn Store) {
     // Revocation marks the newest generation and refuses a second time.
     let mut a = audit("revoke_keys", &user);
     a.timestamp = T0 + 20;
-    store
-        .revoke_keys(&user, 2, b"revoked", &a)
-        .await
-        .expect("revoke");
+    let revoke = |expected_version| Revocation {
+        user_id: &user,
+        expected_version,
+        contact_update: b"revoked",
+        audit: &a,
+    };
+    store.revoke_keys(revoke(2)).await.expect("revoke");
     let current = store
         .current_keys(&user)
         .await
@@ -278,16 +323,21 @@ pub async fn registration_and_key_history(store: &dyn Store) {
     assert_eq!(current.revoked_by_operator, "op:conformance");
     assert_eq!(current.valid_until, T0 + 20);
     assert!(matches!(
-        store.revoke_keys(&user, 2, b"revoked", &a).await,
+        store.revoke_keys(revoke(2)).await,
         Err(Error::AlreadyRevoked)
     ));
     assert!(matches!(
-        store.revoke_keys(&user, 1, b"revoked", &a).await,
+        store.revoke_keys(revoke(1)).await,
         Err(Error::ConcurrentKeyChange)
     ));
     assert!(matches!(
         store
-            .revoke_keys(&format!("u_{}", rand_hex(16)), 1, b"x", &a)
+            .revoke_keys(Revocation {
+                user_id: &format!("u_{}", rand_hex(16)),
+                expected_version: 1,
+                contact_update: b"x",
+                audit: &a,
+            })
             .await,
         Err(Error::UserNotFound)
     ));
@@ -426,32 +476,19 @@ pub async fn replay_entries_commit_with_their_request(store: &dyn Store) {
     // An ack with a used signature acks nothing; with a fresh one it does.
     let ids = [page.envelopes[0].delivery_id];
     assert!(matches!(
-        store.ack_and_remember(&bob, &ids, None, &first).await,
+        store.ack_and_remember(acks(&bob, &ids), &first).await,
         Err(Error::ReplayedSignature)
     ));
-    assert_eq!(
-        store
-            .pending(&bob, 10)
-            .await
-            .expect("pending")
-            .envelopes
-            .len(),
-        1
-    );
+    assert_eq!(pending_count(store, &bob).await, 1);
     let ack = fresh();
     assert_eq!(
         store
-            .ack_and_remember(&bob, &ids, None, &ack)
+            .ack_and_remember(acks(&bob, &ids), &ack)
             .await
             .expect("ack"),
         1
     );
-    assert!(store
-        .pending(&bob, 10)
-        .await
-        .expect("pending")
-        .envelopes
-        .is_empty());
+    assert_eq!(pending_count(store, &bob).await, 0);
     assert!(!store
         .remember_signature(&ack.hash, ack.expires_at)
         .await
@@ -460,7 +497,7 @@ pub async fn replay_entries_commit_with_their_request(store: &dyn Store) {
     let empty = fresh();
     assert_eq!(
         store
-            .ack_and_remember(&bob, &[], None, &empty)
+            .ack_and_remember(acks(&bob, &[]), &empty)
             .await
             .expect("ack"),
         0
@@ -507,15 +544,7 @@ pub async fn message_ids_are_idempotent_and_never_reused(store: &dyn Store) {
         Err(Error::UnknownRecipient(id)) if id == ghost
     ));
     // Nothing of the failed send was kept, not even its id.
-    assert_eq!(
-        store
-            .pending(&bob, 10)
-            .await
-            .expect("pending")
-            .envelopes
-            .len(),
-        1
-    );
+    assert_eq!(pending_count(store, &bob).await, 1);
     let retry = message(&alice, "m-2", 5, &[&bob], b"ct-2");
     assert_eq!(
         store.store_message(&retry).await.expect("retry"),
@@ -540,28 +569,15 @@ pub async fn mailboxes_are_ordered_and_private(store: &dyn Store) {
     assert_eq!(page.envelopes[0].envelope, vec![0; 20]);
 
     // Carol's ack of Bob's delivery ids changes nothing for Bob.
-    let carol_ids: Vec<u64> = store
-        .pending(&carol, 10)
-        .await
-        .expect("pending")
-        .envelopes
-        .iter()
-        .map(|e| e.delivery_id)
-        .collect();
+    let carol_ids = pending_ids(store, &carol).await;
     store.ack(&alice, &carol_ids, None).await.expect("ack");
-    assert_eq!(
-        store.pending(&carol, 10).await.expect("p").envelopes.len(),
-        5
-    );
+    assert_eq!(pending_count(store, &carol).await, 5);
     store.ack(&bob, &ids, None).await.expect("ack");
     let rest = store.pending(&bob, 10).await.expect("pending");
     assert!(!rest.more);
     assert_eq!(rest.envelopes.len(), 2);
     assert!(rest.envelopes[0].delivery_id > ids[2]);
-    assert_eq!(
-        store.pending(&carol, 10).await.expect("p").envelopes.len(),
-        5
-    );
+    assert_eq!(pending_count(store, &carol).await, 5);
     // Acking again or unknown ids is harmless.
     assert_eq!(store.ack(&bob, &ids, None).await.expect("ack"), 0);
     assert_eq!(store.ack(&bob, &[u64::MAX], None).await.expect("ack"), 0);
@@ -581,16 +597,9 @@ pub async fn web_acks_are_kept_until_purged(store: &dyn Store) {
         let m = message(&alice, &format!("w-{i}"), i, &[&bob], &[i; 20]);
         store.store_message(&m).await.expect("send");
     }
-    let ids: Vec<u64> = store
-        .pending(&bob, 10)
-        .await
-        .expect("p")
-        .envelopes
-        .iter()
-        .map(|e| e.delivery_id)
-        .collect();
+    let ids = pending_ids(store, &bob).await;
     assert_eq!(store.ack(&bob, &ids[..2], Some(T0)).await.expect("ack"), 2);
-    assert_eq!(store.pending(&bob, 10).await.expect("p").envelopes.len(), 1);
+    assert_eq!(pending_count(store, &bob).await, 1);
     let history = store.mailbox_history(&bob, 0, 10).await.expect("history");
     assert_eq!(history.envelopes.len(), 3);
     assert!(history.envelopes[0].acked && history.envelopes[1].acked);
@@ -622,14 +631,7 @@ pub async fn key_changes_reach_contacts(store: &dyn Store) {
         .store_message(&message(&bob, "k-1", 1, &[&alice], b"hi"))
         .await
         .expect("send");
-    let case = CaseRecord {
-        case_id: format!("case-{}", rand_hex(8)),
-        created_by: carol.clone(),
-        sealed_fields: vec![1; 40],
-        participants: Vec::new(),
-        my_keys: Vec::new(),
-        created_at: T0,
-    };
+    let case = case_by(&carol, vec![1; 40]);
     store
         .create_case(&case, &[sealed_key(&carol, 0), sealed_key(&alice, 0)])
         .await
@@ -642,8 +644,7 @@ pub async fn key_changes_reach_contacts(store: &dyn Store) {
         Vec::<String>::new()
     );
 
-    let c = challenge(&alice_hash, T0 + 1000);
-    store.insert_challenge(&c).await.expect("challenge");
+    let c = stored_challenge(store, &alice_hash, T0 + 1000).await;
     let inst = NewInstallation {
         user_id: alice.clone(),
         expected_version: 1,
@@ -662,15 +663,15 @@ pub async fn key_changes_reach_contacts(store: &dyn Store) {
         let got = store.pending(who, 10).await.expect("pending");
         assert!(got.envelopes.iter().any(|e| e.envelope == b"alice-v2"));
     }
-    assert!(store
-        .pending(&stranger, 10)
-        .await
-        .expect("pending")
-        .envelopes
-        .is_empty());
+    assert_eq!(pending_count(store, &stranger).await, 0);
 
     let notified = store
-        .revoke_keys(&alice, 2, b"alice-revoked", &audit("revoke_keys", &alice))
+        .revoke_keys(Revocation {
+            user_id: &alice,
+            expected_version: 2,
+            contact_update: b"alice-revoked",
+            audit: &audit("revoke_keys", &alice),
+        })
         .await
         .expect("revoke");
     assert_eq!(notified, 2);
@@ -719,34 +720,21 @@ pub async fn attachments_and_quota(store: &dyn Store) {
         .await
         .expect("fits exactly");
 
-    store
-        .record_chunk(&row.attachment_id, 2, 88)
-        .await
-        .expect("chunk");
-    store
-        .record_chunk(&row.attachment_id, 0, 256)
-        .await
-        .expect("chunk");
-    store
-        .record_chunk(&row.attachment_id, 0, 256)
-        .await
-        .expect("again");
-    let got = store
-        .get_attachment(&row.attachment_id)
-        .await
-        .expect("get")
-        .expect("some");
+    // Chunks in any order; recording one twice is harmless.
+    for (index, size) in [(2, 88), (0, 256), (0, 256)] {
+        store
+            .record_chunk(&row.attachment_id, index, size)
+            .await
+            .expect("chunk");
+    }
+    let got = existing_attachment(store, &row.attachment_id).await;
     assert_eq!(got.received_chunks, vec![0, 2]);
     assert!(!got.complete);
     store
         .complete_attachment(&row.attachment_id, &[9; 32], std::slice::from_ref(&bob))
         .await
         .expect("complete");
-    let got = store
-        .get_attachment(&row.attachment_id)
-        .await
-        .expect("get")
-        .expect("some");
+    let got = existing_attachment(store, &row.attachment_id).await;
     assert!(got.complete);
     assert_eq!(got.sha256, vec![9; 32]);
     assert_eq!(got.readers, vec![bob.clone()]);
@@ -762,14 +750,7 @@ pub async fn cases_and_history(store: &dyn Store) {
     let (alice, _) = new_user(store).await;
     let (bob, _) = new_user(store).await;
     let (carol, _) = new_user(store).await;
-    let case = CaseRecord {
-        case_id: format!("case-{}", rand_hex(8)),
-        created_by: alice.clone(),
-        sealed_fields: vec![5; 64],
-        participants: Vec::new(),
-        my_keys: Vec::new(),
-        created_at: T0,
-    };
+    let case = case_by(&alice, vec![5; 64]);
     store
         .create_case(&case, &[sealed_key(&alice, 0), sealed_key(&bob, 0)])
         .await
@@ -810,12 +791,12 @@ pub async fn cases_and_history(store: &dyn Store) {
     let mut changed = sealed_key(&bob, 0);
     changed.ciphertext = vec![0xee; 48];
     store
-        .add_case_participants(
-            &case.case_id,
-            &bob,
-            T0 + 1,
-            &[sealed_key(&carol, 0), changed],
-        )
+        .add_case_participants(NewParticipants {
+            case_id: &case.case_id,
+            added_by: &bob,
+            added_at: T0 + 1,
+            keys: &[sealed_key(&carol, 0), changed],
+        })
         .await
         .expect("add");
     // Existing keys are never replaced.
@@ -840,7 +821,12 @@ pub async fn cases_and_history(store: &dyn Store) {
     assert_eq!(carol_cases[0].case_id, case.case_id);
     assert!(matches!(
         store
-            .add_case_participants("case-missing", &bob, T0, &[sealed_key(&carol, 0)])
+            .add_case_participants(NewParticipants {
+                case_id: "case-missing",
+                added_by: &bob,
+                added_at: T0,
+                keys: &[sealed_key(&carol, 0)],
+            })
             .await,
         Err(Error::CaseNotFound)
     ));
@@ -912,11 +898,18 @@ pub async fn discovery_budget(store: &dyn Store) {
     let alice = format!("u_{}", rand_hex(16));
     let bob = format!("u_{}", rand_hex(16));
     let (start, end) = (T0, T0 + 3_600_000);
+    // `hashes` lookups in the hour-long window from `window_start`, out of 10.
+    let charge = |window_start: i64, hashes: u64| DiscoveryCharge {
+        window_start,
+        window_end: window_start + 3_600_000,
+        hashes,
+        limit: 10,
+    };
     let take = |user: &str, n: u64| {
         let user = user.to_owned();
         async move {
             store
-                .take_discovery_budget(&user, start, end, n, 10)
+                .take_discovery_budget(&user, charge(start, n))
                 .await
                 .expect("discovery budget")
         }
@@ -930,7 +923,7 @@ pub async fn discovery_budget(store: &dyn Store) {
     assert!(take(&bob, 10).await, "each user has their own budget");
     // The next window starts afresh.
     assert!(store
-        .take_discovery_budget(&alice, end, end + 3_600_000, 10, 10)
+        .take_discovery_budget(&alice, charge(end, 10))
         .await
         .expect("next window"));
     // Concurrent requests of one user: exactly as many pass as the limit allows.
@@ -943,25 +936,37 @@ pub async fn discovery_budget(store: &dyn Store) {
     assert!(take(&carol, 10).await, "the purged window's count is gone");
 }
 
+/// Block `block` at `seq` of `user_id`'s chain, made at `at`.
+fn trust_block<'a>(user_id: &'a str, seq: u64, block: &'a [u8], at: i64) -> NewTrustBlock<'a> {
+    NewTrustBlock {
+        user_id,
+        seq,
+        block,
+        created_at: at,
+    }
+}
+
 /// Trust log: dense increasing indexes, one block per place of a chain, a stable key seed.
 pub async fn trust_log(store: &dyn Store) {
     let user = format!("u_{}", rand_hex(16));
     let other = format!("u_{}", rand_hex(16));
     let a = store
-        .append_trust_block(&user, 0, b"block-a", 1)
+        .append_trust_block(trust_block(&user, 0, b"block-a", 1))
         .await
         .expect("append");
     let b = store
-        .append_trust_block(&other, 0, b"block-b", 2)
+        .append_trust_block(trust_block(&other, 0, b"block-b", 2))
         .await
         .expect("append");
     let c = store
-        .append_trust_block(&user, 1, b"block-c", 3)
+        .append_trust_block(trust_block(&user, 1, b"block-c", 3))
         .await
         .expect("append");
     assert_eq!((b, c), (a + 1, a + 2), "indexes are dense and increasing");
     assert!(matches!(
-        store.append_trust_block(&user, 1, b"block-d", 4).await,
+        store
+            .append_trust_block(trust_block(&user, 1, b"block-d", 4))
+            .await,
         Err(crate::error::Error::TrustBlockConflict)
     ));
     assert_eq!(

@@ -25,8 +25,9 @@ use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
 use cachet_vault::KeyHierarchy;
 
 use super::{
-    AttachmentRow, AuditDraft, Challenge, EnvelopePage, NewInstallation, NewMessage, NewUser,
-    Purged, RecoveryRow, SeenSignature, SendOutcome, Store, UserRow,
+    AckRequest, AttachmentRow, AuditDraft, Challenge, DiscoveryCharge, EnvelopePage,
+    NewInstallation, NewMessage, NewParticipants, NewTrustBlock, NewUser, Purged, RecoveryRow,
+    Revocation, SeenSignature, SendOutcome, Store, UserRow,
 };
 use crate::error::{Error, Result};
 use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES, TRUST_LOG};
@@ -47,39 +48,83 @@ impl EncryptedStore {
     }
 }
 
-fn seal_text(
-    keys: &KeyHierarchy,
-    purpose: &str,
-    table: &str,
-    row: &str,
-    column: &str,
-    text: &str,
-) -> Result<String> {
-    let sealed = keys.seal_row(purpose, table, row, column, text.as_bytes())?;
-    Ok(format!(
-        "{SEALED_PREFIX}{}",
-        base64::engine::general_purpose::STANDARD.encode(sealed)
-    ))
+/// A sealed column: the KEK purpose its values are sealed under, and the table and
+/// column that, with the row's id, every sealed value is bound to.
+#[derive(Debug, Clone, Copy)]
+struct SealedColumn {
+    purpose: &'static str,
+    table: &'static str,
+    column: &'static str,
 }
 
-fn open_text(
-    keys: &KeyHierarchy,
-    purpose: &str,
-    table: &str,
-    row: &str,
-    column: &str,
-    stored: &str,
-) -> Result<Option<String>> {
-    let Some(body) = stored.strip_prefix(SEALED_PREFIX) else {
-        return Ok(None);
-    };
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| Error::Internal(format!("{table}.{column} of {row}: not base64")))?;
-    let plain = keys.open_row(purpose, table, row, column, &sealed)?;
-    String::from_utf8(plain)
-        .map(Some)
-        .map_err(|_| Error::Internal(format!("{table}.{column} of {row}: not UTF-8")))
+/// `users.display_name`.
+const DISPLAY_NAME: SealedColumn = SealedColumn::new(PROFILES, "users", "display_name");
+/// `audit_log.subject`.
+const AUDIT_SUBJECT: SealedColumn = SealedColumn::new(AUDIT, "audit_log", "subject");
+/// `audit_log.detail`.
+const AUDIT_DETAIL: SealedColumn = SealedColumn::new(AUDIT, "audit_log", "detail");
+/// `recovery_accounts.share` (this server's OPRF key share).
+const RECOVERY_SHARE: SealedColumn = SealedColumn::new(OPRF_SHARES, "recovery_accounts", "share");
+/// `recovery_accounts.envelope` (the copy of the sealed key ring).
+const RECOVERY_ENVELOPE: SealedColumn =
+    SealedColumn::new(KEY_RINGS, "recovery_accounts", "envelope");
+/// The trust log's signing-key seed (its one row, `1`).
+const TRUST_LOG_SEED: SealedColumn = SealedColumn::new(TRUST_LOG, "trust_log_key", "seed");
+
+impl SealedColumn {
+    /// The `column` of `table`, sealed under the `purpose` KEK.
+    const fn new(purpose: &'static str, table: &'static str, column: &'static str) -> Self {
+        Self {
+            purpose,
+            table,
+            column,
+        }
+    }
+
+    /// Text sealed for `row`, stored as the prefix and base64.
+    fn seal_text(self, keys: &KeyHierarchy, row: &str, text: &str) -> Result<String> {
+        let sealed = keys.seal_row(self.purpose, self.table, row, self.column, text.as_bytes())?;
+        Ok(format!(
+            "{SEALED_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        ))
+    }
+
+    /// Stored text opened; `None` if it was not sealed.
+    fn open_text(self, keys: &KeyHierarchy, row: &str, stored: &str) -> Result<Option<String>> {
+        let Some(body) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(None);
+        };
+        let (table, column) = (self.table, self.column);
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|_| Error::Internal(format!("{table}.{column} of {row}: not base64")))?;
+        let plain = keys.open_row(self.purpose, table, row, column, &sealed)?;
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| Error::Internal(format!("{table}.{column} of {row}: not UTF-8")))
+    }
+
+    /// Bytes sealed for `row`, stored behind the prefix (empty stays empty).
+    fn seal_bytes(self, keys: &KeyHierarchy, row: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        if plain.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sealed = keys.seal_row(self.purpose, self.table, row, self.column, plain)?;
+        Ok([SEALED_PREFIX.as_bytes(), &sealed].concat())
+    }
+
+    /// Stored bytes opened (empty stays empty); an error if they were not sealed.
+    fn open_bytes(self, keys: &KeyHierarchy, row: &str, stored: &[u8]) -> Result<Vec<u8>> {
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (table, column) = (self.table, self.column);
+        let sealed = stored
+            .strip_prefix(SEALED_PREFIX.as_bytes())
+            .ok_or_else(|| Error::Internal(format!("{table}.{column} of {row} is not sealed")))?;
+        Ok(keys.open_row(self.purpose, table, row, column, sealed)?)
+    }
 }
 
 /// The identity an audit entry's sealed columns are bound to (its sequence number is
@@ -92,7 +137,7 @@ impl EncryptedStore {
     fn seal_name(&self, user_id: &str, name: &str) -> Result<String> {
         match self.vault.keys()? {
             None => Ok(name.to_owned()),
-            Some(k) => seal_text(&k, PROFILES, "users", user_id, "display_name", name),
+            Some(k) => DISPLAY_NAME.seal_text(&k, user_id, name),
         }
     }
 
@@ -102,8 +147,8 @@ impl EncryptedStore {
         };
         let row = audit_row(a.timestamp, &a.operator_id, &a.action);
         Ok(AuditDraft {
-            subject: seal_text(&k, AUDIT, "audit_log", &row, "subject", &a.subject)?,
-            detail: seal_text(&k, AUDIT, "audit_log", &row, "detail", &a.detail)?,
+            subject: AUDIT_SUBJECT.seal_text(&k, &row, &a.subject)?,
+            detail: AUDIT_DETAIL.seal_text(&k, &row, &a.detail)?,
             ..a.clone()
         })
     }
@@ -149,21 +194,15 @@ impl Store for EncryptedStore {
         self.inner.user_by_identifier_hash(hash).await
     }
     async fn get_user(&self, user_id: &str) -> Result<Option<UserRow>> {
-        let Some(mut row) = self.inner.get_user(user_id).await? else {
-            return Ok(None);
-        };
-        if let Some(k) = self.vault.keys()? {
-            row.display_name = open_text(
-                &k,
-                PROFILES,
-                "users",
-                user_id,
-                "display_name",
-                &row.display_name,
-            )?
-            .ok_or_else(|| Error::Internal(format!("display name of {user_id} is not sealed")))?;
-        }
-        Ok(Some(row))
+        let found = self.inner.get_user(user_id).await?;
+        self.opened(found, |k, row| {
+            row.display_name = DISPLAY_NAME
+                .open_text(k, user_id, &row.display_name)?
+                .ok_or_else(|| {
+                    Error::Internal(format!("display name of {user_id} is not sealed"))
+                })?;
+            Ok(())
+        })
     }
     async fn current_keys(&self, user_id: &str) -> Result<Option<KeyRecord>> {
         self.inner.current_keys(user_id).await
@@ -194,16 +233,13 @@ impl Store for EncryptedStore {
         self.inner.put_operator(name, sign_key, &audit).await
     }
 
-    async fn revoke_keys(
-        &self,
-        user_id: &str,
-        expected_version: u32,
-        contact_update: &[u8],
-        audit: &AuditDraft,
-    ) -> Result<u64> {
-        let audit = self.seal_audit(audit)?;
+    async fn revoke_keys(&self, revocation: Revocation<'_>) -> Result<u64> {
+        let audit = self.seal_audit(revocation.audit)?;
         self.inner
-            .revoke_keys(user_id, expected_version, contact_update, &audit)
+            .revoke_keys(Revocation {
+                audit: &audit,
+                ..revocation
+            })
             .await
     }
     async fn set_verified(&self, user_id: &str, audit: &AuditDraft) -> Result<bool> {
@@ -242,16 +278,8 @@ impl Store for EncryptedStore {
     ) -> Result<SendOutcome> {
         self.inner.store_message_and_remember(msg, seen).await
     }
-    async fn ack_and_remember(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-        seen: &SeenSignature,
-    ) -> Result<u64> {
-        self.inner
-            .ack_and_remember(user_id, delivery_ids, keep_acked_at, seen)
-            .await
+    async fn ack_and_remember(&self, acks: AckRequest<'_>, seen: &SeenSignature) -> Result<u64> {
+        self.inner.ack_and_remember(acks, seen).await
     }
     async fn pending(&self, user_id: &str, limit: u32) -> Result<EnvelopePage> {
         self.inner.pending(user_id, limit).await
@@ -292,16 +320,8 @@ impl Store for EncryptedStore {
     async fn case_keys(&self, case_id: &str, participant_id: &str) -> Result<Vec<SealedCaseKey>> {
         self.inner.case_keys(case_id, participant_id).await
     }
-    async fn add_case_participants(
-        &self,
-        case_id: &str,
-        added_by: &str,
-        added_at: i64,
-        keys: &[SealedCaseKey],
-    ) -> Result<()> {
-        self.inner
-            .add_case_participants(case_id, added_by, added_at, keys)
-            .await
+    async fn add_case_participants(&self, added: NewParticipants<'_>) -> Result<()> {
+        self.inner.add_case_participants(added).await
     }
     async fn case_history(&self, case_id: &str, after: u64, limit: u32) -> Result<EnvelopePage> {
         self.inner.case_history(case_id, after, limit).await
@@ -322,28 +342,12 @@ impl Store for EncryptedStore {
     }
 
     async fn recovery_account(&self, user_id: &str) -> Result<Option<RecoveryRow>> {
-        let Some(mut row) = self.inner.recovery_account(user_id).await? else {
-            return Ok(None);
-        };
-        if let Some(k) = self.vault.keys()? {
-            row.share = open_bytes(
-                &k,
-                OPRF_SHARES,
-                "recovery_accounts",
-                user_id,
-                "share",
-                &row.share,
-            )?;
-            row.envelope = open_bytes(
-                &k,
-                KEY_RINGS,
-                "recovery_accounts",
-                user_id,
-                "envelope",
-                &row.envelope,
-            )?;
-        }
-        Ok(Some(row))
+        let found = self.inner.recovery_account(user_id).await?;
+        self.opened(found, |k, row| {
+            row.share = RECOVERY_SHARE.open_bytes(k, user_id, &row.share)?;
+            row.envelope = RECOVERY_ENVELOPE.open_bytes(k, user_id, &row.envelope)?;
+            Ok(())
+        })
     }
     async fn recovery_insert(&self, row: &RecoveryRow) -> Result<bool> {
         let row = self.seal_recovery(row)?;
@@ -362,16 +366,8 @@ impl Store for EncryptedStore {
     }
 
     // The trust log is public by design (anyone may audit it).
-    async fn append_trust_block(
-        &self,
-        user_id: &str,
-        seq: u64,
-        block: &[u8],
-        created_at: i64,
-    ) -> Result<u64> {
-        self.inner
-            .append_trust_block(user_id, seq, block, created_at)
-            .await
+    async fn append_trust_block(&self, block: NewTrustBlock<'_>) -> Result<u64> {
+        self.inner.append_trust_block(block).await
     }
     async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>> {
         self.inner.trust_blocks(from, limit).await
@@ -385,88 +381,49 @@ impl Store for EncryptedStore {
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
-    async fn take_discovery_budget(
-        &self,
-        user_id: &str,
-        window_start: i64,
-        window_end: i64,
-        hashes: u64,
-        limit: u64,
-    ) -> Result<bool> {
-        self.inner
-            .take_discovery_budget(user_id, window_start, window_end, hashes, limit)
-            .await
+    async fn take_discovery_budget(&self, user_id: &str, charge: DiscoveryCharge) -> Result<bool> {
+        self.inner.take_discovery_budget(user_id, charge).await
     }
     async fn trust_log_seed(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         let Some(k) = self.vault.keys()? else {
             return self.inner.trust_log_seed(candidate).await;
         };
-        let sealed = seal_bytes(&k, TRUST_LOG, "trust_log_key", "1", "seed", candidate)?;
+        let sealed = TRUST_LOG_SEED.seal_bytes(&k, "1", candidate)?;
         let stored = self.inner.trust_log_seed(&sealed).await?;
         if !stored.starts_with(SEALED_PREFIX.as_bytes()) {
             // Made before the vault existed (a log head was served before `init`).
             tracing::warn!("the trust log key was made before the vault and is kept in the clear");
             return Ok(stored);
         }
-        open_bytes(&k, TRUST_LOG, "trust_log_key", "1", "seed", &stored)
+        TRUST_LOG_SEED.open_bytes(&k, "1", &stored)
     }
-}
-
-fn seal_bytes(
-    keys: &KeyHierarchy,
-    purpose: &str,
-    table: &str,
-    row: &str,
-    column: &str,
-    plain: &[u8],
-) -> Result<Vec<u8>> {
-    if plain.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sealed = keys.seal_row(purpose, table, row, column, plain)?;
-    Ok([SEALED_PREFIX.as_bytes(), &sealed].concat())
-}
-
-fn open_bytes(
-    keys: &KeyHierarchy,
-    purpose: &str,
-    table: &str,
-    row: &str,
-    column: &str,
-    stored: &[u8],
-) -> Result<Vec<u8>> {
-    if stored.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sealed = stored
-        .strip_prefix(SEALED_PREFIX.as_bytes())
-        .ok_or_else(|| Error::Internal(format!("{table}.{column} of {row} is not sealed")))?;
-    Ok(keys.open_row(purpose, table, row, column, sealed)?)
 }
 
 impl EncryptedStore {
+    /// A row read from the inner store with its sealed columns opened by `open` (when a
+    /// vault protects the database; `None` stays `None`).
+    fn opened<T>(
+        &self,
+        found: Option<T>,
+        open: impl FnOnce(&KeyHierarchy, &mut T) -> Result<()>,
+    ) -> Result<Option<T>> {
+        let Some(mut row) = found else {
+            return Ok(None);
+        };
+        if let Some(k) = self.vault.keys()? {
+            open(&k, &mut row)?;
+        }
+        Ok(Some(row))
+    }
+
     fn seal_recovery(&self, row: &RecoveryRow) -> Result<RecoveryRow> {
         let Some(k) = self.vault.keys()? else {
             return Ok(row.clone());
         };
         let id = &row.user_id;
         Ok(RecoveryRow {
-            share: seal_bytes(
-                &k,
-                OPRF_SHARES,
-                "recovery_accounts",
-                id,
-                "share",
-                &row.share,
-            )?,
-            envelope: seal_bytes(
-                &k,
-                KEY_RINGS,
-                "recovery_accounts",
-                id,
-                "envelope",
-                &row.envelope,
-            )?,
+            share: RECOVERY_SHARE.seal_bytes(&k, id, &row.share)?,
+            envelope: RECOVERY_ENVELOPE.seal_bytes(&k, id, &row.envelope)?,
             ..row.clone()
         })
     }
@@ -479,8 +436,8 @@ impl EncryptedStore {
             Some(k) => {
                 let row = audit_row(e.timestamp, &e.operator_id, &e.action);
                 (
-                    open_text(&k, AUDIT, "audit_log", &row, "subject", &e.subject)?,
-                    open_text(&k, AUDIT, "audit_log", &row, "detail", &e.detail)?,
+                    AUDIT_SUBJECT.open_text(&k, &row, &e.subject)?,
+                    AUDIT_DETAIL.open_text(&k, &row, &e.detail)?,
                 )
             }
         };

@@ -95,6 +95,70 @@ pub struct Delivery {
     pub envelope: Vec<u8>,
 }
 
+/// Discovery lookups to count against one user's budget of one window
+/// ([`Store::take_discovery_budget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryCharge {
+    /// Start of the window, ms since the epoch.
+    pub window_start: i64,
+    /// End of the window, ms since the epoch (its counter may be purged after it).
+    pub window_end: i64,
+    /// Lookups to count.
+    pub hashes: u64,
+    /// Lookups the window allows in all.
+    pub limit: u64,
+}
+
+/// An operator's revocation of a user's current keys ([`Store::revoke_keys`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    /// Whose keys.
+    pub user_id: &'a str,
+    /// The key version the operator saw as current.
+    pub expected_version: u32,
+    /// The contact update queued to every contact.
+    pub contact_update: &'a [u8],
+    /// The audit entry written with it.
+    pub audit: &'a AuditDraft,
+}
+
+/// A user's acknowledgement of delivered envelopes ([`Store::ack_and_remember`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AckRequest<'a> {
+    /// Whose mailbox.
+    pub user_id: &'a str,
+    /// The envelopes acknowledged.
+    pub delivery_ids: &'a [u64],
+    /// Keep them, acked at this time, instead of deleting them (web clients).
+    pub keep_acked_at: Option<i64>,
+}
+
+/// Participants added to a case, with their keys ([`Store::add_case_participants`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewParticipants<'a> {
+    /// The case.
+    pub case_id: &'a str,
+    /// Who adds them.
+    pub added_by: &'a str,
+    /// Server time, ms since the epoch.
+    pub added_at: i64,
+    /// The keys sealed to the participants (which they name).
+    pub keys: &'a [SealedCaseKey],
+}
+
+/// A block of one user's chain, to append to the trust log ([`Store::append_trust_block`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTrustBlock<'a> {
+    /// Whose chain.
+    pub user_id: &'a str,
+    /// Position in that chain.
+    pub seq: u64,
+    /// The encoded block.
+    pub block: &'a [u8],
+    /// Server time, ms since the epoch.
+    pub created_at: i64,
+}
+
 /// A signed request's entry in the replay cache: the hash of its signature, kept until
 /// the clock window has passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,18 +312,11 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- Contact discovery ----
 
-    /// Counts `hashes` more discovery lookups against `user_id`'s budget of the window
-    /// starting at `window_start` (ms since the epoch; the window ends at `window_end`),
-    /// if the window's total stays within `limit`; otherwise counts nothing and returns
-    /// false. Atomic across every node sharing the database.
-    async fn take_discovery_budget(
-        &self,
-        user_id: &str,
-        window_start: i64,
-        window_end: i64,
-        hashes: u64,
-        limit: u64,
-    ) -> Result<bool>;
+    /// Counts the charge's `hashes` more discovery lookups against `user_id`'s budget of
+    /// the window starting at `window_start`, if the window's total stays within `limit`;
+    /// otherwise counts nothing and returns false. Atomic across every node sharing the
+    /// database.
+    async fn take_discovery_budget(&self, user_id: &str, charge: DiscoveryCharge) -> Result<bool>;
 
     // ---- Signed requests ----
 
@@ -285,13 +342,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SendOutcome>;
 
     /// [`Store::ack`] and the request's replay-cache entry in one commit.
-    async fn ack_and_remember(
-        &self,
-        user_id: &str,
-        delivery_ids: &[u64],
-        keep_acked_at: Option<i64>,
-        seen: &SeenSignature,
-    ) -> Result<u64>;
+    async fn ack_and_remember(&self, acks: AckRequest<'_>, seen: &SeenSignature) -> Result<u64>;
     /// An operator's Sign Key.
     async fn operator_key(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Adds an operator or replaces their key, and audits it.
@@ -302,13 +353,7 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the current keys revoked (if still `expected_version`), queues the contact
     /// update to every contact, audits. Fails with `AlreadyRevoked` or
     /// `ConcurrentKeyChange`.
-    async fn revoke_keys(
-        &self,
-        user_id: &str,
-        expected_version: u32,
-        contact_update: &[u8],
-        audit: &AuditDraft,
-    ) -> Result<u64>;
+    async fn revoke_keys(&self, revocation: Revocation<'_>) -> Result<u64>;
     /// Sets the verified flag and audits. False if the user does not exist.
     async fn set_verified(&self, user_id: &str, audit: &AuditDraft) -> Result<bool>;
     /// Appends an entry to the audit log.
@@ -362,13 +407,7 @@ pub trait Store: Send + Sync + 'static {
     /// Sealed case keys of one participant.
     async fn case_keys(&self, case_id: &str, participant_id: &str) -> Result<Vec<SealedCaseKey>>;
     /// Adds participants (those the keys name) and keys. Existing keys are kept unchanged.
-    async fn add_case_participants(
-        &self,
-        case_id: &str,
-        added_by: &str,
-        added_at: i64,
-        keys: &[SealedCaseKey],
-    ) -> Result<()>;
+    async fn add_case_participants(&self, added: NewParticipants<'_>) -> Result<()>;
     /// Case history with `seq > after`.
     async fn case_history(&self, case_id: &str, after: u64, limit: u32) -> Result<EnvelopePage>;
 
@@ -393,13 +432,7 @@ pub trait Store: Send + Sync + 'static {
     /// Appends a block of `user_id`'s chain at position `seq`, giving it the next log
     /// index (dense from 0), which it returns. Fails with `TrustBlockConflict` if the
     /// user's chain already has a block at `seq`.
-    async fn append_trust_block(
-        &self,
-        user_id: &str,
-        seq: u64,
-        block: &[u8],
-        created_at: i64,
-    ) -> Result<u64>;
+    async fn append_trust_block(&self, block: NewTrustBlock<'_>) -> Result<u64>;
     /// Blocks with index `>= from`, in log order, at most `limit`.
     async fn trust_blocks(&self, from: u64, limit: u32) -> Result<Vec<(u64, Vec<u8>)>>;
     /// Every block of one user's chain, in log order.

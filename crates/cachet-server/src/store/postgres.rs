@@ -273,29 +273,25 @@ sql::sql_store! {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut found: Vec<(Vec<u8>, String)> = sqlx::query_as(
+        let found: Vec<(Vec<u8>, String)> = sqlx::query_as(
             "SELECT identifier_hash, user_id FROM users WHERE identifier_hash = ANY($1)",
         )
         .bind(hashes)
         .fetch_all(&self.pool)
         .await?;
-        found.sort();
-        found.dedup();
-        Ok(found)
+        Ok(sorted_unique(found))
     }
 
     async fn existing_users(&self, user_ids: &[String]) -> Result<Vec<String>> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut found: Vec<String> =
+        let found: Vec<String> =
             sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = ANY($1)")
                 .bind(user_ids)
                 .fetch_all(&self.pool)
                 .await?;
-        found.sort();
-        found.dedup();
-        Ok(found)
+        Ok(sorted_unique(found))
     }
 
     async fn remember_signature(&self, signature_hash: &[u8], expires_at: i64) -> Result<bool> {
@@ -325,4 +321,11 @@ sql::sql_store! {
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Sorts and deduplicates rows matched by `= ANY($1)`, which may repeat when the input did.
+fn sorted_unique<T: Ord>(mut rows: Vec<T>) -> Vec<T> {
+    rows.sort();
+    rows.dedup();
+    rows
 }

@@ -422,23 +422,20 @@ macro_rules! sql_store {
 
             async fn revoke_keys_once(
                 &self,
-                user_id: &str,
-                expected_version: u32,
-                contact_update: &[u8],
-                audit: &$crate::store::AuditDraft,
+                revocation: $crate::store::Revocation<'_>,
             ) -> $crate::error::Result<u64> {
                 let mut tx = self.begin_write().await?;
-                <$store>::lock_users(&mut tx, &[user_id.to_owned()]).await?;
+                <$store>::lock_users(&mut tx, &[revocation.user_id.to_owned()]).await?;
                 let current: Option<(i64, String)> = sqlx::query_as(
                     "SELECT key_version, revoked_by_operator FROM user_keys WHERE user_id = $1 \
                      ORDER BY key_version DESC LIMIT 1",
                 )
-                .bind(user_id)
+                .bind(revocation.user_id)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let (version, revoked_by) =
                     current.ok_or($crate::error::Error::UserNotFound)?;
-                if version != i64::from(expected_version) {
+                if version != i64::from(revocation.expected_version) {
                     return Err($crate::error::Error::ConcurrentKeyChange);
                 }
                 if !revoked_by.is_empty() {
@@ -449,25 +446,27 @@ macro_rules! sql_store {
                      valid_until = CASE WHEN valid_until = 0 THEN $4 ELSE valid_until END \
                      WHERE user_id = $1 AND key_version = $2",
                 )
-                .bind(user_id)
+                .bind(revocation.user_id)
                 .bind(version)
-                .bind(&audit.operator_id)
-                .bind(audit.timestamp)
+                .bind(&revocation.audit.operator_id)
+                .bind(revocation.audit.timestamp)
                 .execute(&mut *tx)
                 .await?;
-                let n =
-                    fan_out_to_contacts(&mut tx, user_id, contact_update, audit.timestamp).await?;
-                append_audit_in(&mut tx, audit).await?;
+                let n = fan_out_to_contacts(
+                    &mut tx,
+                    revocation.user_id,
+                    revocation.contact_update,
+                    revocation.audit.timestamp,
+                )
+                .await?;
+                append_audit_in(&mut tx, revocation.audit).await?;
                 tx.commit().await?;
                 Ok(n)
             }
 
             async fn append_trust_block_once(
                 &self,
-                user_id: &str,
-                seq: u64,
-                block: &[u8],
-                created_at: i64,
+                new: $crate::store::NewTrustBlock<'_>,
             ) -> $crate::error::Result<u64> {
                 let mut tx = self.begin_write().await?;
                 // Indexes must be dense and in commit order on every node.
@@ -481,10 +480,10 @@ macro_rules! sql_store {
                      VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(idx)
-                .bind(user_id)
-                .bind(to_i64(seq))
-                .bind(block)
-                .bind(created_at)
+                .bind(new.user_id)
+                .bind(to_i64(new.seq))
+                .bind(new.block)
+                .bind(new.created_at)
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -688,14 +687,17 @@ macro_rules! sql_store {
 
             async fn ack_and_remember(
                 &self,
-                user_id: &str,
-                delivery_ids: &[u64],
-                keep_acked_at: Option<i64>,
+                acks: $crate::store::AckRequest<'_>,
                 seen: &$crate::store::SeenSignature,
             ) -> $crate::error::Result<u64> {
-                let ids = $crate::store::delivery_ids_in(delivery_ids);
+                let ids = $crate::store::delivery_ids_in(acks.delivery_ids);
                 let seen = Some(seen);
-                self.acknowledge($crate::store::sql::Acks { user_id, ids, keep_acked_at, seen })
+                self.acknowledge($crate::store::sql::Acks {
+                    user_id: acks.user_id,
+                    ids,
+                    keep_acked_at: acks.keep_acked_at,
+                    seen,
+                })
                     .await
             }
 
@@ -736,15 +738,9 @@ macro_rules! sql_store {
 
             async fn revoke_keys(
                 &self,
-                user_id: &str,
-                expected_version: u32,
-                contact_update: &[u8],
-                audit: &$crate::store::AuditDraft,
+                revocation: $crate::store::Revocation<'_>,
             ) -> $crate::error::Result<u64> {
-                retrying(|| {
-                    self.revoke_keys_once(user_id, expected_version, contact_update, audit)
-                })
-                .await
+                retrying(|| self.revoke_keys_once(revocation)).await
             }
 
             async fn set_verified(
@@ -1061,21 +1057,25 @@ macro_rules! sql_store {
 
             async fn add_case_participants(
                 &self,
-                case_id: &str,
-                added_by: &str,
-                added_at: i64,
-                keys: &[cachet_proto::v1::SealedCaseKey],
+                added: $crate::store::NewParticipants<'_>,
             ) -> $crate::error::Result<()> {
                 let mut tx = self.begin_write().await?;
                 let exists: Option<String> =
                     sqlx::query_scalar("SELECT case_id FROM cases WHERE case_id = $1")
-                        .bind(case_id)
+                        .bind(added.case_id)
                         .fetch_optional(&mut *tx)
                         .await?;
                 if exists.is_none() {
                     return Err($crate::error::Error::CaseNotFound);
                 }
-                insert_participants_and_keys(&mut tx, case_id, added_by, added_at, keys).await?;
+                insert_participants_and_keys(
+                    &mut tx,
+                    added.case_id,
+                    added.added_by,
+                    added.added_at,
+                    added.keys,
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1148,12 +1148,9 @@ macro_rules! sql_store {
 
             async fn append_trust_block(
                 &self,
-                user_id: &str,
-                seq: u64,
-                block: &[u8],
-                created_at: i64,
+                block: $crate::store::NewTrustBlock<'_>,
             ) -> $crate::error::Result<u64> {
-                retrying(|| self.append_trust_block_once(user_id, seq, block, created_at)).await
+                retrying(|| self.append_trust_block_once(block)).await
             }
 
             async fn trust_blocks(
@@ -1209,25 +1206,22 @@ macro_rules! sql_store {
             async fn take_discovery_budget(
                 &self,
                 user_id: &str,
-                window_start: i64,
-                window_end: i64,
-                hashes: u64,
-                limit: u64,
+                charge: $crate::store::DiscoveryCharge,
             ) -> $crate::error::Result<bool> {
-                if hashes == 0 {
+                if charge.hashes == 0 {
                     return Ok(true);
                 }
-                if hashes > limit {
+                if charge.hashes > charge.limit {
                     return Ok(false);
                 }
                 // One statement: atomic on SQLite's single writer, and the row lock of
                 // ON CONFLICT serialises PostgreSQL nodes counting at once.
                 let counted = sqlx::query($crate::store::TAKE_DISCOVERY_BUDGET_SQL)
                     .bind(user_id)
-                    .bind(window_start)
-                    .bind(window_end)
-                    .bind(to_i64(hashes))
-                    .bind(to_i64(limit))
+                    .bind(charge.window_start)
+                    .bind(charge.window_end)
+                    .bind(to_i64(charge.hashes))
+                    .bind(to_i64(charge.limit))
                     .execute(self.write_pool())
                     .await?
                     .rows_affected();
