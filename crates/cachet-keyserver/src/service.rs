@@ -295,13 +295,7 @@ pub struct Service {
 
 cachet_http::debug_some_fields!(Service { role, limits });
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use cachet_server_common::now_ms;
 
 /// Stored instead of a code; the data server's registration uses the same binding, so
 /// a code it sent serves both its registration and its recovery check.

@@ -424,15 +424,15 @@ async fn h_audit(State(state): State<OperatorState>, call: OperatorCall) -> Resu
 
 /// The vault and audit routes of the key server (they answer while it is sealed).
 pub fn operator_router(state: OperatorState) -> Router {
-    Router::new()
-        .route("/api/v1/vault/status", get(h_status))
-        .route("/api/v1/operator/vault/init", post(h_vault))
-        .route("/api/v1/operator/vault/unseal", post(h_vault))
-        .route("/api/v1/operator/vault/seal", post(h_vault))
-        .route("/api/v1/operator/vault/rotate", post(h_vault))
-        .route("/api/v1/operator/vault/reshare", post(h_vault))
+    // Every vault action is one handler; only `export` is a GET.
+    let actions = ["init", "unseal", "seal", "rotate", "reshare", "import"];
+    actions
+        .iter()
+        .fold(Router::new(), |router, action| {
+            router.route(&format!("/api/v1/operator/vault/{action}"), post(h_vault))
+        })
         .route("/api/v1/operator/vault/export", get(h_vault))
-        .route("/api/v1/operator/vault/import", post(h_vault))
+        .route("/api/v1/vault/status", get(h_status))
         .route("/api/v1/operator/audit", get(h_audit))
         .with_state(state)
 }

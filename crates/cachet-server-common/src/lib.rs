@@ -22,3 +22,12 @@ pub mod recovery;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;
+
+/// Milliseconds since the Unix epoch: the servers' clock for expiry, rate limits and
+/// audit timestamps (0 if the system clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

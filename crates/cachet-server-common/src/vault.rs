@@ -4,7 +4,6 @@
 //! every vault action are written once for both servers.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cachet_crypto::SignPublicKey;
@@ -82,14 +81,6 @@ impl<B: ?Sized> std::fmt::Debug for StorageVault<B> {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[async_trait]
 impl<B: VaultBackend + ?Sized> VaultStorage for StorageVault<B> {
     type Error = B::Error;
@@ -113,7 +104,7 @@ impl<B: VaultBackend + ?Sized> VaultStorage for StorageVault<B> {
     async fn record(&self, operator: &str, action: &str, detail: String) -> Result<(), B::Error> {
         self.0
             .audit(Action {
-                timestamp: now_ms(),
+                timestamp: crate::now_ms(),
                 operator_id: operator,
                 action,
                 subject: "vault",

@@ -28,9 +28,11 @@ pub mod audit;
 mod auth;
 pub mod blob;
 pub mod config;
+pub mod conformance;
 pub mod error;
 mod extract;
 pub mod notify;
+pub mod sealed_store;
 pub use cachet_server_common::private_files;
 mod state;
 pub mod store;
@@ -179,7 +181,7 @@ pub async fn spawn_with(settings: Settings, components: Components) -> Result<Ru
     if vault.is_sealed() {
         tracing::warn!("server is sealed: operators must unseal it (cachet operator unseal)");
     }
-    let store: Arc<dyn Store> = Arc::new(store::EncryptedStore::new(
+    let store: Arc<dyn Store> = Arc::new(sealed_store::EncryptedStore::new(
         components.store.clone(),
         vault.clone(),
     ));

@@ -2,7 +2,6 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -12,13 +11,7 @@ use crate::notify::CodeNotifier;
 use crate::store::Store;
 use crate::wake::MailboxSignal;
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use cachet_server_common::now_ms;
 
 /// Everything a handler may use.
 pub(crate) struct Inner {

@@ -17,8 +17,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::auth::OPERATOR_PREFIX;
 use crate::error::{Error, Result};
-use crate::state::now_ms;
 use crate::store::{NewTrustBlock, Store};
+use cachet_server_common::now_ms;
 
 /// Blocks read from the store per query while catching up.
 const SYNC_PAGE: u32 = 10_000;

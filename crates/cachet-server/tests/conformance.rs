@@ -1,7 +1,8 @@
 //! The storage conformance suites against the default implementations.
 
 use cachet_server::blob::FsBlobStore;
-use cachet_server::store::{conformance, SqliteStore};
+use cachet_server::conformance;
+use cachet_server::store::SqliteStore;
 
 #[tokio::test]
 async fn sqlite_store_conforms() {

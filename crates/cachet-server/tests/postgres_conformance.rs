@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachet_proto::v1::KeyRecord;
+use cachet_server::conformance;
 use cachet_server::store::{
-    conformance, AuditDraft, Challenge, Delivery, NewMessage, NewUser, PostgresStore, SendOutcome,
-    Store,
+    AuditDraft, Challenge, Delivery, NewMessage, NewUser, PostgresStore, SendOutcome, Store,
 };
 use cachet_server::ServerConfig;
 use cachet_server_common::testing::{self, DatabaseRelay, TestDb};
@@ -141,16 +141,6 @@ fn message(sender: &str, id: &str, digest: u8, to: &[&String]) -> NewMessage {
     }
 }
 
-/// How many envelopes wait for `user` (up to 1,000).
-async fn pending_count(store: &dyn Store, user: &str) -> usize {
-    store
-        .pending(user, 1000)
-        .await
-        .expect("pending")
-        .envelopes
-        .len()
-}
-
 /// Two stores on one database stand for two server nodes: concurrent writes through both
 /// keep delivery ids dense and ordered, message ids idempotent and the audit chain whole.
 #[tokio::test]
@@ -181,7 +171,10 @@ async fn two_nodes_write_concurrently() {
         let page = a.pending(&carol, 1000).await.expect("pending");
         let ids: Vec<u64> = page.envelopes.iter().map(|e| e.delivery_id).collect();
         assert_eq!(ids, (1..=2 * PER_SENDER as u64).collect::<Vec<_>>());
-        assert_eq!(pending_count(b.as_ref(), &alice).await, PER_SENDER);
+        assert_eq!(
+            conformance::pending_count(b.as_ref(), &alice).await,
+            PER_SENDER
+        );
         assert_eq!(a.contacts_of(&alice).await.expect("contacts"), {
             let mut c = vec![bob.clone(), carol.clone()];
             c.sort();
@@ -203,7 +196,7 @@ async fn two_nodes_write_concurrently() {
                 .count(),
             1
         );
-        assert_eq!(pending_count(b.as_ref(), &bob).await, 26);
+        assert_eq!(conformance::pending_count(b.as_ref(), &bob).await, 26);
 
         // Audit appends through both nodes form one chain.
         let mut tasks = tokio::task::JoinSet::new();

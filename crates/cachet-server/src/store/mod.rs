@@ -3,7 +3,7 @@
 //! Every method is one atomic operation: it either happens completely or not at all, and
 //! concurrent calls behave as if run one after the other. Implementations must keep all
 //! state in the database (several server nodes may share one), and must pass the suite in
-//! [`conformance`].
+//! [`crate::conformance`].
 //!
 //! Envelopes are stored as opaque protobuf bytes: the store never decodes them. The server
 //! patches `delivery_id` in when it reads them back.
@@ -17,14 +17,11 @@ use crate::error::Result;
 pub use cachet_keyserver::service::Challenge;
 pub use cachet_keyserver::RecoveryRow;
 
-pub mod conformance;
-pub mod encrypted;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 mod sqlite_writer;
 
-pub use encrypted::EncryptedStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -24,12 +24,12 @@ use base64::Engine;
 use cachet_proto::v1::{AuditEntry, CaseRecord, KeyRecord, SealedCaseKey};
 use cachet_vault::KeyHierarchy;
 
-use super::{
+use crate::error::{Error, Result};
+use crate::store::{
     AckRequest, AttachmentRow, AuditDraft, Challenge, DiscoveryCharge, EnvelopePage,
     NewInstallation, NewMessage, NewParticipants, NewTrustBlock, NewUser, Purged, RecoveryRow,
     Revocation, SeenSignature, SendOutcome, Store, UserRow,
 };
-use crate::error::{Error, Result};
 use crate::vault::{Vault, AUDIT, KEY_RINGS, OPRF_SHARES, PROFILES, TRUST_LOG};
 
 /// Prefix of a sealed text column.

@@ -7,12 +7,12 @@
 
 use cachet_proto::v1::{CaseRecord, ContactUpdateReason, KeyRecord, SealedCaseKey};
 
-use super::{
+use crate::error::Error;
+use crate::store::{
     AckRequest, AttachmentRow, AuditDraft, Challenge, Delivery, DiscoveryCharge, NewInstallation,
     NewMessage, NewParticipants, NewTrustBlock, NewUser, Revocation, SeenSignature, SendOutcome,
     Store,
 };
-use crate::error::Error;
 
 /// A fixed point in time far from the real clock, so expiry checks are deterministic.
 const T0: i64 = 1_900_000_000_000;
@@ -62,10 +62,10 @@ async fn pending_ids(store: &dyn Store, user_id: &str) -> Vec<u64> {
     page.envelopes.iter().map(|e| e.delivery_id).collect()
 }
 
-/// How many envelopes wait in `user_id`'s mailbox (up to ten).
-async fn pending_count(store: &dyn Store, user_id: &str) -> usize {
+/// How many envelopes wait in `user_id`'s mailbox (up to 1,000).
+pub async fn pending_count(store: &dyn Store, user_id: &str) -> usize {
     store
-        .pending(user_id, 10)
+        .pending(user_id, 1000)
         .await
         .expect("pending")
         .envelopes
