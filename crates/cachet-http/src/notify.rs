@@ -63,18 +63,25 @@ impl Purpose {
     }
 }
 
+/// One one-time code to deliver. Named fields, so that the recipient and the code (both
+/// strings) cannot be swapped by a caller; no `Debug`, since the code is a secret.
+#[derive(Clone, Copy)]
+pub struct CodeMessage<'a> {
+    /// The (normalised) phone number or e-mail address.
+    pub to: &'a str,
+    /// The code.
+    pub code: &'a str,
+    /// What the code is for; the text sent says so.
+    pub purpose: Purpose,
+    /// When the code expires, ms since the epoch.
+    pub expires_at_ms: i64,
+}
+
 /// Sends a one-time code to a phone number or e-mail address.
 #[async_trait]
 pub trait CodeNotifier: Send + Sync + 'static {
-    /// Delivers `code` for `purpose` to the (normalised) identifier `to`; the code
-    /// expires at `expires_at_ms` (ms since the epoch).
-    async fn send_code(
-        &self,
-        to: &str,
-        code: &str,
-        purpose: Purpose,
-        expires_at_ms: i64,
-    ) -> Result<()>;
+    /// Delivers `message.code` to `message.to`.
+    async fn send_code(&self, message: CodeMessage<'_>) -> Result<()>;
 }
 
 /// How one-time codes reach the user.
@@ -170,14 +177,9 @@ impl DevNotifier {
 
 #[async_trait]
 impl CodeNotifier for DevNotifier {
-    async fn send_code(
-        &self,
-        to: &str,
-        code: &str,
-        purpose: Purpose,
-        _expires_at_ms: i64,
-    ) -> Result<()> {
+    async fn send_code(&self, message: CodeMessage<'_>) -> Result<()> {
         use tokio::io::AsyncWriteExt;
+        let (to, code, purpose) = (message.to, message.code, message.purpose);
         tracing::info!(
             identifier = to,
             code,
@@ -222,13 +224,8 @@ impl SmtpNotifier {
 
 #[async_trait]
 impl CodeNotifier for SmtpNotifier {
-    async fn send_code(
-        &self,
-        to: &str,
-        code: &str,
-        purpose: Purpose,
-        _expires_at_ms: i64,
-    ) -> Result<()> {
+    async fn send_code(&self, message: CodeMessage<'_>) -> Result<()> {
+        let (to, code, purpose) = (message.to, message.code, message.purpose);
         if !to.contains('@') {
             return Err(Error::IdentifierNotDeliverable(
                 "this server sends codes by e-mail only",
@@ -308,13 +305,13 @@ impl WebhookNotifier {
 
 #[async_trait]
 impl CodeNotifier for WebhookNotifier {
-    async fn send_code(
-        &self,
-        to: &str,
-        code: &str,
-        purpose: Purpose,
-        expires_at_ms: i64,
-    ) -> Result<()> {
+    async fn send_code(&self, message: CodeMessage<'_>) -> Result<()> {
+        let CodeMessage {
+            to,
+            code,
+            purpose,
+            expires_at_ms,
+        } = message;
         let call = WebhookCall {
             to,
             code,

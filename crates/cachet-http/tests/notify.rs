@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::http::StatusCode;
-use cachet_http::notify::{NotifierKind, NotifierSettings, Purpose};
+use cachet_http::notify::{CodeMessage, NotifierKind, NotifierSettings, Purpose};
 use cachet_http::{Error, Secret};
 
 // The one copy of the test support, shared with the servers' tests (feature `testing`).
@@ -27,12 +27,12 @@ async fn the_webhook_posts_the_code_with_the_bearer_token() {
     let (url, received) = webhook_sink("/send", StatusCode::NO_CONTENT).await;
     let notifier = webhook(&url, Some("gateway-token")).build().unwrap();
     notifier
-        .send_code(
-            "+33612345678",
-            "123456",
-            Purpose::KeyServerRecovery,
-            1_700_000_000_000,
-        )
+        .send_code(CodeMessage {
+            to: "+33612345678",
+            code: "123456",
+            purpose: Purpose::KeyServerRecovery,
+            expires_at_ms: 1_700_000_000_000,
+        })
         .await
         .unwrap();
     let got = received.lock().unwrap().clone();
@@ -51,7 +51,12 @@ async fn a_failing_webhook_fails_the_delivery() {
     let (url, _) = webhook_sink("/send", StatusCode::INTERNAL_SERVER_ERROR).await;
     let notifier = webhook(&url, None).build().unwrap();
     let err = notifier
-        .send_code("+33612345678", "123456", Purpose::Registration, 0)
+        .send_code(CodeMessage {
+            to: "+33612345678",
+            code: "123456",
+            purpose: Purpose::Registration,
+            expires_at_ms: 0,
+        })
         .await
         .unwrap_err();
     assert!(matches!(err, Error::CodeDeliveryFailed(_)), "{err:?}");
@@ -93,7 +98,12 @@ async fn smtp_sends_the_code_by_e_mail() {
     .build()
     .unwrap();
     notifier
-        .send_code("doctor@clinic.example", "654321", Purpose::Recovery, 0)
+        .send_code(CodeMessage {
+            to: "doctor@clinic.example",
+            code: "654321",
+            purpose: Purpose::Recovery,
+            expires_at_ms: 0,
+        })
         .await
         .unwrap();
     let data = mail.await.unwrap();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cachet_http::notify::{CodeNotifier, DevNotifier, Purpose};
+use cachet_http::notify::{CodeMessage, CodeNotifier, DevNotifier, Purpose};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -389,7 +389,12 @@ impl RecoveryBackend for KeyStore {
 
     async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> Result<()> {
         self.notifier
-            .send_code(identifier, code, Purpose::KeyServerRecovery, expires_at)
+            .send_code(CodeMessage {
+                to: identifier,
+                code,
+                purpose: Purpose::KeyServerRecovery,
+                expires_at_ms: expires_at,
+            })
             .await?;
         Ok(())
     }

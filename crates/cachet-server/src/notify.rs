@@ -2,6 +2,6 @@
 //! (development file, SMTP, HTTP webhook), shared with the key server.
 
 pub use cachet_http::notify::{
-    CodeNotifier, DevNotifier, NotifierKind, NotifierSettings, Purpose, SmtpNotifier,
+    CodeMessage, CodeNotifier, DevNotifier, NotifierKind, NotifierSettings, Purpose, SmtpNotifier,
     WebhookNotifier, DEV_CODES_FILE,
 };

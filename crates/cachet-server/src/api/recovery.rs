@@ -13,7 +13,7 @@ use cachet_keyserver::service::{self, Challenge, RecoveryBackend, RecoveryRow, R
 use cachet_recovery::wire::{self, RateLimit};
 
 use crate::extract::{no_content, octet_stream, OperatorCaller, RawBody, UserCaller};
-use crate::notify::{CodeNotifier, Purpose};
+use crate::notify::{CodeMessage, CodeNotifier, Purpose};
 use crate::state::{now_ms, AppState};
 use crate::store::{AuditDraft, Store};
 
@@ -75,7 +75,12 @@ impl RecoveryBackend for DataServerBackend {
     }
     async fn send_code(&self, identifier: &str, code: &str, expires_at: i64) -> KsResult<()> {
         self.notifier
-            .send_code(identifier, code, Purpose::Recovery, expires_at)
+            .send_code(CodeMessage {
+                to: identifier,
+                code,
+                purpose: Purpose::Recovery,
+                expires_at_ms: expires_at,
+            })
             .await
             .map_err(cachet_keyserver::Error::from)
     }

@@ -53,12 +53,12 @@ pub(crate) async fn start(
     state.store.insert_challenge(&challenge).await?;
     if let Err(e) = state
         .notifier
-        .send_code(
-            &identifier,
-            &code,
-            crate::notify::Purpose::Registration,
-            challenge.expires_at,
-        )
+        .send_code(crate::notify::CodeMessage {
+            to: &identifier,
+            code: &code,
+            purpose: crate::notify::Purpose::Registration,
+            expires_at_ms: challenge.expires_at,
+        })
         .await
         .map_err(Error::from)
     {
