@@ -77,16 +77,25 @@ pub(crate) async fn head(
     }))
 }
 
+/// The two numbers a proof route requires, or 400 naming them.
+fn required_pair(uri: &Uri, names: [&'static str; 2]) -> Result<(u64, u64)> {
+    let (v, _) = query(uri, &names)?;
+    match (v[0], v[1]) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(Error::InvalidPath(format!(
+            "{} and {} are required",
+            names[0], names[1]
+        ))),
+    }
+}
+
 /// GET /api/v1/log/proof/inclusion?index=I&size=N
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     _caller: AnyCaller,
     uri: Uri,
 ) -> Result<Protobuf<LogProof>> {
-    let (v, _) = query(&uri, &["index", "size"])?;
-    let (Some(index), Some(size)) = (v[0], v[1]) else {
-        return Err(Error::InvalidPath("index and size are required".into()));
-    };
+    let (index, size) = required_pair(&uri, ["index", "size"])?;
     let tree = state.trust.synced(state.store.as_ref()).await?;
     if size > tree.size() || index >= size {
         return Err(too_small("index/size", index.max(size), tree.size()));
@@ -105,10 +114,7 @@ pub(crate) async fn consistency(
     _caller: AnyCaller,
     uri: Uri,
 ) -> Result<Protobuf<LogProof>> {
-    let (v, _) = query(&uri, &["from", "to"])?;
-    let (Some(from), Some(to)) = (v[0], v[1]) else {
-        return Err(Error::InvalidPath("from and to are required".into()));
-    };
+    let (from, to) = required_pair(&uri, ["from", "to"])?;
     if from > to {
         return Err(Error::InvalidPath("from must not exceed to".into()));
     }
