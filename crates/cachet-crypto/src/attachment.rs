@@ -94,6 +94,9 @@ pub fn sealed_len(version: FormatVersion, len: u64) -> u64 {
     len + chunk_count(version, len) * MAC_LEN as u64
 }
 
+/// Seals or opens one chunk in place: [`seal_indexed`] or [`open_indexed`].
+type ChunkStep = fn(&SecretBox, FormatVersion, u64, &mut [u8], bool) -> Result<(), CryptoError>;
+
 /// Where a sealer or opener stands in the chunk sequence: both walk the same indices
 /// under the same cipher, and both refuse to go past the final chunk.
 struct ChunkCursor {
@@ -120,7 +123,7 @@ impl ChunkCursor {
         buffer: &mut [u8],
         is_final: bool,
         after_final: &'static str,
-        step: fn(&SecretBox, FormatVersion, u64, &mut [u8], bool) -> Result<(), CryptoError>,
+        step: ChunkStep,
     ) -> Result<(), CryptoError> {
         if self.finished {
             return Err(CryptoError::Stream(after_final));
