@@ -465,6 +465,18 @@ async fn run_phase(
     })
 }
 
+/// The insert of `batch` envelope rows into the scratch `table` at once, with numbered
+/// placeholders (`$1`, `$2`, ...), which both SQLite and PostgreSQL take.
+fn batch_insert_sql(table: &str, batch: usize) -> String {
+    let rows: Vec<String> = (0..batch)
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    format!(
+        "INSERT INTO {table} (recipient_id, envelope, created_at) VALUES {}",
+        rows.join(", ")
+    )
+}
+
 /// Rows per second inserted into a scratch table of the same database kind, `batch`
 /// envelope-sized rows per transaction, for about `duration`.
 async fn db_ceiling(
@@ -498,13 +510,7 @@ async fn db_ceiling(
             .execute(&mut conn)
             .await
             .map_err(db_err)?;
-            let sql = format!(
-                "INSERT INTO ceiling (recipient_id, envelope, created_at) VALUES {}",
-                (0..batch)
-                    .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let sql = batch_insert_sql("ceiling", batch);
             while started.elapsed() < duration {
                 let mut tx = conn.begin().await.map_err(db_err)?;
                 let mut q = sqlx::query(&sql);
@@ -537,13 +543,7 @@ async fn db_ceiling(
             .execute(&pool)
             .await
             .map_err(db_err)?;
-            let sql = format!(
-                "INSERT INTO {table} (recipient_id, envelope, created_at) VALUES {}",
-                (0..batch)
-                    .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let sql = batch_insert_sql(&table, batch);
             // Four writers at once, as a pool of server connections would be.
             let mut writers = tokio::task::JoinSet::new();
             for _ in 0..4 {

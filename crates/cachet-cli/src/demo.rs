@@ -225,6 +225,32 @@ impl Demo<'_> {
         Ok(())
     }
 
+    /// A new installation of `name` adds Dr Martin back and reads `text`, which he sent
+    /// to the old keys (saying how it `opened`); then Dr Martin's app learns the new keys.
+    /// Both reinstallations of the demo (with a key history, after a recovery) do this.
+    async fn back_with_martin(
+        &mut self,
+        installation: &Client,
+        name: &str,
+        martin: &Client,
+        (text, opened): (&str, &str),
+    ) -> Result<(), CliError> {
+        installation
+            .add_contact(martin.user_id(), Some("dr-martin"))
+            .await?;
+        self.expect_text(installation, martin, text).await?;
+        self.say(opened);
+        let report = martin
+            .refresh_contact(installation.user_id())
+            .await?
+            .ok_or_else(|| fail(format!("Dr Martin did not see {name}'s new keys")))?;
+        self.say(format!(
+            "  Dr Martin's app: {}",
+            render::key_change(&report)
+        ));
+        Ok(())
+    }
+
     async fn expect_text(
         &mut self,
         who: &Client,
@@ -540,20 +566,9 @@ impl Demo<'_> {
             "  Camille's new installation: key version {} (new Box and Sign keys)",
             camille.key_version()
         ));
-        camille
-            .add_contact(martin.user_id(), Some("dr-martin"))
+        let opened = "  -> opened with Camille's previous Box Key (version 1)";
+        self.back_with_martin(&camille, "Camille", martin, (r1, opened))
             .await?;
-        self.expect_text(&camille, martin, r1).await?;
-        self.say("  -> opened with Camille's previous Box Key (version 1)");
-
-        let report = martin
-            .refresh_contact(camille.user_id())
-            .await?
-            .ok_or_else(|| fail("Dr Martin did not see Camille's new keys"))?;
-        self.say(format!(
-            "  Dr Martin's app: {}",
-            render::key_change(&report)
-        ));
         let events = self.expect_text(martin, &camille, r2).await?;
         self.say("  -> opened with Camille's previous Box Key (version 1) from her key history");
         for e in &events {
@@ -668,19 +683,9 @@ impl Demo<'_> {
             "  the new installation (key version {}) is announced signed by the recovered Sign Key",
             keller.key_version()
         ));
-        keller
-            .add_contact(martin.user_id(), Some("dr-martin"))
+        let opened = "  -> the message sent to the lost phone opened with the recovered Box Key";
+        self.back_with_martin(&keller, "Dr Keller", martin, (t, opened))
             .await?;
-        self.expect_text(&keller, martin, t).await?;
-        self.say("  -> the message sent to the lost phone opened with the recovered Box Key");
-        let report = martin
-            .refresh_contact(keller.user_id())
-            .await?
-            .ok_or_else(|| fail("Dr Martin did not see Dr Keller's new keys"))?;
-        self.say(format!(
-            "  Dr Martin's app: {}",
-            render::key_change(&report)
-        ));
         let err = servers
             .recover(
                 &self.recovery_checks(&servers, key_dir, &KELLER).await?,

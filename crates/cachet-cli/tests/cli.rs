@@ -57,6 +57,14 @@ impl Env {
             .success();
     }
 
+    /// Registers Dr Alice and Bob (profiles `alice` and `bob`) at these numbers, and has
+    /// Alice add Bob as `bob`: the start of every conversation through the CLI.
+    fn register_alice_with_contact_bob(&self, alice_phone: &str, bob_phone: &str) {
+        self.register("alice", alice_phone, "Dr Alice");
+        self.register("bob", bob_phone, "Bob");
+        self.ok("alice", &["contacts", "add", bob_phone, "--as", "bob"]);
+    }
+
     /// Runs `cachet --profile <profile> ARGS` and returns what it did.
     fn run(&self, profile: &str, args: &[&str]) -> Output {
         self.cachet(profile).args(args).output().unwrap()
@@ -206,9 +214,7 @@ fn no_profile_is_reported_with_a_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_send_and_read_through_the_cli() {
     let env = Env::start().await;
-    env.register("alice", "+33611111111", "Dr Alice");
-    env.register("bob", "+33622222222", "Bob");
-    env.ok("alice", &["contacts", "add", "+33622222222", "--as", "bob"]);
+    env.register_alice_with_contact_bob("+33611111111", "+33622222222");
     let out = env.run("alice", &["send", "bob", "Results", "are", "normal"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("sent to bob: \"Results are normal\""));
@@ -325,9 +331,7 @@ async fn twenty_wrong_pins_from_twenty_processes_at_once_are_all_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gives_a_reason_a_hint_and_loses_nothing() {
     let mut env = Env::start().await;
-    env.register("alice", "+33633333333", "Dr Alice");
-    env.register("bob", "+33644444444", "Bob");
-    env.ok("alice", &["contacts", "add", "+33644444444", "--as", "bob"]);
+    env.register_alice_with_contact_bob("+33633333333", "+33644444444");
     env.ok("alice", &["send", "bob", "first"]);
     let before = profile_files(&env.profile("alice"));
 
@@ -557,9 +561,7 @@ async fn an_unreachable_key_server_is_named_with_its_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_to_a_key_changed_contact_until_accepted_through_the_cli() {
     let env = Env::start().await;
-    env.register("alice", "+33677777701", "Dr Alice");
-    env.register("bob", "+33677777702", "Bob");
-    env.ok("alice", &["contacts", "add", "+33677777702", "--as", "bob"]);
+    env.register_alice_with_contact_bob("+33677777701", "+33677777702");
     env.ok("alice", &["verify", "bob", "--confirm"]);
     env.ok("alice", &["send", "bob", "before"]);
     env.ok("bob", &["inbox"]);

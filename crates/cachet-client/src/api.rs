@@ -32,6 +32,31 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// One request to the data server: described once, so that a single attempt and a
+/// retried send take the same thing.
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    body: Vec<u8>,
+    content_type: &'static str,
+    signer: Option<&'a Signer>,
+    timeout: Duration,
+}
+
+impl<'a> Call<'a> {
+    /// A protobuf request with the default timeout.
+    fn protobuf(method: Method, path: &'a str, body: Vec<u8>, signer: Option<&'a Signer>) -> Self {
+        Self {
+            method,
+            path,
+            body,
+            content_type: PROTOBUF,
+            signer,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
 /// A connection to one data server.
 #[derive(Debug, Clone)]
 pub(crate) struct Api {
@@ -222,6 +247,24 @@ impl Api {
         })
     }
 
+    /// A connection with the clock and retry policy of a client's `options`, trusting
+    /// `root_certificate_pem` where given: how every installation reaches its server.
+    pub fn configured(
+        server_url: &str,
+        options: &crate::ClientOptions,
+        root_certificate_pem: Option<&[u8]>,
+    ) -> Result<Self> {
+        Ok(
+            Self::new(server_url, options.clock.clone(), root_certificate_pem)?
+                .with_retry(options.retry),
+        )
+    }
+
+    /// [`Self::configured`] trusting the certificate the `options` name, if any.
+    pub fn for_options(server_url: &str, options: &crate::ClientOptions) -> Result<Self> {
+        Self::configured(server_url, options, options.root_certificate_pem.as_deref())
+    }
+
     /// The same connection with another retry policy for sends.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -244,38 +287,17 @@ impl Api {
         Ok(url)
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &str,
-        signer: Option<&Signer>,
-        timeout: Duration,
-    ) -> Result<bytes::Bytes> {
-        self.attempt(&method, path, &body, content_type, signer, timeout)
-            .await
-            .map_err(|f| f.error)
+    async fn send(&self, call: &Call<'_>) -> Result<bytes::Bytes> {
+        self.attempt(call).await.map_err(|f| f.error)
     }
 
     /// [`send`](Self::send) for a request that is safe to repeat, tried again on a
     /// transient failure per the [`RetryPolicy`] (signed afresh each time: the server
     /// refuses a replayed signature).
-    async fn send_retrying(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &str,
-        signer: Option<&Signer>,
-        timeout: Duration,
-    ) -> Result<bytes::Bytes> {
+    async fn send_retrying(&self, call: &Call<'_>) -> Result<bytes::Bytes> {
         let mut retries = 0;
         loop {
-            let failure = match self
-                .attempt(&method, path, &body, content_type, signer, timeout)
-                .await
-            {
+            let failure = match self.attempt(call).await {
                 Ok(bytes) => return Ok(bytes),
                 Err(f) => f,
             };
@@ -292,15 +314,16 @@ impl Api {
         }
     }
 
-    async fn attempt(
-        &self,
-        method: &Method,
-        path: &str,
-        body: &[u8],
-        content_type: &str,
-        signer: Option<&Signer>,
-        timeout: Duration,
-    ) -> std::result::Result<bytes::Bytes, Failure> {
+    async fn attempt(&self, call: &Call<'_>) -> std::result::Result<bytes::Bytes, Failure> {
+        let Call {
+            method,
+            path,
+            body,
+            content_type,
+            signer,
+            timeout,
+        } = call;
+        let (content_type, signer, timeout) = (*content_type, *signer, *timeout);
         let url = self.url(path)?;
         let signed_path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -369,7 +392,7 @@ impl Api {
         signer: Option<&Signer>,
     ) -> Result<Resp> {
         let bytes = self
-            .send(method, path, body, PROTOBUF, signer, DEFAULT_TIMEOUT)
+            .send(&Call::protobuf(method, path, body, signer))
             .await?;
         Ok(cachet_proto::decode::message(&bytes)?)
     }
@@ -388,22 +411,19 @@ impl Api {
         body: Vec<u8>,
         signer: &Signer,
     ) -> Result<bytes::Bytes> {
-        self.send(method, path, body, OCTETS, Some(signer), CHUNK_TIMEOUT)
-            .await
+        self.send(&Call {
+            content_type: OCTETS,
+            timeout: CHUNK_TIMEOUT,
+            ..Call::protobuf(method, path, body, Some(signer))
+        })
+        .await
     }
 
     /// A signed protobuf `POST` whose answer carries nothing.
     async fn post_proto(&self, path: &str, body: &impl Message, signer: &Signer) -> Result<()> {
         let body = body.encode_to_vec();
-        self.send(
-            Method::POST,
-            path,
-            body,
-            PROTOBUF,
-            Some(signer),
-            DEFAULT_TIMEOUT,
-        )
-        .await?;
+        self.send(&Call::protobuf(Method::POST, path, body, Some(signer)))
+            .await?;
         Ok(())
     }
 
@@ -528,29 +548,25 @@ impl Api {
     /// Sends an envelope, retrying transient failures with the same bytes (so the same
     /// message id): the server stores and delivers it once.
     pub async fn send_envelope(&self, s: &Signer, envelope: &v1::Envelope) -> Result<()> {
-        self.send_retrying(
+        let path = "/api/v1/messages/send";
+        self.send_retrying(&Call::protobuf(
             Method::POST,
-            "/api/v1/messages/send",
+            path,
             envelope.encode_to_vec(),
-            PROTOBUF,
             Some(s),
-            DEFAULT_TIMEOUT,
-        )
+        ))
         .await?;
         Ok(())
     }
 
     pub async fn receive(&self, s: &Signer, ack: &v1::Ack) -> Result<v1::EnvelopeList> {
         let timeout = DEFAULT_TIMEOUT + Duration::from_secs(u64::from(ack.wait_seconds));
+        let path = "/api/v1/messages/receive";
         let bytes = self
-            .send(
-                Method::POST,
-                "/api/v1/messages/receive",
-                ack.encode_to_vec(),
-                PROTOBUF,
-                Some(s),
+            .send(&Call {
                 timeout,
-            )
+                ..Call::protobuf(Method::POST, path, ack.encode_to_vec(), Some(s))
+            })
             .await?;
         Ok(cachet_proto::decode::message(&bytes)?)
     }

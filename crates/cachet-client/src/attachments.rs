@@ -176,19 +176,14 @@ impl Client {
 
     /// Uploads waiting to be resumed.
     pub fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
-        let s = self.session()?;
-        let db = s.db();
-        let mut stmt = db.conn.prepare(
-            "SELECT attachment_id, path, plaintext_size FROM uploads WHERE state != 'sent' ORDER BY created_at",
-        )?;
-        let rows = stmt.query_map([], |r| {
+        let sql = "SELECT attachment_id, path, plaintext_size FROM uploads WHERE state != 'sent' ORDER BY created_at";
+        self.session()?.db().all_rows(sql, |r| {
             Ok(PendingUpload {
                 attachment_id: r.get(0)?,
                 path: PathBuf::from(r.get::<_, String>(1)?),
                 size: r.get::<_, i64>(2)? as u64,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Resumes an interrupted upload: sends only the chunks the server lacks, completes
@@ -454,17 +449,13 @@ impl Client {
 
     /// Attachments received or sent, newest first.
     pub fn attachments(&self) -> Result<Vec<AttachmentInfo>> {
-        let s = self.session()?;
-        let db = s.db();
-        let mut stmt = db
-            .conn
-            .prepare("SELECT pointer, sender_id FROM attachments ORDER BY rowid DESC")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })?;
+        let sql = "SELECT pointer, sender_id FROM attachments ORDER BY rowid DESC";
+        let rows: Vec<(Vec<u8>, String)> = self
+            .session()?
+            .db()
+            .all_rows(sql, |r| Ok((r.get(0)?, r.get(1)?)))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (bytes, sender_id) = row?;
+        for (bytes, sender_id) in rows {
             if let Ok(p) = AttachmentPointer::decode(bytes.as_slice()) {
                 out.push(AttachmentInfo {
                     attachment_id: p.attachment_id,
@@ -479,19 +470,8 @@ impl Client {
     }
 
     fn pointer(&self, s: &Session, attachment_id: &str) -> Result<AttachmentPointer> {
-        let bytes: Option<Vec<u8>> = s
-            .db()
-            .conn
-            .query_row(
-                "SELECT pointer FROM attachments WHERE attachment_id = ?1",
-                [attachment_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let bytes = bytes.ok_or_else(|| ClientError::NotFound {
-            kind: "attachment",
-            id: attachment_id.to_owned(),
-        })?;
+        let sql = "SELECT pointer FROM attachments WHERE attachment_id = ?1";
+        let bytes: Vec<u8> = s.db().value_of(sql, "attachment", attachment_id)?;
         Ok(AttachmentPointer::decode(bytes.as_slice())?)
     }
 

@@ -120,12 +120,7 @@ impl PendingRegistration {
         challenge_id: &str,
         options: ClientOptions,
     ) -> Result<Self> {
-        let api = Api::new(
-            server_url,
-            options.clock.clone(),
-            options.root_certificate_pem.as_deref(),
-        )?
-        .with_retry(options.retry);
+        let api = Api::for_options(server_url, &options)?;
         Ok(Self {
             api,
             options,
@@ -267,12 +262,7 @@ impl Client {
         identifier: &str,
         options: ClientOptions,
     ) -> Result<PendingRegistration> {
-        let api = Api::new(
-            server_url,
-            options.clock.clone(),
-            options.root_certificate_pem.as_deref(),
-        )?
-        .with_retry(options.retry);
+        let api = Api::for_options(server_url, &options)?;
         let response = api.register_start(identifier).await?;
         Ok(PendingRegistration {
             api,
@@ -304,12 +294,7 @@ impl Client {
             }
             Err(e) => return Err(ClientError::io(pin_path, e)),
         };
-        let api = Api::new(
-            &server_url,
-            options.clock.clone(),
-            pinned_certificate.as_deref(),
-        )?
-        .with_retry(options.retry);
+        let api = Api::configured(&server_url, &options, pinned_certificate.as_deref())?;
         // A profile written by an earlier version may have files others can read.
         restrict_profile(dir);
         Ok(Self {

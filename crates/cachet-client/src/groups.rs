@@ -84,13 +84,8 @@ impl Client {
 
     /// Every group the user is in.
     pub fn groups(&self) -> Result<Vec<Group>> {
-        let s = self.session()?;
-        let db = s.db();
-        let mut stmt = db
-            .conn
-            .prepare("SELECT group_id, name, members, created_by FROM groups ORDER BY name")?;
-        let rows = stmt.query_map([], row_to_group)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let sql = "SELECT group_id, name, members, created_by FROM groups ORDER BY name";
+        self.session()?.db().all_rows(sql, row_to_group)
     }
 
     /// A group by id or name.
@@ -108,19 +103,8 @@ impl Client {
     }
 
     pub(crate) fn group_members(&self, s: &Session, group_id: &str) -> Result<Vec<String>> {
-        let members: Option<String> = s
-            .db()
-            .conn
-            .query_row(
-                "SELECT members FROM groups WHERE group_id = ?1",
-                [group_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let members = members.ok_or_else(|| ClientError::NotFound {
-            kind: "group",
-            id: group_id.to_owned(),
-        })?;
+        let sql = "SELECT members FROM groups WHERE group_id = ?1";
+        let members: String = s.db().value_of(sql, "group", group_id)?;
         Ok(serde_json::from_str(&members).unwrap_or_default())
     }
 

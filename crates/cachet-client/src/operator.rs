@@ -73,6 +73,18 @@ impl OperatorClient {
         })
     }
 
+    /// An audited operator action on one user (`verify`, `revoke`): the user's profile
+    /// as the server answers it.
+    async fn user_action(
+        &self,
+        user_id: &str,
+        action: &str,
+        body: Vec<u8>,
+    ) -> Result<v1::UserProfile> {
+        let path = format!("/api/v1/operator/users/{user_id}/{action}");
+        self.call(Method::POST, &path, body, true).await
+    }
+
     async fn call<Resp: Message + Default>(
         &self,
         method: Method,
@@ -192,14 +204,7 @@ impl OperatorClient {
             note: note.to_owned(),
         }
         .encode_to_vec();
-        let profile = self
-            .call(
-                Method::POST,
-                &format!("/api/v1/operator/users/{user_id}/verify"),
-                body,
-                true,
-            )
-            .await?;
+        let profile = self.user_action(user_id, "verify", body).await?;
         if let Some(tail) = self.chain_tail(user_id).await? {
             self.append_as_operator(user_id, &tail.last, Event::ProfileVerified)
                 .await?;
@@ -215,14 +220,7 @@ impl OperatorClient {
             reason: reason.to_owned(),
         }
         .encode_to_vec();
-        let profile = self
-            .call(
-                Method::POST,
-                &format!("/api/v1/operator/users/{user_id}/revoke"),
-                body,
-                true,
-            )
-            .await?;
+        let profile = self.user_action(user_id, "revoke", body).await?;
         self.log_revocation(user_id).await?;
         Ok(profile)
     }

@@ -148,6 +148,35 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// The one column that `sql` selects from the row whose key `?1` is `id`, or
+    /// [`ClientError::NotFound`] naming `kind` and `id`: a lookup by id that must hit.
+    pub(crate) fn value_of<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        kind: &'static str,
+        id: &str,
+    ) -> Result<T> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(sql, [id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| ClientError::NotFound {
+                kind,
+                id: id.to_owned(),
+            })
+    }
+
+    /// Every row that `sql` (without parameters) selects, mapped by `row`: a listing.
+    pub(crate) fn all_rows<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map([], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Opens (creating if needed) the database in `dir` under the Database Key.
     ///
     /// The file is created readable by the owner only before SQLite opens it; SQLite

@@ -94,22 +94,63 @@ pub fn sealed_len(version: FormatVersion, len: u64) -> u64 {
     len + chunk_count(version, len) * MAC_LEN as u64
 }
 
-/// Seals an attachment chunk by chunk.
-pub struct ChunkSealer {
+/// Seals or opens one chunk in place: [`seal_indexed`] or [`open_indexed`].
+type ChunkStep = fn(&SecretBox, FormatVersion, u64, &mut [u8], bool) -> Result<(), CryptoError>;
+
+/// Where a sealer or opener stands in the chunk sequence: both walk the same indices
+/// under the same cipher, and both refuse to go past the final chunk.
+struct ChunkCursor {
     cipher: SecretBox,
     version: FormatVersion,
     next_index: u64,
     finished: bool,
 }
 
-impl ChunkSealer {
-    /// Starts sealing under `key`, which must be fresh for this attachment.
-    pub fn new(key: &SymmetricKey, version: FormatVersion) -> Self {
+impl ChunkCursor {
+    fn new(key: &SymmetricKey, version: FormatVersion) -> Self {
         Self {
             cipher: SecretBox::new(key),
             version,
             next_index: 1,
             finished: false,
+        }
+    }
+
+    /// Runs `step` (seal or open) on the next chunk, then moves on; `after_final` is the
+    /// error for a chunk that comes after the final one.
+    fn advance(
+        &mut self,
+        buffer: &mut [u8],
+        is_final: bool,
+        after_final: &'static str,
+        step: ChunkStep,
+    ) -> Result<(), CryptoError> {
+        if self.finished {
+            return Err(CryptoError::Stream(after_final));
+        }
+        step(
+            &self.cipher,
+            self.version,
+            self.next_index,
+            buffer,
+            is_final,
+        )?;
+        self.next_index += 1;
+        self.finished = is_final;
+        Ok(())
+    }
+}
+
+/// Seals an attachment chunk by chunk.
+pub struct ChunkSealer {
+    cursor: ChunkCursor,
+}
+
+impl ChunkSealer {
+    /// Starts sealing under `key`, which must be fresh for this attachment.
+    pub fn new(key: &SymmetricKey, version: FormatVersion) -> Self {
+        Self {
+            cursor: ChunkCursor::new(key, version),
         }
     }
 
@@ -130,43 +171,30 @@ impl ChunkSealer {
         buffer: &mut [u8],
         is_final: bool,
     ) -> Result<(), CryptoError> {
-        if self.finished {
-            return Err(CryptoError::Stream("chunk sealed after the final one"));
-        }
-        seal_indexed(
-            &self.cipher,
-            self.version,
-            self.next_index,
+        self.cursor.advance(
             buffer,
             is_final,
-        )?;
-        self.next_index += 1;
-        self.finished = is_final;
-        Ok(())
+            "chunk sealed after the final one",
+            seal_indexed,
+        )
     }
 
     /// Whether the final chunk has been sealed.
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.cursor.finished
     }
 }
 
 /// Opens an attachment chunk by chunk, in order.
 pub struct ChunkOpener {
-    cipher: SecretBox,
-    version: FormatVersion,
-    next_index: u64,
-    finished: bool,
+    cursor: ChunkCursor,
 }
 
 impl ChunkOpener {
     /// Starts opening under the attachment's key.
     pub fn new(key: &SymmetricKey, version: FormatVersion) -> Self {
         Self {
-            cipher: SecretBox::new(key),
-            version,
-            next_index: 1,
-            finished: false,
+            cursor: ChunkCursor::new(key, version),
         }
     }
 
@@ -185,19 +213,18 @@ impl ChunkOpener {
         buffer: &mut [u8],
         is_last: bool,
     ) -> Result<(), CryptoError> {
-        if self.finished {
-            return Err(CryptoError::Stream("data after the final chunk"));
-        }
-        open_indexed(&self.cipher, self.version, self.next_index, buffer, is_last)?;
-        self.next_index += 1;
-        self.finished = is_last;
-        Ok(())
+        self.cursor
+            .advance(buffer, is_last, "data after the final chunk", open_indexed)
     }
 
     /// Call when the stored object has ended: fails if it ended before any final chunk
     /// (version 2), which is how truncation shows.
     pub fn finish(&self) -> Result<(), CryptoError> {
-        match (self.version, self.finished, self.next_index) {
+        match (
+            self.cursor.version,
+            self.cursor.finished,
+            self.cursor.next_index,
+        ) {
             (_, true, _) => Ok(()),
             (FormatVersion::V1, false, 1) => Ok(()), // v1 empty file: no chunks at all
             _ => Err(CryptoError::Stream(

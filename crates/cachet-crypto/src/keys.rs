@@ -21,37 +21,77 @@ fn array_from<const N: usize>(bytes: &[u8], what: &'static str) -> Result<[u8; N
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SymmetricKey(Box<[u8; KEY_LEN]>);
 
+/// What every boxed 32-byte secret here has: wrapping raw bytes or a checked slice,
+/// exposing the bytes by a name that stands out, comparing in constant time, and a
+/// `Debug` that prints nothing of it. The docs of `from_bytes` and `expose_secret` vary.
+macro_rules! secret_key {
+    ($name:ident, $what:literal, from_bytes: $from_bytes_doc:literal, expose_secret: $expose_doc:literal) => {
+        impl $name {
+            #[doc = $from_bytes_doc]
+            pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+                Self(Box::new(bytes))
+            }
+            /// Wraps a slice, checking its length.
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+                Ok(Self::from_bytes(array_from(bytes, $what)?))
+            }
+            #[doc = $expose_doc]
+            pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
+                &self.0
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.ct_eq(&*other.0).into()
+            }
+        }
+        impl Eq for $name {}
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+    };
+}
+
+/// What every public byte string here has: parsing from a slice with its length checked,
+/// its bytes, and a `Debug` that shows the first eight bytes in hex.
+macro_rules! public_bytes {
+    ($name:ident, $len:expr, $what:literal, from_slice: $from_slice_doc:literal, as_bytes: $as_bytes_doc:literal) => {
+        impl $name {
+            #[doc = $from_slice_doc]
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+                Ok(Self(array_from(bytes, $what)?))
+            }
+            #[doc = $as_bytes_doc]
+            pub fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), hex_short(&self.0))
+            }
+        }
+    };
+}
+
 impl SymmetricKey {
     /// A fresh key from the OS CSPRNG (`secure_random_bytes(32)` in the whitepaper).
     pub fn generate() -> Self {
         Self(Box::new(crate::random_bytes()))
     }
-    /// Wraps raw key bytes.
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Box::new(bytes))
-    }
-    /// Wraps a slice, checking its length.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self::from_bytes(array_from(bytes, "symmetric key")?))
-    }
-    /// The raw key. Named so that every use of a secret stands out in review.
-    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
 }
 
-impl PartialEq for SymmetricKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&*other.0).into()
-    }
-}
-impl Eq for SymmetricKey {}
-
-impl fmt::Debug for SymmetricKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SymmetricKey(<redacted>)")
-    }
-}
+secret_key!(
+    SymmetricKey,
+    "symmetric key",
+    from_bytes: "Wraps raw key bytes.",
+    expose_secret: "The raw key. Named so that every use of a secret stands out in review."
+);
 
 /// A 24-byte XSalsa20 nonce.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,21 +102,15 @@ impl Nonce {
     pub fn random() -> Self {
         Self(crate::random_bytes())
     }
-    /// Parses a nonce, checking its length.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(array_from(bytes, "nonce")?))
-    }
-    /// The nonce bytes.
-    pub fn as_bytes(&self) -> &[u8; NONCE_LEN] {
-        &self.0
-    }
 }
 
-impl fmt::Debug for Nonce {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Nonce({})", hex_short(&self.0))
-    }
-}
+public_bytes!(
+    Nonce,
+    NONCE_LEN,
+    "nonce",
+    from_slice: "Parses a nonce, checking its length.",
+    as_bytes: "The nonce bytes."
+);
 
 fn hex_short(bytes: &[u8]) -> String {
     bytes
@@ -91,57 +125,30 @@ fn hex_short(bytes: &[u8]) -> String {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BoxPublicKey(pub [u8; KEY_LEN]);
 
-impl BoxPublicKey {
-    /// Parses a public key, checking its length.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(array_from(bytes, "box public key")?))
-    }
-    /// The key bytes.
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BoxPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BoxPublicKey({})", hex_short(&self.0))
-    }
-}
+public_bytes!(
+    BoxPublicKey,
+    KEY_LEN,
+    "box public key",
+    from_slice: "Parses a public key, checking its length.",
+    as_bytes: "The key bytes."
+);
 
 /// The secret half of a Box Key. Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct BoxSecretKey(Box<[u8; KEY_LEN]>);
 
+secret_key!(
+    BoxSecretKey,
+    "box secret key",
+    from_bytes: "Wraps raw secret key bytes (libsodium's 32-byte `crypto_box` secret key).",
+    expose_secret: "The raw secret key."
+);
+
 impl BoxSecretKey {
-    /// Wraps raw secret key bytes (libsodium's 32-byte `crypto_box` secret key).
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Box::new(bytes))
-    }
-    /// Wraps a slice, checking its length.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self::from_bytes(array_from(bytes, "box secret key")?))
-    }
-    /// The raw secret key.
-    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
     /// The matching public key (X25519 base-point multiplication).
     pub fn public_key(&self) -> BoxPublicKey {
         let secret = x25519_dalek::StaticSecret::from(*self.0);
         BoxPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
-    }
-}
-
-impl PartialEq for BoxSecretKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&*other.0).into()
-    }
-}
-impl Eq for BoxSecretKey {}
-
-impl fmt::Debug for BoxSecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BoxSecretKey(<redacted>)")
     }
 }
 
@@ -180,15 +187,15 @@ impl fmt::Debug for BoxKeyPair {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SignPublicKey(pub [u8; KEY_LEN]);
 
+public_bytes!(
+    SignPublicKey,
+    KEY_LEN,
+    "sign public key",
+    from_slice: "Parses a public key, checking its length (not yet its validity: see [`Self::verifying_key`]).",
+    as_bytes: "The key bytes."
+);
+
 impl SignPublicKey {
-    /// Parses a public key, checking its length (not yet its validity: see [`Self::verifying_key`]).
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(array_from(bytes, "sign public key")?))
-    }
-    /// The key bytes.
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
     /// Decodes the point and rejects keys of small order, which could make a signature
     /// verify for many messages.
     pub(crate) fn verifying_key(&self) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
@@ -207,12 +214,6 @@ impl SignPublicKey {
         Ok(BoxPublicKey(
             self.verifying_key()?.to_montgomery().to_bytes(),
         ))
-    }
-}
-
-impl fmt::Debug for SignPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SignPublicKey({})", hex_short(&self.0))
     }
 }
 

@@ -281,6 +281,13 @@ fn filler(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// An attachment's plaintext (a length from [`attachment_len`], pseudo-random bytes)
+/// and a key: the input of every attachment property.
+fn attachment_and_key() -> impl Strategy<Value = (Vec<u8>, [u8; 32])> {
+    (attachment_len(), any::<u64>(), any::<[u8; 32]>())
+        .prop_map(|(len, seed, key)| (filler(len, seed), key))
+}
+
 /// Attachment lengths: around the chunk boundaries, or anywhere up to three chunks.
 fn attachment_len() -> impl Strategy<Value = usize> {
     prop_oneof![
@@ -330,11 +337,9 @@ proptest! {
 
     #[test]
     fn attachment_v1_opens_chunk_by_chunk_with_libsodium(
-        len in attachment_len(),
-        seed in any::<u64>(),
-        key in any::<[u8; 32]>(),
+        (plain, key) in attachment_and_key(),
     ) {
-        let plain = filler(len, seed);
+        let len = plain.len();
         let sym = SymmetricKey::from_bytes(key);
         let sealed = attachment::seal_all(&plain, &sym, FormatVersion::V1);
         prop_assert_eq!(sealed.len() as u64, attachment::sealed_len(FormatVersion::V1, len as u64));
@@ -345,11 +350,9 @@ proptest! {
 
     #[test]
     fn attachment_v1_from_libsodium_opens_with_chunk_opener(
-        len in attachment_len(),
-        seed in any::<u64>(),
-        key in any::<[u8; 32]>(),
+        (plain, key) in attachment_and_key(),
     ) {
-        let plain = filler(len, seed);
+        let len = plain.len();
         let sealed = seal_v1_with_libsodium(&plain, &key);
         let mut opener = ChunkOpener::new(&SymmetricKey::from_bytes(key), FormatVersion::V1);
         let mut out = Vec::with_capacity(len);
@@ -364,11 +367,9 @@ proptest! {
 
     #[test]
     fn attachment_v2_matches_its_nonce_layout_in_libsodium(
-        len in attachment_len(),
-        seed in any::<u64>(),
-        key in any::<[u8; 32]>(),
+        (plain, key) in attachment_and_key(),
     ) {
-        let plain = filler(len, seed);
+        let len = plain.len();
         let sym = SymmetricKey::from_bytes(key);
         let chunk_count = attachment::chunk_count(FormatVersion::V2, len as u64) as usize;
 

@@ -132,6 +132,19 @@ fn all_vectors() -> BTreeMap<String, Vector> {
 
 /// The vectors of one kind, checking that the named files are among them (a deleted
 /// or renamed vector file fails the test instead of silently shrinking it).
+/// [`vectors_of`] for the vectors of one `Vector` variant: `vectors_of!(Vector::Box, files)`.
+macro_rules! vectors_of {
+    ($variant:path, $files:expr $(,)?) => {
+        vectors_of(
+            |v| match v {
+                $variant(x) => Some(x),
+                _ => None,
+            },
+            $files,
+        )
+    };
+}
+
 fn vectors_of<T>(pick: impl Fn(Vector) -> Option<T>, expected_files: &[&str]) -> Vec<(String, T)> {
     let picked: Vec<(String, T)> = all_vectors()
         .into_iter()
@@ -158,11 +171,8 @@ fn array<const N: usize>(hex_text: &str) -> [u8; N] {
 
 #[test]
 fn crypto_box_vectors() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::Box(b) => Some(b),
-            _ => None,
-        },
+    let vectors = vectors_of!(
+        Vector::Box,
         &[
             "nacl_box.json",
             "box_bad_tag.json",
@@ -221,13 +231,7 @@ fn crypto_box_vectors() {
 
 #[test]
 fn crypto_box_to_a_small_order_key() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::BoxSmallOrder(b) => Some(b),
-            _ => None,
-        },
-        &["box_small_order_public_key.json"],
-    );
+    let vectors = vectors_of!(Vector::BoxSmallOrder, &["box_small_order_public_key.json"],);
     for (name, v) in &vectors {
         assert!(!v.valid, "{name}");
         let ctx = format!("{name}: {}", v.description);
@@ -268,11 +272,8 @@ fn crypto_box_to_a_small_order_key() {
 
 #[test]
 fn crypto_secretbox_vectors() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::Secretbox(s) => Some(s),
-            _ => None,
-        },
+    let vectors = vectors_of!(
+        Vector::Secretbox,
         &[
             "nacl_secretbox.json",
             "secretbox_bad_tag.json",
@@ -338,11 +339,8 @@ fn the_nacl_box_and_secretbox_vectors_share_one_ciphertext() {
 
 #[test]
 fn ed25519_vectors() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::Ed25519(e) => Some(e),
-            _ => None,
-        },
+    let vectors = vectors_of!(
+        Vector::Ed25519,
         &[
             "rfc8032_test1.json",
             "rfc8032_test2.json",
@@ -416,11 +414,8 @@ fn ed25519_vectors() {
 
 #[test]
 fn x25519_base_point_vectors() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::X25519Base(x) => Some(x),
-            _ => None,
-        },
+    let vectors = vectors_of!(
+        Vector::X25519Base,
         &["x25519_rfc7748_alice.json", "x25519_rfc7748_bob.json"],
     );
     for (name, v) in &vectors {
@@ -438,13 +433,7 @@ fn x25519_base_point_vectors() {
 
 #[test]
 fn x25519_shared_secret_vectors() {
-    let vectors = vectors_of(
-        |v| match v {
-            Vector::X25519Shared(x) => Some(x),
-            _ => None,
-        },
-        &["x25519_rfc7748_shared.json"],
-    );
+    let vectors = vectors_of!(Vector::X25519Shared, &["x25519_rfc7748_shared.json"],);
     for (name, v) in &vectors {
         let ctx = format!("{name}: {}", v.description);
         let alice_sk: [u8; 32] = array(&v.alice_secret);

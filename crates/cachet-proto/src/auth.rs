@@ -271,51 +271,37 @@ mod tests {
             verify_request(uid, sig, &t, now, |_| k).unwrap_err()
         };
         let good = Some(public);
-        assert_eq!(
-            check(None, Some(&h.sig), target(b"body"), NOW, good),
-            ProtoError::MissingHeader(UID_HEADER)
-        );
-        assert_eq!(
-            check(Some(&h.uid), None, target(b"body"), NOW, good),
-            ProtoError::MissingHeader(SIG_HEADER)
-        );
-        assert_eq!(
-            check(Some("u_bob"), Some(&h.sig), target(b"body"), NOW, good),
-            ProtoError::UidMismatch
-        );
-        assert_eq!(
-            check(Some(&h.uid), Some("!!!"), target(b"body"), NOW, good),
-            ProtoError::MalformedBase64
-        );
-        assert_eq!(
-            check(Some(&h.uid), Some("AAAA"), target(b"body"), NOW, good),
-            ProtoError::SignatureTooShort
-        );
         let junk = base64::engine::general_purpose::STANDARD.encode([0xffu8; 80]);
-        assert_eq!(
-            check(Some(&h.uid), Some(&junk), target(b"body"), NOW, good),
-            ProtoError::MalformedSignatureHeader
-        );
         let other_path = RequestTarget {
             path: "/api/v1/messages/receive",
             ..target(b"body")
         };
-        assert_eq!(
-            check(Some(&h.uid), Some(&h.sig), other_path, NOW, good),
-            ProtoError::PathMismatch
-        );
         let other_method = RequestTarget {
             method: "GET",
             ..target(b"body")
         };
-        assert_eq!(
-            check(Some(&h.uid), Some(&h.sig), other_method, NOW, good),
-            ProtoError::MethodMismatch
-        );
-        assert_eq!(
-            check(Some(&h.uid), Some(&h.sig), target(b"swapped"), NOW, good),
-            ProtoError::BodyMismatch
-        );
+        let (uid, sig, body) = (Some(h.uid.as_str()), Some(h.sig.as_str()), target(b"body"));
+        // What is wrong with the request (headers and target; time and key are right),
+        // and the error it must get.
+        let header_and_target_failures = [
+            (None, sig, body, ProtoError::MissingHeader(UID_HEADER)),
+            (uid, None, body, ProtoError::MissingHeader(SIG_HEADER)),
+            (Some("u_bob"), sig, body, ProtoError::UidMismatch),
+            (uid, Some("!!!"), body, ProtoError::MalformedBase64),
+            (uid, Some("AAAA"), body, ProtoError::SignatureTooShort),
+            (
+                uid,
+                Some(junk.as_str()),
+                body,
+                ProtoError::MalformedSignatureHeader,
+            ),
+            (uid, sig, other_path, ProtoError::PathMismatch),
+            (uid, sig, other_method, ProtoError::MethodMismatch),
+            (uid, sig, target(b"swapped"), ProtoError::BodyMismatch),
+        ];
+        for (uid, sig, t, expected) in header_and_target_failures {
+            assert_eq!(check(uid, sig, t, NOW, good), expected);
+        }
         assert_eq!(
             check(
                 Some(&h.uid),

@@ -25,6 +25,25 @@ fn invalid(field: &'static str, reason: &'static str) -> ProtoError {
     ProtoError::Invalid { field, reason }
 }
 
+/// Decodes a message and runs its checks: what every `decode::<kind>` function does.
+fn checked<T: Message + Default>(
+    bytes: &[u8],
+    check: fn(&T) -> Result<(), ProtoError>,
+) -> Result<T, ProtoError> {
+    let value: T = message(bytes)?;
+    check(&value)?;
+    Ok(value)
+}
+
+/// Checks that a key field holds a 32-byte key.
+fn check_key_len(key: &[u8], field: &'static str) -> Result<(), ProtoError> {
+    if key.len() == cachet_crypto::KEY_LEN {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be 32 bytes"))
+    }
+}
+
 fn check_id(value: &str, field: &'static str, required: bool) -> Result<(), ProtoError> {
     if required && value.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -52,9 +71,7 @@ pub fn validate_id(value: &str, field: &'static str) -> Result<(), ProtoError> {
 /// Decodes an envelope as a client sends it and checks its shape: a message id, exactly
 /// one kind of content, well-formed nonces and bounded sizes.
 pub fn envelope(bytes: &[u8]) -> Result<Envelope, ProtoError> {
-    let env: Envelope = message(bytes)?;
-    validate_envelope(&env)?;
-    Ok(env)
+    checked(bytes, validate_envelope)
 }
 
 /// The checks of [`envelope`] on an already decoded value.
@@ -129,9 +146,7 @@ pub const MAX_FILE_NAME_CHARS: usize = 200;
 /// Decodes an attachment pointer as a client finds it in a decrypted payload and checks
 /// it (see [`validate_attachment_pointer`]).
 pub fn attachment_pointer(bytes: &[u8]) -> Result<AttachmentPointer, ProtoError> {
-    let pointer: AttachmentPointer = message(bytes)?;
-    validate_attachment_pointer(&pointer)?;
-    Ok(pointer)
+    checked(bytes, validate_attachment_pointer)
 }
 
 /// The checks of [`attachment_pointer`]: an attachment id, a 32-byte key, a known chunk
@@ -139,9 +154,7 @@ pub fn attachment_pointer(bytes: &[u8]) -> Result<AttachmentPointer, ProtoError>
 /// choice, made safe by [`safe_file_name`] before anything uses it.
 pub fn validate_attachment_pointer(pointer: &AttachmentPointer) -> Result<(), ProtoError> {
     check_id(&pointer.attachment_id, "attachment_id", true)?;
-    if pointer.key.len() != cachet_crypto::KEY_LEN {
-        return Err(invalid("key", "must be 32 bytes"));
-    }
+    check_key_len(&pointer.key, "key")?;
     if cachet_crypto::attachment::FormatVersion::from_number(pointer.format_version).is_err() {
         return Err(invalid("format_version", "unknown attachment format"));
     }
@@ -170,18 +183,13 @@ pub fn safe_file_name(name: &str) -> String {
 /// Decodes a case key share as a client finds it in a decrypted payload and checks it
 /// (see [`validate_case_key_share`]).
 pub fn case_key_share(bytes: &[u8]) -> Result<CaseKeyShare, ProtoError> {
-    let share: CaseKeyShare = message(bytes)?;
-    validate_case_key_share(&share)?;
-    Ok(share)
+    checked(bytes, validate_case_key_share)
 }
 
 /// The checks of [`case_key_share`]: a case id and a 32-byte case key.
 pub fn validate_case_key_share(share: &CaseKeyShare) -> Result<(), ProtoError> {
     check_id(&share.case_id, "case_id", true)?;
-    if share.case_key.len() != cachet_crypto::KEY_LEN {
-        return Err(invalid("case_key", "must be 32 bytes"));
-    }
-    Ok(())
+    check_key_len(&share.case_key, "case_key")
 }
 
 #[cfg(test)]

@@ -44,31 +44,29 @@ fn seed_case_key_share() -> CaseKeyShare {
     }
 }
 
+/// Writes two seeds for `target`: the message alone (`bare`, as `bare_name`) and inside a
+/// payload as `body`, the two ways a client decodes it.
+fn write_bare_and_in_payload(target: &str, bare_name: &str, bare: Vec<u8>, body: Body) {
+    write_seed(target, bare_name, bare);
+    let payload = Payload {
+        body: Some(body),
+        ..Default::default()
+    };
+    write_seed(target, "seed-payload", payload.encode_to_vec());
+}
+
 fn write_attachment_and_case_seeds() {
-    write_seed(
+    let pointer = seed_pointer();
+    let bare = pointer.encode_to_vec();
+    write_bare_and_in_payload(
         "attachment_pointer",
         "seed-pointer",
-        seed_pointer().encode_to_vec(),
+        bare,
+        Body::Attachment(pointer),
     );
-    let payload = Payload {
-        body: Some(Body::Attachment(seed_pointer())),
-        ..Default::default()
-    };
-    write_seed(
-        "attachment_pointer",
-        "seed-payload",
-        payload.encode_to_vec(),
-    );
-    write_seed(
-        "case_key",
-        "seed-share",
-        seed_case_key_share().encode_to_vec(),
-    );
-    let payload = Payload {
-        body: Some(Body::CaseKeyShare(seed_case_key_share())),
-        ..Default::default()
-    };
-    write_seed("case_key", "seed-payload", payload.encode_to_vec());
+    let share = seed_case_key_share();
+    let bare = share.encode_to_vec();
+    write_bare_and_in_payload("case_key", "seed-share", bare, Body::CaseKeyShare(share));
     let sealer = BoxSecretKey::from_bytes([0x24; 32]);
     let recipient = BoxSecretKey::from_bytes(CASE_KEY_RECIPIENT).public_key();
     let (nonce, ciphertext) = boxes::seal(&[10; 32], &recipient, &sealer).unwrap();

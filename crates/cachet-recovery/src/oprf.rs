@@ -102,14 +102,49 @@ impl PublicShares {
     }
 }
 
-/// One server's secret share `k_i` for one user. Zeroized on drop; never printed.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct ServerShare(Scalar);
+/// Declares a secret scalar newtype: zeroized on drop, redacted in `Debug`, drawn at
+/// random, and moved to and from 32 bytes. Server shares and refresh deltas are both that.
+macro_rules! secret_scalar {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident;
+        generate: $generate_doc:literal,
+        from_bytes: $from_bytes_doc:literal,
+        expose_secret: $expose_doc:literal $(,)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Zeroize, ZeroizeOnDrop)]
+        pub struct $name(Scalar);
 
-impl core::fmt::Debug for ServerShare {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("ServerShare(<redacted>)")
-    }
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+
+        impl $name {
+            #[doc = $generate_doc]
+            pub fn generate() -> Self {
+                Self(Scalar::random(&mut OsRng))
+            }
+            #[doc = $from_bytes_doc]
+            pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecoveryError> {
+                Ok(Self(decode_scalar(bytes)?))
+            }
+            #[doc = $expose_doc]
+            pub fn expose_secret(&self) -> [u8; 32] {
+                self.0.to_bytes()
+            }
+        }
+    };
+}
+
+secret_scalar! {
+    /// One server's secret share `k_i` for one user. Zeroized on drop; never printed.
+    pub struct ServerShare;
+    generate: "A fresh random share (at enrolment).",
+    from_bytes: "Restores a share from storage.",
+    expose_secret: "The share for storage (the server encrypts it at rest).",
 }
 
 /// What a server returns for one blinded element.
@@ -122,18 +157,6 @@ pub struct Evaluation {
 }
 
 impl ServerShare {
-    /// A fresh random share (at enrolment).
-    pub fn generate() -> Self {
-        Self(Scalar::random(&mut OsRng))
-    }
-    /// Restores a share from storage.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecoveryError> {
-        Ok(Self(decode_scalar(bytes)?))
-    }
-    /// The share for storage (the server encrypts it at rest).
-    pub fn expose_secret(&self) -> [u8; 32] {
-        self.0.to_bytes()
-    }
     /// The public share `G·k_i`.
     pub fn public(&self) -> PublicShare {
         PublicShare((G * self.0).compress().to_bytes())
@@ -180,30 +203,13 @@ impl ServerShare {
     }
 }
 
-/// The random `δ` of a share refresh run between two servers (each in its own process):
-/// the data server adds it, the key server subtracts it. Secret until both applied it.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct RefreshDelta(Scalar);
-
-impl core::fmt::Debug for RefreshDelta {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("RefreshDelta(<redacted>)")
-    }
-}
-
-impl RefreshDelta {
-    /// A fresh random delta.
-    pub fn generate() -> Self {
-        Self(Scalar::random(&mut OsRng))
-    }
-    /// Restores a delta sent over the wire.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecoveryError> {
-        Ok(Self(decode_scalar(bytes)?))
-    }
-    /// The delta for the wire.
-    pub fn expose_secret(&self) -> [u8; 32] {
-        self.0.to_bytes()
-    }
+secret_scalar! {
+    /// The random `δ` of a share refresh run between two servers (each in its own process):
+    /// the data server adds it, the key server subtracts it. Secret until both applied it.
+    pub struct RefreshDelta;
+    generate: "A fresh random delta.",
+    from_bytes: "Restores a delta sent over the wire.",
+    expose_secret: "The delta for the wire.",
 }
 
 impl ServerShare {

@@ -5,13 +5,14 @@
 //! The end-to-end suite in `tests/` uses it; so can any crate's tests.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cachet_client::{
-    Argon2Params, Argon2idProtector, Client, ClientError, ClientOptions, Event, KeyChangeReport,
-    KeyHistory, MessageKind, NewProfile, UnlockSecret,
+    Argon2Params, Argon2idProtector, Case, Client, ClientError, ClientOptions, Contact, Event,
+    Group, KeyChangeReport, KeyHistory, MessageKind, NewProfile, UnlockSecret,
 };
 use cachet_server::{RunningServer, ServerConfig};
 use tempfile::TempDir;
@@ -49,6 +50,39 @@ pub fn key_change(events: &[Event]) -> KeyChangeReport {
         .expect("a key change among the events")
 }
 
+/// Sends the text `body` from `from` to `to`; panics if the send fails.
+pub async fn send_text(from: &Client, to: &Client, body: &str) {
+    from.send_text(to.user_id(), body).await.expect("text sent");
+}
+
+/// Has `client` create a case titled `title`, without fields, with `member` as its one
+/// participant: the case the trust tests try to share.
+pub async fn case_with(client: &Client, title: &str, member: &Client) -> Result<Case, ClientError> {
+    let participants = [member.user_id().to_owned()];
+    client
+        .create_case(title, &BTreeMap::new(), &participants)
+        .await
+}
+
+/// Receives what is waiting for `client` and returns the bodies of the texts among it.
+pub async fn received_texts(client: &Client) -> Vec<String> {
+    texts(&client.receive(0).await.expect("receive"))
+}
+
+/// Has `client` add `contact` under `alias`; panics if it fails.
+pub async fn add_contact(client: &Client, contact: &Client, alias: &str) -> Contact {
+    client
+        .add_contact(contact.user_id(), Some(alias))
+        .await
+        .expect("add contact")
+}
+
+/// Has `owner` create the group `name` with `members`; panics if it fails.
+pub async fn create_group(owner: &Client, name: &str, members: &[&Client]) -> Group {
+    let ids: Vec<String> = members.iter().map(|m| m.user_id().to_owned()).collect();
+    owner.create_group(name, &ids).await.expect("group created")
+}
+
 /// Makes `a` and `b` contacts of each other: `b` knows `a` as `a_alias`, `a` knows `b` as
 /// `b_alias`.
 pub async fn add_each_other(a: &Client, a_alias: &str, b: &Client, b_alias: &str) {
@@ -58,6 +92,15 @@ pub async fn add_each_other(a: &Client, a_alias: &str, b: &Client, b_alias: &str
     b.add_contact(a.user_id(), Some(a_alias))
         .await
         .expect("add contact");
+}
+
+/// Writes `data` as `name` in a fresh temporary directory (removed when the returned
+/// guard drops): the file a test sends or encrypts.
+pub fn file_in_temp_dir(name: &str, data: &[u8]) -> (TempDir, PathBuf) {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, data).expect("file written");
+    (dir, path)
 }
 
 /// Reads the newest one-time code the development notifier wrote for `identifier` into
@@ -192,6 +235,32 @@ impl TestServer {
         self.server = Some(cachet_server::spawn(config).await.expect("server restarts"));
     }
 
+    /// Puts `envelope` for `recipient_id` straight into the server's store, as sent by
+    /// `sender_id` under `message_id`: how a test plays a server that replays or forges.
+    pub async fn inject_envelope(
+        &self,
+        (sender_id, message_id): (&str, &str),
+        digest: Vec<u8>,
+        recipient_id: &str,
+        envelope: Vec<u8>,
+    ) {
+        self.store()
+            .store_message(&cachet_server::store::NewMessage {
+                sender_id: sender_id.to_owned(),
+                message_id: message_id.to_owned(),
+                digest,
+                created_at: 0,
+                deliveries: vec![cachet_server::store::Delivery {
+                    recipient_id: recipient_id.to_owned(),
+                    envelope,
+                }],
+                case_entry: None,
+                contacts: vec![],
+            })
+            .await
+            .expect("envelope stored");
+    }
+
     /// Registers an operator on this server (as the server host's console would).
     pub async fn add_operator(&self, name: &str) -> TestOperator {
         let key = cachet_crypto::SignKeyPair::generate();
@@ -209,6 +278,45 @@ impl TestServer {
         self.register_with(profile, identifier, name, None, test_options())
             .await
             .expect("registration succeeds")
+    }
+
+    /// Registers Alice and Bob (profiles `alice` and `bob`, display names `Alice` and `Bob`)
+    /// as `+33 6 00 00 0<series>1` and `…2`: the two users of most end-to-end tests, with a
+    /// series of identifiers of their own per test.
+    pub async fn register_alice_and_bob(&self, series: u32) -> (Client, Client) {
+        self.register_two(series, ("alice", "Alice"), ("bob", "Bob"))
+            .await
+    }
+
+    /// Registers Dr Grey (profile `doctor`) and a patient (profile `patient`) as
+    /// `+33 6 00 00 0<series>1` and `…2`: the cast of the key-change tests.
+    pub async fn register_doctor_and_patient(&self, series: u32) -> (Client, Client) {
+        self.register_two(series, ("doctor", "Dr Grey"), ("patient", "Patient"))
+            .await
+    }
+
+    /// Registers two users, each given as (profile, display name), as
+    /// `+33 6 00 00 0<series>1` and `…2`.
+    pub async fn register_two(
+        &self,
+        series: u32,
+        (first, first_name): (&str, &str),
+        (second, second_name): (&str, &str),
+    ) -> (Client, Client) {
+        let (id_a, id_b) = (
+            format!("+33600000{series:02}1"),
+            format!("+33600000{series:02}2"),
+        );
+        let a = self.register(first, &id_a, first_name).await;
+        (a, self.register(second, &id_b, second_name).await)
+    }
+
+    /// Registers Alice (profile `alice`) as `+33 6 00 00 0<series>1` and closes her client,
+    /// returning her profile directory: for tests that reopen it as a later process would.
+    pub async fn alice_profile_dir(&self, series: u32) -> PathBuf {
+        let identifier = format!("+33600000{series:02}1");
+        let alice = self.register("alice", &identifier, "Alice").await;
+        alice.dir().to_path_buf()
     }
 
     /// Registers a new installation, optionally carrying the keys of earlier ones.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use cachet_client::{no_progress, Client, ClientError, Conversation, Event, MessageKind};
 use cachet_crypto::attachment::CHUNK_SIZE;
-use cachet_testkit::TestServer;
+use cachet_testkit::{file_in_temp_dir, TestServer};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -40,12 +40,9 @@ async fn send_and_receive(from: &Client, to: &Client, path: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_attachment_round_trips_to_a_file_and_to_the_local_store() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000101", "Alice").await;
-    let bob = server.register("bob", "+33600000102", "Bob").await;
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("scan.pdf");
+    let (alice, bob) = server.register_alice_and_bob(10).await;
     let data = pattern(70_000, 7);
-    std::fs::write(&src, &data).unwrap();
+    let (work, src) = file_in_temp_dir("scan.pdf", &data);
 
     let sent = alice
         .send_file(
@@ -85,12 +82,9 @@ async fn a_small_attachment_round_trips_to_a_file_and_to_the_local_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_chunk_attachment_resumes_upload_and_download() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000111", "Alice").await;
-    let bob = server.register("bob", "+33600000112", "Bob").await;
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("mri.bin");
+    let (alice, bob) = server.register_alice_and_bob(11).await;
     let data = pattern(2 * CHUNK_SIZE + 12_345, 3);
-    std::fs::write(&src, &data).unwrap();
+    let (work, src) = file_in_temp_dir("mri.bin", &data);
     let to = Conversation::Direct(bob.user_id().to_owned());
 
     // Cancel after the first chunk.
@@ -148,11 +142,8 @@ async fn a_multi_chunk_attachment_resumes_upload_and_download() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_stored_attachment_is_rejected() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000121", "Alice").await;
-    let bob = server.register("bob", "+33600000122", "Bob").await;
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("lab.txt");
-    std::fs::write(&src, pattern(5000, 1)).unwrap();
+    let (alice, bob) = server.register_alice_and_bob(12).await;
+    let (work, src) = file_in_temp_dir("lab.txt", &pattern(5000, 1));
     let id = send_and_receive(&alice, &bob, &src).await;
     // Flip a byte in every stored blob file of the server.
     for entry in walk(&server.data_dir().join("blobs")) {
@@ -196,10 +187,8 @@ async fn the_whitepaper_chunk_format_is_still_read() {
         .await
         .unwrap();
     let bob = server.register("bob", "+33600000132", "Bob").await;
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("old-format.bin");
     let data = pattern(3000, 9);
-    std::fs::write(&src, &data).unwrap();
+    let (work, src) = file_in_temp_dir("old-format.bin", &data);
     let id = send_and_receive(&alice, &bob, &src).await;
     assert_eq!(bob.attachments().unwrap()[0].format_version, 1);
     let out = work.path().join("copy.bin");

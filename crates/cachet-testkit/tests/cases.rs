@@ -4,14 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use cachet_client::{Conversation, Event};
-use cachet_testkit::{texts, TestServer};
+use cachet_client::{Client, Conversation, Event};
+use cachet_testkit::{case_with, received_texts, texts, TestServer};
+
+/// Dr House and a patient, as `+33 6 00 00 0<series>1` and `…2`: the cast of a case.
+async fn house_and_patient(server: &TestServer, series: u32) -> (Client, Client) {
+    server
+        .register_two(series, ("house", "Dr House"), ("patient", "Patient"))
+        .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_added_later_reads_the_whole_case() {
     let server = TestServer::start().await;
-    let house = server.register("house", "+33600000201", "Dr House").await;
-    let patient = server.register("patient", "+33600000202", "Patient").await;
+    let (house, patient) = house_and_patient(&server, 20).await;
     let wilson = server.register("wilson", "+33600000203", "Dr Wilson").await;
 
     let mut fields = BTreeMap::new();
@@ -52,10 +58,7 @@ async fn a_participant_added_later_reads_the_whole_case() {
         .send_case_message(&case.case_id, "Results tomorrow")
         .await
         .unwrap();
-    assert_eq!(
-        texts(&wilson.receive(0).await.unwrap()),
-        ["Results tomorrow"]
-    );
+    assert_eq!(received_texts(&wilson).await, ["Results tomorrow"]);
     let stored = wilson
         .messages(&Conversation::Case(case.case_id.clone()), 10)
         .unwrap();
@@ -66,12 +69,8 @@ async fn a_participant_added_later_reads_the_whole_case() {
 async fn a_case_message_forged_in_another_name_is_rejected() {
     use prost::Message;
     let server = TestServer::start().await;
-    let house = server.register("house", "+33600000211", "Dr House").await;
-    let patient = server.register("patient", "+33600000212", "Patient").await;
-    let case = house
-        .create_case("Case 7", &BTreeMap::new(), &[patient.user_id().to_owned()])
-        .await
-        .unwrap();
+    let (house, patient) = house_and_patient(&server, 21).await;
+    let case = case_with(&house, "Case 7", &patient).await.unwrap();
     house
         .send_case_message(&case.case_id, "genuine")
         .await
@@ -84,22 +83,11 @@ async fn a_case_message_forged_in_another_name_is_rejected() {
     let mut forged = env.clone();
     forged.sender_id = patient.user_id().to_owned();
     forged.message_id = "forged".into();
+    let sent_as = (patient.user_id(), "forged");
+    let (digest, envelope) = (vec![1; 32], forged.encode_to_vec());
     server
-        .store()
-        .store_message(&cachet_server::store::NewMessage {
-            sender_id: patient.user_id().to_owned(),
-            message_id: "forged".into(),
-            digest: vec![1; 32],
-            created_at: 0,
-            deliveries: vec![cachet_server::store::Delivery {
-                recipient_id: house.user_id().to_owned(),
-                envelope: forged.encode_to_vec(),
-            }],
-            case_entry: None,
-            contacts: vec![],
-        })
-        .await
-        .unwrap();
+        .inject_envelope(sent_as, digest, house.user_id(), envelope)
+        .await;
     let events = house.receive(0).await.unwrap();
     assert!(texts(&events).is_empty());
     assert!(events

@@ -2,27 +2,30 @@
 //! contact updates, fingerprint verification and Cardinal's rule.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use std::collections::BTreeMap;
+use cachet_client::{
+    no_progress, Client, ClientError, Contact, Conversation, Event, MessageKind, TrustState,
+};
+use cachet_testkit::{
+    add_contact, add_each_other, case_with, create_group, file_in_temp_dir, key_change,
+    received_texts, send_text, test_options, texts, TestServer,
+};
 
-use cachet_client::{no_progress, ClientError, Conversation, Event, MessageKind, TrustState};
-use cachet_testkit::{add_each_other, key_change, test_options, texts, TestServer};
+/// Cardinal's rule met: once `doctor` marks the `contact` of `patient` verified, a case
+/// with the patient goes through.
+async fn case_shared_once_verified(doctor: &Client, contact: &Contact, patient: &Client) {
+    doctor.mark_verified(contact).unwrap();
+    case_with(doctor, "Case", patient).await.unwrap();
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinstallation_still_reads_messages_sent_to_its_old_keys() {
     let server = TestServer::start().await;
-    let doctor = server.register("doctor", "+33600000301", "Dr Grey").await;
-    let patient = server.register("patient", "+33600000302", "Patient").await;
+    let (doctor, patient) = server.register_doctor_and_patient(30).await;
     add_each_other(&doctor, "doctor", &patient, "patient").await;
 
     // Both send before the reinstallation; neither has received yet.
-    doctor
-        .send_text(patient.user_id(), "sent to your old keys")
-        .await
-        .unwrap();
-    patient
-        .send_text(doctor.user_id(), "sent from my old keys")
-        .await
-        .unwrap();
+    send_text(&doctor, &patient, "sent to your old keys").await;
+    send_text(&patient, &doctor, "sent from my old keys").await;
 
     // New installation, carrying the old key ring, signed by the old Sign Key.
     let history = patient.export_key_history().unwrap();
@@ -40,12 +43,9 @@ async fn a_reinstallation_still_reads_messages_sent_to_its_old_keys() {
     assert_eq!(reinstalled.key_version(), 2);
 
     // The new installation reads what was sent to the old keys.
-    reinstalled
-        .add_contact(doctor.user_id(), Some("doctor"))
-        .await
-        .unwrap();
+    add_contact(&reinstalled, &doctor, "doctor").await;
     assert_eq!(
-        texts(&reinstalled.receive(0).await.unwrap()),
+        received_texts(&reinstalled).await,
         ["sent to your old keys"]
     );
 
@@ -60,21 +60,14 @@ async fn a_reinstallation_still_reads_messages_sent_to_its_old_keys() {
     assert_eq!(texts(&events), ["sent from my old keys"]);
 
     // New messages use the new keys.
-    doctor
-        .send_text(patient.user_id(), "hello again")
-        .await
-        .unwrap();
-    assert_eq!(
-        texts(&reinstalled.receive(0).await.unwrap()),
-        ["hello again"]
-    );
+    send_text(&doctor, &patient, "hello again").await;
+    assert_eq!(received_texts(&reinstalled).await, ["hello again"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safety_numbers_match_and_a_signed_key_change_stays_verified() {
     let server = TestServer::start().await;
-    let doctor = server.register("doctor", "+33600000311", "Dr Grey").await;
-    let patient = server.register("patient", "+33600000312", "Patient").await;
+    let (doctor, patient) = server.register_doctor_and_patient(31).await;
     let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
     let d = patient.add_contact(doctor.user_id(), None).await.unwrap();
     let ours = doctor.safety_number(&p).unwrap();
@@ -84,7 +77,7 @@ async fn safety_numbers_match_and_a_signed_key_change_stays_verified() {
     // Scanning the other side's QR code verifies.
     let p = doctor.verify_scanned(&p, &theirs.qr_payload).unwrap();
     assert!(matches!(p.trust, TrustState::Verified { .. }));
-    doctor.send_text(patient.user_id(), "hi").await.unwrap();
+    send_text(&doctor, &patient, "hi").await;
     patient.receive(0).await.unwrap();
 
     // A reinstallation signed by the verified key keeps the verification.
@@ -105,36 +98,22 @@ async fn safety_numbers_match_and_a_signed_key_change_stays_verified() {
     assert!(!report.is_alarm());
     let p = doctor.find_contact(patient.user_id()).unwrap();
     assert!(matches!(p.trust, TrustState::Verified { .. }));
-    doctor
-        .create_case(
-            "Follow-up",
-            &BTreeMap::new(),
-            std::slice::from_ref(&p.user_id),
-        )
-        .await
-        .unwrap();
+    case_with(&doctor, "Follow-up", &patient).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_substituted_key_is_caught_and_no_new_keys_are_shared() {
     let server = TestServer::start().await;
-    let doctor = server.register("doctor", "+33600000321", "Dr Grey").await;
-    let patient = server.register("patient", "+33600000322", "Patient").await;
+    let (doctor, patient) = server.register_doctor_and_patient(32).await;
     let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
     let before = doctor.safety_number(&p).unwrap();
     doctor.mark_verified(&p).unwrap();
-    doctor.send_text(patient.user_id(), "before").await.unwrap();
-    patient
-        .send_text(doctor.user_id(), "from the real patient")
-        .await
-        .unwrap();
+    send_text(&doctor, &patient, "before").await;
+    send_text(&patient, &doctor, "from the real patient").await;
 
     // Someone who can read the one-time codes registers the patient's number anew,
     // without the old keys: an unsigned key change.
-    let _mallory = server
-        .register_with("mallory", "+33600000322", "Patient", None, test_options())
-        .await
-        .unwrap();
+    let _mallory = server.register("mallory", "+33600000322", "Patient").await;
     let events = doctor.receive(0).await.unwrap();
     let report = key_change(&events);
     assert!(report.is_alarm(), "{report:?}");
@@ -147,14 +126,10 @@ async fn a_substituted_key_is_caught_and_no_new_keys_are_shared() {
 
     // Cardinal's rule: no case key, no attachment key for them.
     assert!(matches!(
-        doctor
-            .create_case("Case", &BTreeMap::new(), std::slice::from_ref(&p.user_id))
-            .await,
+        case_with(&doctor, "Case", &patient).await,
         Err(ClientError::KeyChanged { .. })
     ));
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("x.txt");
-    std::fs::write(&file, b"secret").unwrap();
+    let (_work, file) = file_in_temp_dir("x.txt", b"secret");
     assert!(matches!(
         doctor
             .send_file(
@@ -166,11 +141,7 @@ async fn a_substituted_key_is_caught_and_no_new_keys_are_shared() {
         Err(ClientError::KeyChanged { .. })
     ));
     // After comparing safety numbers again, sharing works.
-    let p = doctor.mark_verified(&p).unwrap();
-    doctor
-        .create_case("Case", &BTreeMap::new(), &[p.user_id])
-        .await
-        .unwrap();
+    case_shared_once_verified(&doctor, &p, &patient).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,49 +158,27 @@ async fn strict_mode_refuses_contacts_never_verified() {
     let patient = server.register("patient", "+33600000332", "Patient").await;
     let p = doctor.add_contact(patient.user_id(), None).await.unwrap();
     assert!(matches!(
-        doctor
-            .create_case("Case", &BTreeMap::new(), std::slice::from_ref(&p.user_id))
-            .await,
+        case_with(&doctor, "Case", &patient).await,
         Err(ClientError::NotVerified { .. })
     ));
-    doctor.mark_verified(&p).unwrap();
-    doctor
-        .create_case("Case", &BTreeMap::new(), &[p.user_id])
-        .await
-        .unwrap();
+    case_shared_once_verified(&doctor, &p, &patient).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_to_a_key_changed_contact_until_the_new_keys_are_accepted() {
     let server = TestServer::start().await;
-    let doctor = server.register("doctor", "+33600000341", "Dr Grey").await;
-    let patient = server.register("patient", "+33600000342", "Patient").await;
+    let (doctor, patient) = server.register_doctor_and_patient(34).await;
     let nurse = server.register("nurse", "+33600000343", "Nurse").await;
-    let p = doctor
-        .add_contact(patient.user_id(), Some("patient"))
-        .await
-        .unwrap();
-    doctor
-        .add_contact(nurse.user_id(), Some("nurse"))
-        .await
-        .unwrap();
+    let p = add_contact(&doctor, &patient, "patient").await;
+    add_contact(&doctor, &nurse, "nurse").await;
     doctor.mark_verified(&p).unwrap();
-    let group = doctor
-        .create_group(
-            "Ward 3",
-            &[patient.user_id().to_owned(), nurse.user_id().to_owned()],
-        )
-        .await
-        .unwrap();
-    doctor.send_text(patient.user_id(), "before").await.unwrap();
-    assert_eq!(texts(&patient.receive(0).await.unwrap()), ["before"]);
+    let group = create_group(&doctor, "Ward 3", &[&patient, &nurse]).await;
+    send_text(&doctor, &patient, "before").await;
+    assert_eq!(received_texts(&patient).await, ["before"]);
     nurse.receive(0).await.unwrap();
 
     // An insider registers the patient's number anew with keys of their own.
-    let mallory = server
-        .register_with("mallory", "+33600000342", "Patient", None, test_options())
-        .await
-        .unwrap();
+    let mallory = server.register("mallory", "+33600000342", "Patient").await;
     let events = doctor.receive(0).await.unwrap();
     assert!(
         events
@@ -262,8 +211,8 @@ async fn nothing_is_sent_to_a_key_changed_contact_until_the_new_keys_are_accepte
         "{err:?}"
     );
     // Nothing reached the new keys' holder, nor the rest of the group.
-    assert!(texts(&mallory.receive(0).await.unwrap()).is_empty());
-    assert!(texts(&nurse.receive(0).await.unwrap()).is_empty());
+    assert!(received_texts(&mallory).await.is_empty());
+    assert!(received_texts(&nurse).await.is_empty());
     // The sender's history holds no refused message, and shows the change.
     let history = doctor
         .messages(&Conversation::Direct(patient.user_id().to_owned()), 10)
@@ -277,40 +226,29 @@ async fn nothing_is_sent_to_a_key_changed_contact_until_the_new_keys_are_accepte
     // Accepting the new keys without comparing: unverified, and messages flow again.
     let p = doctor.accept_key_change(&p).unwrap();
     assert_eq!(p.trust, TrustState::Unverified);
-    doctor
-        .send_text(patient.user_id(), "after accepting")
-        .await
-        .unwrap();
-    assert_eq!(
-        texts(&mallory.receive(0).await.unwrap()),
-        ["after accepting"]
-    );
+    send_text(&doctor, &patient, "after accepting").await;
+    assert_eq!(received_texts(&mallory).await, ["after accepting"]);
     doctor
         .send_group_text(&group.group_id, "to the ward")
         .await
         .unwrap();
-    assert_eq!(texts(&nurse.receive(0).await.unwrap()), ["to the ward"]);
+    assert_eq!(received_texts(&nurse).await, ["to the ward"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_change_of_a_contact_never_verified_goes_through_with_a_notice() {
     let server = TestServer::start().await;
-    let doctor = server.register("doctor", "+33600000351", "Dr Grey").await;
-    let patient = server.register("patient", "+33600000352", "Patient").await;
-    doctor
-        .add_contact(patient.user_id(), Some("patient"))
-        .await
-        .unwrap();
-    doctor.send_text(patient.user_id(), "first").await.unwrap();
+    let (doctor, patient) = server.register_doctor_and_patient(35).await;
+    add_contact(&doctor, &patient, "patient").await;
+    send_text(&doctor, &patient, "first").await;
     let reinstalled = server
-        .register_with("patient-2", "+33600000352", "Patient", None, test_options())
-        .await
-        .unwrap();
+        .register("patient-2", "+33600000352", "Patient")
+        .await;
     let events = doctor.receive(0).await.unwrap();
     let report = key_change(&events);
     assert!(!report.is_alarm(), "{report:?}");
-    doctor.send_text(patient.user_id(), "second").await.unwrap();
-    assert_eq!(texts(&reinstalled.receive(0).await.unwrap()), ["second"]);
+    send_text(&doctor, &patient, "second").await;
+    assert_eq!(received_texts(&reinstalled).await, ["second"]);
     let history = doctor
         .messages(&Conversation::Direct(patient.user_id().to_owned()), 10)
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachet_client::clock::ManualClock;
 use cachet_client::{Client, ClientError, ClientOptions, UnlockSecret};
-use cachet_testkit::{test_options, TestServer, PIN};
+use cachet_testkit::{file_in_temp_dir, send_text, test_options, TestServer, PIN};
 
 fn with_clock(clock: &ManualClock) -> ClientOptions {
     ClientOptions {
@@ -20,9 +20,7 @@ fn with_clock(clock: &ManualClock) -> ClientOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pins_lock_out_longer_and_longer_even_across_restarts() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000401", "Alice").await;
-    let dir = alice.dir().to_path_buf();
-    drop(alice);
+    let dir = server.alice_profile_dir(40).await;
     let clock = ManualClock::starting_now();
     let wrong = UnlockSecret::new("00000");
     let open = || Client::open(&dir, with_clock(&clock)).unwrap();
@@ -59,9 +57,7 @@ async fn wrong_pins_lock_out_longer_and_longer_even_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlock_lasts_ten_minutes_after_the_last_use() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000411", "Alice").await;
-    let dir = alice.dir().to_path_buf();
-    drop(alice);
+    let dir = server.alice_profile_dir(41).await;
     let clock = ManualClock::starting_now();
     let client = Client::open(&dir, with_clock(&clock)).unwrap();
     assert!(matches!(client.contacts(), Err(ClientError::Locked)));
@@ -89,9 +85,8 @@ async fn an_unlock_lasts_ten_minutes_after_the_last_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_outage_loses_nothing_locally() {
     let mut server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000421", "Alice").await;
-    let bob = server.register("bob", "+33600000422", "Bob").await;
-    alice.send_text(bob.user_id(), "kept").await.unwrap();
+    let (alice, bob) = server.register_alice_and_bob(42).await;
+    send_text(&alice, &bob, "kept").await;
     bob.receive(0).await.unwrap();
     server.stop().await;
     assert!(matches!(
@@ -142,9 +137,7 @@ fn test_protector() -> cachet_client::Argon2idProtector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_wrong_pins_at_once_are_all_counted_and_only_the_allowed_ones_tried() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000431", "Alice").await;
-    let dir = alice.dir().to_path_buf();
-    drop(alice);
+    let dir = server.alice_profile_dir(43).await;
     let clock = ManualClock::starting_now();
     let protector = Arc::new(CountingProtector::default());
     let options = ClientOptions {
@@ -201,9 +194,7 @@ async fn twenty_wrong_pins_at_once_are_all_counted_and_only_the_allowed_ones_tri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_lockout_file_refuses_even_the_right_pin() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000441", "Alice").await;
-    let dir = alice.dir().to_path_buf();
-    drop(alice);
+    let dir = server.alice_profile_dir(44).await;
     let clock = ManualClock::starting_now();
     let right = UnlockSecret::new(PIN);
     std::fs::write(dir.join("lockout.json"), b"\x00\x00garbage").unwrap();
@@ -274,12 +265,8 @@ fn keyring_entry(dir: &Path) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_of_an_unlocked_profile_opens_nothing() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000461", "Alice").await;
-    let bob = server.register("bob", "+33600000462", "Bob").await;
-    alice
-        .send_text(bob.user_id(), "the biopsy is benign")
-        .await
-        .unwrap();
+    let (alice, bob) = server.register_alice_and_bob(46).await;
+    send_text(&alice, &bob, "the biopsy is benign").await;
     bob.receive(0).await.unwrap();
     let conv = cachet_client::Conversation::Direct(alice.user_id().to_owned());
     bob.remember_unlock().unwrap();
@@ -355,16 +342,10 @@ async fn lock_revokes_the_remembered_unlock_in_the_keyring() {
 async fn every_file_of_a_profile_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000481", "Alice").await;
-    let bob = server.register("bob", "+33600000482", "Bob").await;
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("scan.pdf");
-    std::fs::write(&src, vec![7u8; 50_000]).unwrap();
+    let (alice, bob) = server.register_alice_and_bob(48).await;
+    let (_work, src) = file_in_temp_dir("scan.pdf", &[7u8; 50_000]);
     let to_bob = cachet_client::Conversation::Direct(bob.user_id().to_owned());
-    alice
-        .send_text(bob.user_id(), "results attached")
-        .await
-        .unwrap();
+    send_text(&alice, &bob, "results attached").await;
     alice
         .send_file(&to_bob, &src, &cachet_client::no_progress)
         .await

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use cachet_client::{Conversation, Event};
-use cachet_testkit::{texts, TestServer};
+use cachet_testkit::{create_group, received_texts, send_text, texts, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_message_and_its_read_receipt() {
@@ -40,8 +40,7 @@ async fn a_text_message_and_its_read_receipt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_events_arrive_and_are_not_stored() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000011", "Alice").await;
-    let bob = server.register("bob", "+33600000012", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(1).await;
     alice.add_contact(bob.user_id(), None).await.unwrap();
     alice
         .send_typing(&Conversation::Direct(bob.user_id().to_owned()), true)
@@ -57,8 +56,7 @@ async fn typing_events_arrive_and_are_not_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_arrive_in_order_once_even_if_delivered_twice() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000021", "Alice").await;
-    let bob = server.register("bob", "+33600000022", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(2).await;
     for i in 0..5 {
         alice
             .send_text(bob.user_id(), &format!("message {i}"))
@@ -74,26 +72,15 @@ async fn messages_arrive_in_order_once_even_if_delivered_twice() {
     assert!(bob.receive(0).await.unwrap().is_empty());
 
     // The same envelope again (as after a crash before the ack): ignored.
-    alice.send_text(bob.user_id(), "once").await.unwrap();
+    send_text(&alice, &bob, "once").await;
     let store = server_store(&server);
     let pending = store.pending(bob.user_id(), 10).await.unwrap();
     assert_eq!(pending.envelopes.len(), 1);
     let copy = pending.envelopes[0].envelope.clone();
-    store
-        .store_message(&cachet_server::store::NewMessage {
-            sender_id: alice.user_id().to_owned(),
-            message_id: "redelivery".into(),
-            digest: vec![0; 32],
-            created_at: 0,
-            deliveries: vec![cachet_server::store::Delivery {
-                recipient_id: bob.user_id().to_owned(),
-                envelope: copy,
-            }],
-            case_entry: None,
-            contacts: vec![],
-        })
-        .await
-        .unwrap();
+    let sent_as = (alice.user_id(), "redelivery");
+    server
+        .inject_envelope(sent_as, vec![0; 32], bob.user_id(), copy)
+        .await;
     let events = bob.receive(0).await.unwrap();
     assert_eq!(texts(&events), ["once"]);
     let stored = bob
@@ -115,16 +102,9 @@ fn server_store(server: &TestServer) -> std::sync::Arc<dyn cachet_server::store:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_message_is_sealed_for_each_member() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000031", "Alice").await;
-    let bob = server.register("bob", "+33600000032", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(3).await;
     let carol = server.register("carol", "+33600000033", "Carol").await;
-    let group = alice
-        .create_group(
-            "Cardiology",
-            &[bob.user_id().to_owned(), carol.user_id().to_owned()],
-        )
-        .await
-        .unwrap();
+    let group = create_group(&alice, "Cardiology", &[&bob, &carol]).await;
     alice
         .send_group_text(&group.group_id, "Meeting at noon")
         .await
@@ -147,21 +127,20 @@ async fn a_group_message_is_sealed_for_each_member() {
     bob.send_group_text(&group.group_id, "I will be there")
         .await
         .unwrap();
-    assert_eq!(texts(&carol.receive(0).await.unwrap()), ["I will be there"]);
-    assert_eq!(texts(&alice.receive(0).await.unwrap()), ["I will be there"]);
+    assert_eq!(received_texts(&carol).await, ["I will be there"]);
+    assert_eq!(received_texts(&alice).await, ["I will be there"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_wakes_on_a_new_message() {
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000041", "Alice").await;
-    let bob = server.register("bob", "+33600000042", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(4).await;
     let bob = std::sync::Arc::new(bob);
     let waiting = {
         let bob = bob.clone();
         tokio::spawn(async move { bob.receive(20).await.unwrap() })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    alice.send_text(bob.user_id(), "wake up").await.unwrap();
+    send_text(&alice, &bob, "wake up").await;
     assert_eq!(texts(&waiting.await.unwrap()), ["wake up"]);
 }

@@ -9,7 +9,9 @@ use cachet_crypto::SignKeyPair;
 use cachet_keyserver::{KeyServerConfig, RunningKeyServer};
 use cachet_recovery::oprf::{self, ServerShare};
 use cachet_recovery::{HardeningParams, KeyRing, RecoveryError, RecoveryKeys};
-use cachet_testkit::{add_each_other, dev_code, test_options, texts, TestServer, PIN};
+use cachet_testkit::{
+    add_each_other, dev_code, received_texts, send_text, test_options, TestServer, PIN,
+};
 
 const PARAMS: HardeningParams = HardeningParams::INSECURE_FAST;
 const PATIENT: &str = "+33600000901";
@@ -106,6 +108,14 @@ impl Servers {
             .unwrap()
     }
 
+    /// The patient registered and enrolled in recovery with `PASSWORD`: where most
+    /// recovery tests start.
+    async fn enrolled_patient(&self) -> Client {
+        let patient = self.data.register("patient", PATIENT, "Patient").await;
+        self.enable(&patient, PASSWORD).await;
+        patient
+    }
+
     async fn enable(&self, client: &Client, password: &str) {
         let checks = self.checks(PATIENT).await;
         client
@@ -124,15 +134,9 @@ async fn a_lost_device_is_recovered_with_both_servers() {
     s.enable(&patient, PASSWORD).await;
     assert!(patient.recovery_enabled().unwrap());
     // History kept on the old phone, backed up encrypted at the data server.
-    doctor
-        .send_text(patient.user_id(), "your history")
-        .await
-        .unwrap();
-    patient
-        .send_text(doctor.user_id(), "my question")
-        .await
-        .unwrap();
-    assert_eq!(texts(&patient.receive(0).await.unwrap()), ["your history"]);
+    send_text(&doctor, &patient, "your history").await;
+    send_text(&patient, &doctor, "my question").await;
+    assert_eq!(received_texts(&patient).await, ["your history"]);
     assert_eq!(patient.backup_messages().await.unwrap(), 2);
     let sealed = s
         .data
@@ -143,20 +147,14 @@ async fn a_lost_device_is_recovered_with_both_servers() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&sealed).contains("your history"));
     doctor.receive(0).await.unwrap();
-    doctor
-        .send_text(patient.user_id(), "sent to your old keys")
-        .await
-        .unwrap();
+    send_text(&doctor, &patient, "sent to your old keys").await;
     let user_id = patient.user_id().to_owned();
     drop(patient); // the phone is lost, and its profile with it
 
     let recovered = s.recover("patient-2", PASSWORD).await.unwrap();
     assert_eq!(recovered.user_id(), user_id);
     assert_eq!(recovered.key_version(), 2);
-    assert_eq!(
-        texts(&recovered.receive(0).await.unwrap()),
-        ["sent to your old keys"]
-    );
+    assert_eq!(received_texts(&recovered).await, ["sent to your old keys"]);
     // The history comes back from the backup, opened with the recovered backup key.
     assert_eq!(recovered.restore_messages().await.unwrap(), 2);
     let conversation = Conversation::Direct(doctor.user_id().to_owned());
@@ -191,8 +189,7 @@ async fn a_lost_device_is_recovered_with_both_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
     let s = Servers::start().await;
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let err = s.recover("p-wrong", "sunflower1988").await.unwrap_err();
     assert!(
         matches!(
@@ -217,8 +214,7 @@ async fn a_wrong_password_fails_and_a_password_change_replaces_the_old_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
     let mut s = Servers::start().await;
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let before = s.data_row(patient.user_id()).await;
 
     assert_eq!(s.refresh_as("olga").await, 1);
@@ -248,8 +244,7 @@ async fn recovery_survives_a_share_refresh_and_old_shares_become_useless() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_data_server_can_neither_open_the_ring_nor_guess_offline() {
     let s = Servers::start().await;
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let uid = patient.user_id().to_owned();
     // Everything the data server holds: its share and the sealed key ring.
     let row = s.data_row(&uid).await;
@@ -306,8 +301,7 @@ async fn a_corrupt_data_server_can_neither_open_the_ring_nor_guess_offline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_swaps_its_share_is_detected() {
     let s = Servers::start().await;
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     // The data server quietly replaces its share (to steer the output to a key it knows).
     let store = s.data.store();
     let row = s.data_row(patient.user_id()).await;
@@ -331,8 +325,7 @@ async fn under_a_master_key_the_data_server_keeps_its_share_and_ring_copy_sealed
     let s = Servers::start().await;
     let op = s.data.add_operator("holder").await;
     op.on(&s.data).init(7, 5).await.unwrap();
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let user_id = patient.user_id().to_owned();
 
     // The rows as a thief of the database reads them: sealed, bound to the account.
@@ -402,8 +395,7 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
         .collect();
     assert_eq!(shares.len(), 7);
 
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let data_row = s.data_row(patient.user_id()).await;
 
     // At rest: the key server's share, the key ring and the identifier hash are not in
@@ -473,8 +465,7 @@ async fn the_key_server_keeps_its_secrets_under_its_own_master_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restores_during_a_key_server_outage_spend_no_data_server_codes() {
     let s = Servers::start().await;
-    let patient = s.data.register("patient", PATIENT, "Patient").await;
-    s.enable(&patient, PASSWORD).await;
+    let patient = s.enrolled_patient().await;
     let Servers { data, key, key_dir } = s;
     let addr = key.addr;
     key.shutdown().await.unwrap();

@@ -13,7 +13,7 @@ use cachet_client::{
     RetryPolicy, UnlockSecret, PINNED_CERTIFICATE_FILE,
 };
 use cachet_server::{RunningServer, ServerConfig};
-use cachet_testkit::{dev_code, test_options, texts, TestServer, PIN};
+use cachet_testkit::{dev_code, received_texts, send_text, test_options, texts, TestServer, PIN};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -115,8 +115,7 @@ async fn relay(client: TcpStream, server: TcpStream, sends: Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_whose_answer_is_lost_is_retried_and_lands_once() {
     let server = TestServer::start().await;
-    server.register("alice", "+33600000701", "Alice").await;
-    let bob = server.register("bob", "+33600000702", "Bob").await;
+    let (_, bob) = server.register_alice_and_bob(70).await;
     let proxy = LosesFirstSendAnswer::start(&server.url()).await;
     let alice = Client::open(
         &server.profile_dir("alice"),
@@ -159,10 +158,9 @@ async fn a_send_whose_answer_is_lost_is_retried_and_lands_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_that_keeps_failing_is_reported_after_bounded_retries() {
     let mut server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000711", "Alice").await;
-    let bob = server.register("bob", "+33600000712", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(71).await;
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    alice.send_text(bob.user_id(), "first").await.unwrap();
+    send_text(&alice, &bob, "first").await;
     server.stop().await;
     let err = alice.send_text(bob.user_id(), "second").await.unwrap_err();
     assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
@@ -322,7 +320,7 @@ async fn the_certificate_pinned_at_registration_is_the_only_one_trusted() {
     .unwrap_err();
     assert!(matches!(err, ClientError::Tls { .. }), "{err:?}");
     assert!(dev_code(&data, "+33600000723").is_none());
-    assert!(texts(&bob.receive(0).await.unwrap()).is_empty());
+    assert!(received_texts(&bob).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,8 +16,8 @@ use cachet_client::proto as v1;
 use cachet_client::{
     Client, ClientError, ClientOptions, Conversation, Event, TrustError, TrustState, UnlockSecret,
 };
-use cachet_crypto::{BoxKeyPair, SignKeyPair};
-use cachet_testkit::{key_change, test_options, texts, TestServer, PIN};
+use cachet_crypto::{BoxKeyPair, BoxPublicKey, SignKeyPair, SignPublicKey};
+use cachet_testkit::{key_change, received_texts, send_text, test_options, TestServer, PIN};
 use prost::Message;
 
 /// Rewrites a successful answer: (path and query, caller, body) → body.
@@ -152,8 +152,20 @@ async fn forward(
     response.body(Body::from(bytes)).unwrap()
 }
 
-/// Replaces the current keys of `user_id` in directory answers with `keys` (box, sign).
-fn substitute_directory(user_id: &str, keys: v1::KeyRecord) -> Rewrite {
+/// Replaces the current keys of `user_id` in directory answers with version
+/// `key_version` of the keys `box_key` and `sign_key`.
+fn substitute_directory(
+    user_id: &str,
+    key_version: u32,
+    box_key: &BoxPublicKey,
+    sign_key: &SignPublicKey,
+) -> Rewrite {
+    let keys = v1::KeyRecord {
+        key_version,
+        box_key: box_key.as_bytes().to_vec(),
+        sign_key: sign_key.as_bytes().to_vec(),
+        ..Default::default()
+    };
     let profile_path = format!("/api/v1/users/{user_id}");
     let keys_path = format!("/api/v1/users/{user_id}/keys");
     Arc::new(move |path, _, body| {
@@ -194,25 +206,17 @@ macro_rules! assert_refused {
 async fn substituted_public_key_is_refused() {
     let server = TestServer::start().await;
     let proxy = Proxy::start(&server.url()).await;
-    server.register("alice", "+33600000901", "Alice").await;
-    let bob = server.register("bob", "+33600000902", "Bob").await;
+    let (_, bob) = server.register_alice_and_bob(90).await;
     let alice = proxy.open(&server, "alice", test_options());
 
     // The honest path first: the chain vouches for Bob's keys.
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    alice.send_text(bob.user_id(), "hello").await.unwrap();
+    send_text(&alice, &bob, "hello").await;
 
     // A new client of the same user meets a directory that hands out the server's key.
     let mallory = (BoxKeyPair::generate(), SignKeyPair::generate());
-    proxy.rules.lock().unwrap().rewrite = Some(substitute_directory(
-        bob.user_id(),
-        v1::KeyRecord {
-            key_version: 1,
-            box_key: mallory.0.public.as_bytes().to_vec(),
-            sign_key: mallory.1.public().as_bytes().to_vec(),
-            ..Default::default()
-        },
-    ));
+    let rewrite = substitute_directory(bob.user_id(), 1, &mallory.0.public, &mallory.1.public());
+    proxy.rules.lock().unwrap().rewrite = Some(rewrite);
     server.register("carol", "+33600000903", "Carol").await;
     let carol = proxy.open(&server, "carol", test_options());
     let err = carol
@@ -221,19 +225,12 @@ async fn substituted_public_key_is_refused() {
         .unwrap_err();
     assert_refused!(err, TrustError::KeyNotInLog { .. }, "not in", "substituted");
     // Nothing reached Bob but Alice's honest message.
-    assert_eq!(texts(&bob.receive(0).await.unwrap()), ["hello"]);
+    assert_eq!(received_texts(&bob).await, ["hello"]);
 
     // The substitution as a key change pushed to Alice: unsigned by the key she
     // verified, and not in Bob's chain either, so she refuses them too.
-    proxy.rules.lock().unwrap().rewrite = Some(substitute_directory(
-        bob.user_id(),
-        v1::KeyRecord {
-            key_version: 2,
-            box_key: mallory.0.public.as_bytes().to_vec(),
-            sign_key: mallory.1.public().as_bytes().to_vec(),
-            ..Default::default()
-        },
-    ));
+    let rewrite = substitute_directory(bob.user_id(), 2, &mallory.0.public, &mallory.1.public());
+    proxy.rules.lock().unwrap().rewrite = Some(rewrite);
     let bob_contact = alice.find_contact("bob").unwrap();
     alice.mark_verified(&bob_contact).unwrap();
     alice.refresh_contact(bob.user_id()).await.unwrap();
@@ -250,17 +247,13 @@ async fn keys_the_server_made_up_unverify_the_contact() {
     // The server registers keys of its own for Bob (it controls the one-time codes): the
     // chain holds them, self-signed, visible to all, and authorised by nobody Alice knows.
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000911", "Alice").await;
-    let bob = server.register("bob", "+33600000912", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(91).await;
     let bob_id = bob.user_id().to_owned();
     let contact = alice.add_contact(&bob_id, Some("bob")).await.unwrap();
     alice.mark_verified(&contact).unwrap();
     alice.send_text(&bob_id, "verified hello").await.unwrap();
 
-    let fake = server
-        .register_with("bob-fake", "+33600000912", "Bob", None, test_options())
-        .await
-        .unwrap();
+    let fake = server.register("bob-fake", "+33600000912", "Bob").await;
     assert_eq!(fake.key_version(), 2);
     let report = alice.refresh_contact(&bob_id).await.unwrap().unwrap();
     assert!(report.is_alarm(), "{report:?}");
@@ -285,11 +278,10 @@ async fn dropped_revocation_is_refused() {
         ..test_options()
     };
     let proxy = Proxy::start(&server.url()).await;
-    server.register("alice", "+33600000921", "Alice").await;
-    let bob = server.register("bob", "+33600000922", "Bob").await;
+    let (_, bob) = server.register_alice_and_bob(92).await;
     let alice = proxy.open(&server, "alice", pinned);
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    alice.send_text(bob.user_id(), "before").await.unwrap();
+    send_text(&alice, &bob, "before").await;
 
     // Support revokes Bob's keys (a stolen phone); the block is signed by the operator.
     root.on(&server)
@@ -327,15 +319,9 @@ async fn replayed_old_key_is_refused() {
     assert_eq!(bob2.key_version(), 2);
 
     // The server replays Bob's old keys (whose secret it may have stolen) as current.
-    proxy.rules.lock().unwrap().rewrite = Some(substitute_directory(
-        bob2.user_id(),
-        v1::KeyRecord {
-            key_version: 1,
-            box_key: v1_keys.box_keys.public.as_bytes().to_vec(),
-            sign_key: v1_keys.sign_keys.public().as_bytes().to_vec(),
-            ..Default::default()
-        },
-    ));
+    let (box_key, sign_key) = (&v1_keys.box_keys.public, &v1_keys.sign_keys.public());
+    let rewrite = substitute_directory(bob2.user_id(), 1, box_key, sign_key);
+    proxy.rules.lock().unwrap().rewrite = Some(rewrite);
     server.register("carol", "+33600000933", "Carol").await;
     let carol = proxy.open(&server, "carol", test_options());
     let err = carol.send_text(bob2.user_id(), "hi").await.unwrap_err();
@@ -345,7 +331,7 @@ async fn replayed_old_key_is_refused() {
     proxy.rules.lock().unwrap().rewrite = None;
     server.register("dave", "+33600000934", "Dave").await;
     let dave = proxy.open(&server, "dave", test_options());
-    dave.send_text(bob2.user_id(), "hi").await.unwrap();
+    send_text(&dave, &bob2, "hi").await;
     proxy.edit_chain(bob2.user_id(), |blocks| {
         blocks.pop();
     });
@@ -366,8 +352,7 @@ async fn forged_operator_revocation_is_refused() {
         operators: BTreeMap::from([(format!("op:{}", root.name), root.public_key())]),
         ..test_options()
     };
-    server.register("alice", "+33600000941", "Alice").await;
-    let bob = server.register("bob", "+33600000942", "Bob").await;
+    let (_, bob) = server.register_alice_and_bob(94).await;
     mallory
         .on(&server)
         .revoke_keys(bob.user_id(), "forged")
@@ -398,8 +383,7 @@ async fn fork_between_two_clients_is_detected() {
     // server shows when it keeps one history for Alice and another for Bob.
     let mut server = TestServer::start().await;
     let root = server.add_operator("root").await;
-    let alice = server.register("alice", "+33600000951", "Alice").await;
-    let bob = server.register("bob", "+33600000952", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(95).await;
     let (alice_id, bob_id) = (alice.user_id().to_owned(), bob.user_id().to_owned());
     drop((alice, bob));
     server.stop().await;
@@ -456,11 +440,10 @@ async fn fork_between_two_clients_is_detected() {
 async fn an_authorised_new_installation_stays_verified() {
     // The honest path: keys signed by the verified key, in the log, keep verification.
     let server = TestServer::start().await;
-    let alice = server.register("alice", "+33600000961", "Alice").await;
-    let bob = server.register("bob", "+33600000962", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(96).await;
     let contact = alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
     alice.mark_verified(&contact).unwrap();
-    alice.send_text(bob.user_id(), "one").await.unwrap();
+    send_text(&alice, &bob, "one").await;
 
     let bob2 = server
         .register_with(
@@ -475,11 +458,11 @@ async fn an_authorised_new_installation_stays_verified() {
     let events = alice.receive(0).await.unwrap();
     let report = key_change(&events);
     assert!(report.still_verified, "{report:?}");
-    alice.send_text(bob.user_id(), "two").await.unwrap();
+    send_text(&alice, &bob, "two").await;
     let c = alice.find_contact("bob").unwrap();
     assert_eq!(c.key_version, 2);
     assert!(matches!(c.trust, TrustState::Verified { .. }));
-    assert!(texts(&bob2.receive(0).await.unwrap()).contains(&"two".to_owned()));
+    assert!(received_texts(&bob2).await.contains(&"two".to_owned()));
     // The case path checks the same chain, and the case's membership goes into Alice's.
     let case = alice
         .create_case("Follow-up", &BTreeMap::new(), &[bob2.user_id().to_owned()])
@@ -519,8 +502,7 @@ async fn keys_without_a_chain_are_refused() {
 async fn a_steady_conversation_does_not_refetch_the_chain() {
     let server = TestServer::start().await;
     let proxy = Proxy::start(&server.url()).await;
-    server.register("alice", "+33600000981", "Alice").await;
-    let bob = server.register("bob", "+33600000982", "Bob").await;
+    let (_, bob) = server.register_alice_and_bob(98).await;
     let log_calls = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = log_calls.clone();
     proxy.rewrite(move |path, _, body| {
@@ -530,7 +512,7 @@ async fn a_steady_conversation_does_not_refetch_the_chain() {
         body
     });
     let alice = proxy.open(&server, "alice", test_options());
-    alice.send_text(bob.user_id(), "first").await.unwrap();
+    send_text(&alice, &bob, "first").await;
     let first = log_calls.lock().unwrap().len();
     assert!(first >= 2, "the first send checks the head and the chain");
     for i in 0..5 {
@@ -547,7 +529,7 @@ async fn a_steady_conversation_does_not_refetch_the_chain() {
     // A reopened client (a new process) still has the chain in its database.
     drop(alice);
     let alice = proxy.open(&server, "alice", test_options());
-    alice.send_text(bob.user_id(), "later").await.unwrap();
+    send_text(&alice, &bob, "later").await;
     assert_eq!(log_calls.lock().unwrap().len(), first);
 }
 
@@ -585,9 +567,9 @@ async fn a_key_block_lost_at_registration_is_published_later() {
     );
     // Bob's next send publishes it first.
     proxy.rules.lock().unwrap().fail = None;
-    bob.send_text(alice.user_id(), "hello").await.unwrap();
+    send_text(&bob, &alice, "hello").await;
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    alice.send_text(bob.user_id(), "hi Bob").await.unwrap();
+    send_text(&alice, &bob, "hi Bob").await;
 }
 
 /// An operator's profile check is a block in the user's chain, signed by that operator:
@@ -597,8 +579,7 @@ async fn a_key_block_lost_at_registration_is_published_later() {
 async fn an_operators_profile_check_is_logged_and_blocks_no_one() {
     let server = TestServer::start().await;
     let root = server.add_operator("root").await;
-    let alice = server.register("alice", "+33600000981", "Alice").await;
-    let bob = server.register("bob", "+33600000982", "Bob").await;
+    let (alice, bob) = server.register_alice_and_bob(98).await;
     let before = alice.audit_log(true).await.unwrap().size;
     root.on(&server)
         .verify_profile(bob.user_id(), "RPPS card checked")
@@ -607,7 +588,7 @@ async fn an_operators_profile_check_is_logged_and_blocks_no_one() {
 
     // Alice pins no operator: she still writes to Bob.
     alice.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    alice.send_text(bob.user_id(), "hello").await.unwrap();
+    send_text(&alice, &bob, "hello").await;
 
     // Carol pins the operator: she replays the whole log, the check included.
     let pinned = ClientOptions {
@@ -622,5 +603,5 @@ async fn an_operators_profile_check_is_logged_and_blocks_no_one() {
     // Bob's check, and Carol's own creation block.
     assert_eq!(audit.size, before + 2);
     carol.add_contact(bob.user_id(), Some("bob")).await.unwrap();
-    carol.send_text(bob.user_id(), "hello too").await.unwrap();
+    send_text(&carol, &bob, "hello too").await;
 }

@@ -4,7 +4,7 @@
 
 use cachet_client::{ClientError, OperatorClient, Split};
 use cachet_server::store::{SqliteStore, Store};
-use cachet_testkit::{TestOperator, TestServer};
+use cachet_testkit::{add_contact, send_text, TestOperator, TestServer};
 
 const NAME: &str = "Dr Zelda Quixotic-Marchand";
 const PHONE: &str = "+33600000901";
@@ -37,6 +37,17 @@ async fn operators(server: &TestServer, n: usize) -> Vec<TestOperator> {
     ops
 }
 
+/// `holders` operators, the first of whom initialises the vault as seven shares with five
+/// needed: the starting point of most vault tests. Returns the operators and the shares.
+async fn initialised_vault(
+    server: &TestServer,
+    holders: usize,
+) -> (Vec<TestOperator>, Vec<String>) {
+    let ops = operators(server, holders).await;
+    let tokens = ops[0].on(server).init(7, 5).await.unwrap().tokens;
+    (ops, tokens)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_of_seven_unseal_a_restarted_server_four_do_not_and_a_bad_share_is_named() {
     let mut server = TestServer::start().await;
@@ -61,10 +72,7 @@ async fn five_of_seven_unseal_a_restarted_server_four_do_not_and_a_bad_share_is_
         .add_contact_by_identifier(PHONE, Some("doctor"))
         .await
         .unwrap();
-    patient
-        .send_text(doctor.user_id(), "before the restart")
-        .await
-        .unwrap();
+    send_text(&patient, &doctor, "before the restart").await;
 
     server.restart().await;
     let admin = ops[0].on(&server);
@@ -143,9 +151,8 @@ async fn five_of_seven_unseal_a_restarted_server_four_do_not_and_a_bad_share_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_of_the_database_shows_none_of_the_protected_metadata() {
     let mut server = TestServer::start().await;
-    let ops = operators(&server, 1).await;
+    let (ops, tokens) = initialised_vault(&server, 1).await;
     let admin = ops[0].on(&server);
-    let tokens = admin.init(7, 5).await.unwrap().tokens;
     let doctor = server.register("doctor", PHONE, NAME).await;
     admin.verify_profile(doctor.user_id(), NOTE).await.unwrap();
     let user_id = doctor.user_id().to_owned();
@@ -220,14 +227,10 @@ async fn a_dump_of_the_database_shows_none_of_the_protected_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_and_resharing_keep_every_record_readable_and_retire_old_shares() {
     let mut server = TestServer::start().await;
-    let ops = operators(&server, 5).await;
-    let first = ops[0].on(&server).init(7, 5).await.unwrap().tokens;
+    let (ops, first) = initialised_vault(&server, 5).await;
     let doctor = server.register("doctor", PHONE, NAME).await;
     let patient = server.register("patient", "+33600000902", "Patient").await;
-    patient
-        .add_contact(doctor.user_id(), Some("doctor"))
-        .await
-        .unwrap();
+    add_contact(&patient, &doctor, "doctor").await;
 
     // Rotate the master key: new shares; the old ones no longer open the server.
     let rotated = ops[0].on(&server).rotate(7, 5).await.unwrap().tokens;
@@ -260,10 +263,7 @@ async fn rotation_and_resharing_keep_every_record_readable_and_retire_old_shares
     let refs: Vec<&String> = reshared.iter().skip(1).collect();
     let admin = unseal_with(&server, &ops, &refs).await;
     assert!(!admin.vault_status().await.unwrap().sealed);
-    doctor
-        .send_text(patient.user_id(), "after rotation")
-        .await
-        .unwrap();
+    send_text(&doctor, &patient, "after rotation").await;
     assert_eq!(patient.receive(0).await.unwrap().len(), 1);
     let actions: Vec<String> = admin
         .audit()
@@ -280,8 +280,7 @@ async fn rotation_and_resharing_keep_every_record_readable_and_retire_old_shares
 async fn the_sealed_material_opens_a_second_server_with_another_five_of_the_seven() {
     let mut first = TestServer::start().await;
 
-    let ops = operators(&first, 7).await;
-    let tokens = ops[0].on(&first).init(7, 5).await.unwrap().tokens;
+    let (ops, tokens) = initialised_vault(&first, 7).await;
     let doctor = first.register("doctor", PHONE, NAME).await;
     let exported = ops[0].on(&first).export().await.unwrap();
     assert!(

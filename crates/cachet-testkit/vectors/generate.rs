@@ -290,19 +290,41 @@ fn payload(
     }
 }
 
+/// Adds to `v` the lengths of a vector's `input` and `output` (named `<name>_len`), the
+/// SHA-256 of the output, and the bytes themselves only when `full` (a large vector
+/// gives instead the rule that regenerates its input).
+fn add_sized_bytes(
+    v: &mut Value,
+    full: bool,
+    (input_name, input): (&str, &[u8]),
+    (output_name, output): (&str, &[u8]),
+    output_hash_name: &str,
+) {
+    v[format!("{input_name}_len")] = json!(input.len());
+    v[format!("{output_name}_len")] = json!(output.len());
+    v[output_hash_name] = sha256_hex(output);
+    if full {
+        v[input_name] = h(input);
+        v[output_name] = h(output);
+    } else {
+        v[format!("{input_name}_pattern")] = json!("byte i is i mod 251");
+    }
+}
+
+/// A 1:1 payload from Alice at `T0`: the shape of every direct-message vector.
+fn direct_from_alice(message_id: &str, body: Body, padding: usize) -> v1::Payload {
+    payload(message_id, ALICE, T0, "", body, padding)
+}
+
+/// A text body.
+fn text_body(text: &str) -> Body {
+    Body::Text(v1::Text { body: text.into() })
+}
+
 fn envelope_box() -> Vec<Value> {
     let (alice, bob) = (box_pair("alice box key"), box_pair("bob box key"));
     let message_id = "0123456789abcdef0123456789abcdef";
-    let p = payload(
-        message_id,
-        ALICE,
-        T0,
-        "",
-        Body::Text(v1::Text {
-            body: "Your results are normal.".into(),
-        }),
-        7,
-    );
+    let p = direct_from_alice(message_id, text_body("Your results are normal."), 7);
     let bytes = p.encode_to_vec();
     let (rc, boxed_json) = boxed(&bytes, &alice, BOB, &bob, "envelope box nonce");
     let envelope = v1::Envelope {
@@ -462,17 +484,10 @@ fn attachment_chunks() -> Vec<Value> {
             "name": name,
             "format_version": version.number(),
             "key": h(key.expose_secret()),
-            "plaintext_len": plaintext.len(),
             "chunks": chunks,
-            "stored_len": stored.len(),
-            "ciphertext_sha256": sha256_hex(&stored),
         });
-        if full {
-            v["plaintext"] = h(&plaintext);
-            v["stored"] = h(&stored);
-        } else {
-            v["plaintext_pattern"] = json!("byte i is i mod 251");
-        }
+        let (input, output) = (("plaintext", &plaintext[..]), ("stored", &stored[..]));
+        add_sized_bytes(&mut v, full, input, output, "ciphertext_sha256");
         out.push(v);
     }
     out
@@ -493,14 +508,7 @@ fn attachment_pointer() -> Vec<Value> {
         content_type: "text/plain".into(),
     };
     let message_id = "00000000000000000000000000000003";
-    let p = payload(
-        message_id,
-        ALICE,
-        T0,
-        "",
-        Body::Attachment(pointer.clone()),
-        0,
-    );
+    let p = direct_from_alice(message_id, Body::Attachment(pointer.clone()), 0);
     let bytes = p.encode_to_vec();
     let (_, boxed_json) = boxed(&bytes, &alice, BOB, &bob, "attachment pointer nonce");
     vec![json!({
@@ -575,16 +583,7 @@ fn case() -> Vec<Value> {
         .expect("opens");
     // A case message.
     let message_id = "00000000000000000000000000000004";
-    let p = payload(
-        message_id,
-        ALICE,
-        T0,
-        "",
-        Body::Text(v1::Text {
-            body: "X-ray booked for Monday.".into(),
-        }),
-        5,
-    );
+    let p = direct_from_alice(message_id, text_body("X-ray booked for Monday."), 5);
     let payload_bytes = p.encode_to_vec();
     let signed = v1::SignedPayload {
         signature: sign::sign_detached(&payload_bytes, &alice_sign).to_vec(),
@@ -924,17 +923,10 @@ fn local_file() -> Vec<Value> {
             let mut v = json!({
                 "name": name,
                 "key": h(key.expose_secret()),
-                "data_len": data.len(),
                 "records": records,
-                "file_len": file.len(),
-                "file_sha256": sha256_hex(&file),
             });
-            if full {
-                v["data"] = h(&data);
-                v["file"] = h(&file);
-            } else {
-                v["data_pattern"] = json!("byte i is i mod 251");
-            }
+            let (input, output) = (("data", &data[..]), ("file", &file[..]));
+            add_sized_bytes(&mut v, full, input, output, "file_sha256");
             v
         })
         .collect()

@@ -223,31 +223,46 @@ pub fn verify_inclusion(
     if index >= size {
         return Err(fail());
     }
-    let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf;
-    for p in proof {
-        if snode == 0 {
-            return Err(fail());
-        }
-        if fnode & 1 == 1 || fnode == snode {
-            r = node_hash(p, &r);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+    let walked = climb(index, size - 1, proof, |p, on_left| {
+        r = if on_left {
+            node_hash(p, &r)
         } else {
-            r = node_hash(&r, p);
-        }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    if snode == 0 && r == *root {
+            node_hash(&r, p)
+        };
+    });
+    if walked && r == *root {
         Ok(())
     } else {
         Err(fail())
     }
+}
+
+/// The walk up the tree that both proof checks of RFC 9162 (2.1.3.2, 2.1.4.2) share:
+/// calls `combine` with each proof hash and whether it sits on the left, as `fnode` and
+/// `snode` climb; false if the proof is longer than the path to the root or ends short of it.
+fn climb(
+    mut fnode: u64,
+    mut snode: u64,
+    proof: &[Hash],
+    mut combine: impl FnMut(&Hash, bool),
+) -> bool {
+    for p in proof {
+        if snode == 0 {
+            return false;
+        }
+        let on_left = fnode & 1 == 1 || fnode == snode;
+        combine(p, on_left);
+        if on_left && fnode & 1 == 0 {
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    snode == 0
 }
 
 /// Checks that the tree of `new` leaves with root `new_root` extends the tree of `old`
@@ -292,26 +307,15 @@ pub fn verify_consistency(
         snode >>= 1;
     }
     let (mut fr, mut sr) = (path[0], path[0]);
-    for c in &path[1..] {
-        if snode == 0 {
-            return Err(fail());
-        }
-        if fnode & 1 == 1 || fnode == snode {
+    let walked = climb(fnode, snode, &path[1..], |c, on_left| {
+        if on_left {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
         } else {
             sr = node_hash(&sr, c);
         }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    if snode == 0 && fr == *old_root && sr == *new_root {
+    });
+    if walked && fr == *old_root && sr == *new_root {
         Ok(())
     } else {
         Err(fail())

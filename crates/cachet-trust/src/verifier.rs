@@ -180,6 +180,16 @@ impl Verifier {
         self.chains.get(user_id)
     }
 
+    /// The user's checked chain, or [`TrustError::UnknownChain`]: what every key check
+    /// starts from.
+    fn known_chain(&self, user_id: &str) -> Result<&UserChain, TrustError> {
+        self.chains
+            .get(user_id)
+            .ok_or_else(|| TrustError::UnknownChain {
+                user_id: user_id.to_owned(),
+            })
+    }
+
     /// Before encrypting to (or trusting a signature by) these keys: are they the user's
     /// current, unrevoked keys in the checked chain?
     pub fn check_key(
@@ -188,12 +198,7 @@ impl Verifier {
         sign_key: &SignPublicKey,
         box_key: &[u8; 32],
     ) -> Result<&KeyGeneration, TrustError> {
-        let chain = self
-            .chains
-            .get(user_id)
-            .ok_or_else(|| TrustError::UnknownChain {
-                user_id: user_id.to_owned(),
-            })?;
+        let chain = self.known_chain(user_id)?;
         let matches = |g: &&KeyGeneration| g.sign_key == *sign_key && g.box_key == *box_key;
         match chain.generations.last() {
             Some(last) if matches(&last) => match &last.revoked {
@@ -222,12 +227,7 @@ impl Verifier {
         user_id: &str,
         verified_sign_key: &SignPublicKey,
     ) -> Result<ChangeVerdict, TrustError> {
-        let chain = self
-            .chains
-            .get(user_id)
-            .ok_or_else(|| TrustError::UnknownChain {
-                user_id: user_id.to_owned(),
-            })?;
+        let chain = self.known_chain(user_id)?;
         Ok(judge(chain, verified_sign_key))
     }
 }

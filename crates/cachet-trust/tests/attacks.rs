@@ -17,9 +17,7 @@ use common::{operators, rand_key, Server, User, OPERATOR};
 #[test]
 fn substituted_public_key_is_refused() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, bob) = Server::with_user("u_bob");
     let mut alice = server.client(&operators(&op));
     alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
     let verified = bob.sign.public();
@@ -81,9 +79,7 @@ fn substituted_public_key_is_refused() {
 #[test]
 fn dropped_revocation_is_refused() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     let mut alice = server.client(&operators(&op));
     alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
     let revoked_sign = bob.sign.public();
@@ -152,9 +148,7 @@ fn dropped_revocation_is_refused() {
 #[test]
 fn replayed_old_key_is_refused() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     server.append(bob.new_installation());
     let old_sign = bob.sign.public();
     let old_box = bob.box_key;
@@ -340,9 +334,7 @@ fn forged_operator_revocation_is_refused() {
         );
     }
     // A block naming the pinned operator and key, but signed by someone else.
-    let mut server = Server::new();
-    let (bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, bob) = Server::with_user("u_bob");
     let forged = BlockBody {
         user_id: "u_bob".into(),
         seq: 1,
@@ -362,9 +354,7 @@ fn forged_operator_revocation_is_refused() {
         TrustError::SignatureInvalid { seq: 1, .. }
     );
     // A revocation the real operator signed is accepted, and attributed.
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     server.append(bob.revoke_by_operator(OPERATOR, &op));
     let mut alice = server.client(&operators(&op));
     let chain = alice.verify_chain("u_bob", &server.chain("u_bob")).unwrap();
@@ -378,9 +368,7 @@ fn forged_operator_revocation_is_refused() {
 #[test]
 fn head_not_signed_by_the_log_key_is_refused() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (_bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, _bob) = Server::with_user("u_bob");
     let mut alice = server.client(&operators(&op));
     server.append(User::create("u_carol").1);
     let forged = SignedTreeHead::sign(

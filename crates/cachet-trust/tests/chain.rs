@@ -14,9 +14,7 @@ use proptest::prelude::*;
 #[test]
 fn installations_signed_by_the_old_key_keep_verification() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     let verified = bob.sign.public();
     server.append(bob.new_installation());
     server.append(bob.joined_case("case-1", "u_carol"));
@@ -42,9 +40,7 @@ fn installations_signed_by_the_old_key_keep_verification() {
 #[test]
 fn recovery_key_set_by_the_verified_key_keeps_verification() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     let verified = bob.sign.public();
     server.append(bob.set_recovery());
     server.append(bob.revoke_self());
@@ -65,9 +61,7 @@ fn recovery_key_set_by_the_verified_key_keeps_verification() {
 #[test]
 fn lost_device_and_operator_revocation_unverify() {
     let op = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     let verified = bob.sign.public();
     server.append(bob.lost_device());
     let mut alice = server.client(&operators(&op));
@@ -252,9 +246,7 @@ proptest! {
 fn a_profile_verification_by_an_unpinned_operator_is_kept_but_not_believed() {
     let pinned = SignKeyPair::generate();
     let stranger = SignKeyPair::generate();
-    let mut server = Server::new();
-    let (mut bob, b0) = User::create("u_bob");
-    server.append(b0);
+    let (mut server, mut bob) = Server::with_user("u_bob");
     server.append(bob.verified_by_operator("op:stranger", &stranger));
     server.append(bob.new_installation());
     let mut alice = server.client(&operators(&pinned));

@@ -84,21 +84,31 @@ fn known_inclusion_and_consistency_proofs() {
         log.append(&leaf);
     }
     let path = log.inclusion_proof(0, 8).unwrap();
-    let want = [
-        "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-    ];
-    assert_eq!(path.iter().map(hex::encode).collect::<Vec<_>>(), want);
+    assert_eq!(in_hex(&path), CT_PATH_0_IN_8);
+    // From size 1, the consistency proof is leaf 0's inclusion path.
     let proof = log.consistency_proof(1, 8).unwrap();
-    assert_eq!(proof.iter().map(hex::encode).collect::<Vec<_>>(), want);
+    assert_eq!(in_hex(&proof), CT_PATH_0_IN_8);
     let proof = log.consistency_proof(6, 8).unwrap();
-    let want = [
-        "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    ];
-    assert_eq!(proof.iter().map(hex::encode).collect::<Vec<_>>(), want);
+    assert_eq!(in_hex(&proof), CT_CONSISTENCY_6_TO_8);
+}
+
+/// The inclusion path of leaf 0 in the tree of the 8 reference leaves.
+const CT_PATH_0_IN_8: [&str; 3] = [
+    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+];
+
+/// The consistency proof from 6 to 8 reference leaves.
+const CT_CONSISTENCY_6_TO_8: [&str; 3] = [
+    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+];
+
+/// Proof hashes in hex, to compare with the reference answers.
+fn in_hex(proof: &[Hash]) -> Vec<String> {
+    proof.iter().map(hex::encode).collect()
 }
 
 #[test]

@@ -29,6 +29,15 @@ impl Server {
         }
     }
 
+    /// An honest server whose log holds the creation block of the user `id`, and that
+    /// user: where most tests start.
+    pub fn with_user(id: &str) -> (Self, User) {
+        let mut server = Self::new();
+        let (user, created) = User::create(id);
+        server.append(created);
+        (server, user)
+    }
+
     pub fn append(&mut self, block: Block) -> u64 {
         self.blocks.push(block.clone());
         self.log.append(&block.to_bytes())
