@@ -18,6 +18,7 @@ pub use cachet_keyserver::service::Challenge;
 pub use cachet_keyserver::RecoveryRow;
 
 pub mod postgres;
+mod schema;
 mod sql;
 pub mod sqlite;
 mod sqlite_writer;

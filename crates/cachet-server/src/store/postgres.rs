@@ -21,9 +21,9 @@
 //! The statements are the ones [`super::sql`] writes for both databases, except the hot
 //! paths.
 //!
-//! The schema is the SQLite one with `BYTEA` for `BLOB`, in its own migration folder
-//! (`migrations-postgres/`), applied by sqlx under its advisory lock, so that several
-//! nodes may start at once.
+//! The schema is the SQLite one with `BYTEA` for `BLOB`, assembled by [`super::schema`]
+//! from the same files, applied by sqlx under its advisory lock, so that several nodes may
+//! start at once.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,11 +31,10 @@ use std::time::Duration;
 use cachet_proto::v1::KeyRecord;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
+use super::schema::{self, Dialect};
 use super::sql;
 use super::{EnvelopePage, NewMessage, SeenSignature, SendOutcome};
 use crate::error::{Error, Result};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
 
 /// Connections per server node unless [`PostgresStore::connect_with`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
@@ -85,7 +84,8 @@ impl PostgresStore {
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
-        if let Err(e) = MIGRATOR.run(&pool).await {
+        let migrator = schema::migrator(Dialect::Postgres).await?;
+        if let Err(e) = migrator.run(&pool).await {
             pool.close().await;
             return Err(e.into());
         }

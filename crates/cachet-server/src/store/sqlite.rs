@@ -25,6 +25,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::schema::{self, Dialect};
 use super::sql;
 use super::sqlite_writer::{self as hot, GroupCommit, Readers, Savepoint};
 use super::{EnvelopePage, NewMessage, SeenSignature, SendOutcome};
@@ -41,8 +42,6 @@ const IN_CHUNK: usize = 500;
 /// first could find its snapshot stale once the writer thread commits
 /// (`SQLITE_BUSY_SNAPSHOT`, which no busy timeout waits out).
 const WRITE_TX: &str = "BEGIN IMMEDIATE";
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// SQLite implementation of [`super::Store`].
 #[derive(Debug, Clone)]
@@ -84,7 +83,10 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
+        schema::migrator(Dialect::Sqlite)
+            .await?
+            .run(&writer)
+            .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))

@@ -1,0 +1,3 @@
+-- cachet data server, schema version 1 (PostgreSQL).
+-- The same tables, columns and constraints as the SQLite schema of the same version
+-- (BLOB there is BYTEA here); only the append-only triggers are written differently.

@@ -1,0 +1,3 @@
+-- cachet data server, schema version 1 (SQLite).
+-- Column types and constraints are chosen to translate one-for-one to PostgreSQL
+-- (BLOB -> BYTEA, BIGINT stays, BOOLEAN stays).
