@@ -848,7 +848,7 @@ impl Demo<'_> {
                 self.say(format!("  {table}: {snippet}"));
             }
         }
-        let files = walk(&self.server_dir);
+        let files = cachet_server::blob::files_under(&self.server_dir);
         let blobs: Vec<&PathBuf> = files
             .iter()
             .filter(|p| p.starts_with(self.server_dir.join(cachet_server::BLOB_DIR)))
@@ -951,23 +951,6 @@ fn first_blob(
         }
     }
     Ok(None)
-}
-
-/// Every file under `dir`.
-pub fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Whether `needle` occurs in `haystack`.

@@ -83,7 +83,7 @@ async fn the_demo_passes_and_the_server_holds_no_plaintext() {
         }
     }
     assert!(cells > 50, "only {cells} cells read");
-    let blobs = demo::walk(&server_dir.join(cachet_server::BLOB_DIR));
+    let blobs = cachet_server::blob::files_under(&server_dir.join(cachet_server::BLOB_DIR));
     assert!(!blobs.is_empty());
     for f in blobs {
         let bytes = std::fs::read(&f).unwrap();

@@ -29,10 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use cachet_crypto::SignPublicKey;
-use cachet_proto::auth::{
-    ParsedSignature, RequestTarget, MAX_SKEW_MS, OPERATOR_PREFIX, SIG_HEADER, UID_HEADER,
-};
+use cachet_proto::auth::OPERATOR_PREFIX;
 use cachet_proto::v1::{AuditLog, UnsealShare, VaultExport, VaultShares, VaultSplit, VaultStatus};
+use cachet_server_common::signed::{self, HeaderError};
 use cachet_server_common::vault::StorageVault;
 use cachet_vault::{holder, KeyHierarchy, ShareToken};
 use prost::Message;
@@ -243,24 +242,12 @@ async fn operator(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String> {
-    // A header sent twice is refused: which copy would count is not for a proxy to decide.
-    for name in [UID_HEADER, SIG_HEADER] {
-        if headers.get_all(name).iter().nth(1).is_some() {
-            return Err(Error::DuplicateHeader(name));
-        }
-    }
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let parsed = ParsedSignature::parse(text(UID_HEADER), text(SIG_HEADER))
-        .map_err(|e| Error::Unauthenticated(e.to_string()))?;
-    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    let target = RequestTarget {
-        method: method.as_str(),
-        path,
-        body,
-    };
-    let now = now_ms();
+    let parsed = signed::parse_headers(headers).map_err(|e| match e {
+        HeaderError::Duplicate(name) => Error::DuplicateHeader(name),
+        other => Error::Unauthenticated(other.to_string()),
+    })?;
     parsed
-        .check_target(&target, now)
+        .check_target(&signed::target(method, uri, body), now_ms())
         .map_err(|e| Error::Unauthenticated(e.to_string()))?;
     let name = parsed
         .user_id()
@@ -274,8 +261,7 @@ async fn operator(
     parsed
         .verify(&key)
         .map_err(|e| Error::Unauthenticated(e.to_string()))?;
-    let replay_id = cachet_crypto::sha256(parsed.replay_id());
-    let expires_at = parsed.header.timestamp.saturating_add(2 * MAX_SKEW_MS);
+    let (replay_id, expires_at) = signed::replay_record(&parsed);
     if !state
         .backend
         .remember_signature(&replay_id, expires_at)
@@ -424,15 +410,15 @@ async fn h_audit(State(state): State<OperatorState>, call: OperatorCall) -> Resu
 
 /// The vault and audit routes of the key server (they answer while it is sealed).
 pub fn operator_router(state: OperatorState) -> Router {
-    // Every vault action is one handler; only `export` is a GET.
-    let actions = ["init", "unseal", "seal", "rotate", "reshare", "import"];
-    actions
-        .iter()
-        .fold(Router::new(), |router, action| {
-            router.route(&format!("/api/v1/operator/vault/{action}"), post(h_vault))
-        })
-        .route("/api/v1/operator/vault/export", get(h_vault))
+    Router::new()
         .route("/api/v1/vault/status", get(h_status))
+        .route("/api/v1/operator/vault/init", post(h_vault))
+        .route("/api/v1/operator/vault/unseal", post(h_vault))
+        .route("/api/v1/operator/vault/seal", post(h_vault))
+        .route("/api/v1/operator/vault/rotate", post(h_vault))
+        .route("/api/v1/operator/vault/reshare", post(h_vault))
+        .route("/api/v1/operator/vault/export", get(h_vault))
+        .route("/api/v1/operator/vault/import", post(h_vault))
         .route("/api/v1/operator/audit", get(h_audit))
         .with_state(state)
 }

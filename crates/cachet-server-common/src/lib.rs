@@ -9,6 +9,8 @@
 //!   `recovery_accounts`, the key server's `accounts`);
 //! * [`errors`]: which database failures mean "unavailable", how vault refusals and
 //!   errors answer over HTTP (the JSON error body), what shared checks need of an error;
+//! * [`signed`]: reading a signed request's headers, what its signature covers, and the
+//!   record that refuses its replay;
 //! * [`private_files`]: data directories `0700` and files `0600`, whatever the umask;
 //! * `testing` (feature `testing`): a throwaway PostgreSQL database for the servers' tests.
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ pub mod errors;
 pub mod identifier;
 pub mod private_files;
 pub mod recovery;
+pub mod signed;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod vault;

@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cachet_crypto::SignPublicKey;
-use cachet_proto::auth::{ParsedSignature, RequestTarget, MAX_SKEW_MS, SIG_HEADER, UID_HEADER};
+use cachet_proto::auth::ParsedSignature;
 use cachet_proto::v1::ClientType;
+use cachet_server_common::signed::{self, HeaderError};
 
 use crate::error::{Error, Result};
 use crate::extract::{read_body, Authenticated, Principal};
@@ -21,9 +22,6 @@ use crate::store::SeenSignature;
 
 pub use cachet_proto::auth::{valid_operator_name, OPERATOR_PREFIX};
 
-/// Seen signatures are kept this much longer than the window, against clock steps.
-const REPLAY_MARGIN_MS: i64 = 60_000;
-
 /// Routes whose handler records the signature in the same commit as its own write
 /// (`Store::store_message_and_remember`, `Store::ack_and_remember`, or
 /// `Store::remember_or_refuse` before a long poll), so a message costs one durable write per
@@ -31,19 +29,13 @@ const REPLAY_MARGIN_MS: i64 = 60_000;
 pub(crate) const DEFERRED_REPLAY_ROUTES: &[&str] =
     &["/api/v1/messages/send", "/api/v1/messages/receive"];
 
-/// The one value of an authentication header. A header sent twice is refused: proxies and
-/// frameworks disagree on which copy wins, so the signature would not say who is calling.
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>> {
-    let mut values = headers.get_all(name).iter();
-    let Some(v) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Error::DuplicateHeader(name));
-    }
-    v.to_str()
-        .map(Some)
-        .map_err(|_| Error::MalformedSignature(format!("{name} is not visible ASCII")))
+/// The signature headers, read by the shared code, in this server's error words.
+fn signature_headers(headers: &HeaderMap) -> Result<ParsedSignature> {
+    signed::parse_headers(headers).map_err(|e| match e {
+        HeaderError::Duplicate(name) => Error::DuplicateHeader(name),
+        HeaderError::NotAscii(_) => Error::MalformedSignature(e.to_string()),
+        HeaderError::Malformed(e) => e.into(),
+    })
 }
 
 async fn caller_key(state: &AppState, uid: &str) -> Result<(Principal, SignPublicKey)> {
@@ -74,9 +66,7 @@ async fn verify(state: &AppState, req: Request) -> Result<Request> {
     let (parts, body) = req.into_parts();
     // Headers first: a request without a well-formed signature is refused before its
     // body is read.
-    let uid = header(&parts.headers, UID_HEADER)?;
-    let sig = header(&parts.headers, SIG_HEADER)?;
-    let parsed = ParsedSignature::parse(uid, sig)?;
+    let parsed = signature_headers(&parts.headers)?;
     // Chunk uploads are the only PUTs; they carry one sealed chunk.
     let limit = if parts.method == Method::PUT {
         state.settings.chunk_body_limit()
@@ -84,24 +74,13 @@ async fn verify(state: &AppState, req: Request) -> Result<Request> {
         state.settings.max_body_bytes
     };
     let bytes = read_body(body, limit).await?;
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    let target = RequestTarget {
-        method: parts.method.as_str(),
-        path,
-        body: &bytes,
-    };
-    parsed.check_target(&target, now_ms())?;
+    parsed.check_target(&signed::target(&parts.method, &parts.uri, &bytes), now_ms())?;
     let (principal, key) = caller_key(state, parsed.user_id()).await?;
     parsed.verify(&key)?;
+    let (hash, expires_at) = signed::replay_record(&parsed);
     let seen = SeenSignature {
-        hash: cachet_crypto::sha256(parsed.replay_id()).to_vec(),
-        expires_at: parsed
-            .header
-            .timestamp
-            .saturating_add(MAX_SKEW_MS + REPLAY_MARGIN_MS),
+        hash: hash.to_vec(),
+        expires_at,
     };
     let deferred = matches!(principal, Principal::User(_))
         && parts.method == Method::POST

@@ -8,6 +8,22 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
+/// Every file under `dir`, sorted (a missing or unreadable folder counts as empty): what
+/// an operator, the demo or a test sees of the chunks a data directory holds.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Stores sealed attachment chunks by (attachment id, index). The bytes are ciphertext
 /// the server cannot read.
 #[async_trait]

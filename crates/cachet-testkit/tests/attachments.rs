@@ -146,7 +146,7 @@ async fn a_tampered_stored_attachment_is_rejected() {
     let (work, src) = file_in_temp_dir("lab.txt", &pattern(5000, 1));
     let id = send_and_receive(&alice, &bob, &src).await;
     // Flip a byte in every stored blob file of the server.
-    for entry in walk(&server.data_dir().join("blobs")) {
+    for entry in cachet_server::blob::files_under(&server.data_dir().join("blobs")) {
         let mut bytes = std::fs::read(&entry).unwrap();
         bytes[20] ^= 1;
         std::fs::write(&entry, bytes).unwrap();
@@ -158,21 +158,6 @@ async fn a_tampered_stored_attachment_is_rejected() {
         Err(ClientError::Integrity(_))
     ));
     assert!(!out.exists());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
