@@ -252,7 +252,7 @@ pub enum KeyserverAction {
         /// Where the key server keeps its data: the same `--data-dir`, `--database-url` and
         /// `--config` (and `CACHET_KEYSERVER_*` variables) as `cachet keyserver`.
         #[command(flatten)]
-        config: cachet_keyserver::KeyServerConfig,
+        config: Box<cachet_keyserver::KeyServerConfig>,
     },
 }
 
@@ -618,7 +618,7 @@ pub enum ServerAction {
         /// Where the server keeps its data: the same `--data-dir`, `--database-url` and
         /// `--config` (and `CACHET_*` variables) as `cachet server`.
         #[command(flatten)]
-        config: cachet_server::ServerConfig,
+        config: Box<cachet_server::ServerConfig>,
     },
 }
 
