@@ -250,23 +250,39 @@ impl ServerConfig {
             }
             s.database_url = Some(url);
         }
-        if let Some(v) = at_least(
-            1,
-            "database_timeout_seconds",
+        if let Some(v) = checked(
             merged.database_timeout_seconds,
+            |v| v > 0,
+            "database_timeout_seconds must be positive",
         )? {
             s.database_timeout = secs(v);
         }
-        if let Some(v) = at_least(1, "discover_max_hashes", merged.discover_max_hashes)? {
+        if let Some(v) = checked(
+            merged.discover_max_hashes,
+            |v| v > 0,
+            "discover_max_hashes must be positive",
+        )? {
             s.discover_max_hashes = v;
         }
-        if let Some(v) = at_least(1, "discover_window_seconds", merged.discover_window_seconds)? {
+        if let Some(v) = checked(
+            merged.discover_window_seconds,
+            |v| v > 0,
+            "discover_window_seconds must be positive",
+        )? {
             s.discover_window = secs(v);
         }
-        if let Some(v) = at_least(1024, "max_body_bytes", merged.max_body_bytes)? {
+        if let Some(v) = checked(
+            merged.max_body_bytes,
+            |v| v >= 1024,
+            "max_body_bytes must be at least 1024",
+        )? {
             s.max_body_bytes = v;
         }
-        if let Some(v) = at_least(1, "receive_max_envelopes", merged.receive_max_envelopes)? {
+        if let Some(v) = checked(
+            merged.receive_max_envelopes,
+            |v| v > 0,
+            "receive_max_envelopes must be positive",
+        )? {
             s.receive_max_envelopes = v;
         }
         s.web_retention = merged.web_retention_seconds.map_or(s.web_retention, secs);
@@ -305,18 +321,14 @@ impl ServerConfig {
     }
 }
 
-/// `value` if it is unset or at least `min`, else the error naming the setting.
-fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
-    min: T,
-    name: &str,
+/// `value` if it is unset or `acceptable`, else the configuration error `refusal`.
+fn checked<T: Copy>(
     value: Option<T>,
+    acceptable: impl Fn(T) -> bool,
+    refusal: &str,
 ) -> Result<Option<T>> {
     match value {
-        Some(v) if v < min => Err(Error::Config(if min.to_string() == "1" {
-            format!("{name} must be positive")
-        } else {
-            format!("{name} must be at least {min}")
-        })),
+        Some(v) if !acceptable(v) => Err(Error::Config(refusal.into())),
         other => Ok(other),
     }
 }
